@@ -1,0 +1,51 @@
+"""aioretell: a fast asyncio client for the Retell AI API.
+
+``AsyncRetell`` is the client; ``aioretell.types`` holds the response and request Structs;
+``aioretell.emulator`` is a local Retell server for development and tests.
+"""
+
+from ._client import AsyncRetell
+from ._exceptions import (
+    AmbiguousOutcomeError,
+    APIConnectionError,
+    APIError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ClientClosedError,
+    ConflictError,
+    InternalServerError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    RequestInfo,
+    RetellError,
+    UnprocessableEntityError,
+)
+from ._transport import Timeout
+from ._version import __version__
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AmbiguousOutcomeError",
+    "AsyncRetell",
+    "AuthenticationError",
+    "BadRequestError",
+    "ClientClosedError",
+    "ConflictError",
+    "InternalServerError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestInfo",
+    "RetellError",
+    "Timeout",
+    "UnprocessableEntityError",
+    "__version__",
+]

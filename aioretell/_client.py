@@ -1,0 +1,296 @@
+"""``AsyncRetell``: the session manager and the one pipeline every operation goes through."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from functools import cached_property
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from ._exceptions import AmbiguousOutcomeError, APIError, ClientClosedError, RequestInfo
+from ._operation import Operation
+from ._retry import Decision, RetryPolicy, decide
+from ._sansio import (
+    HTTPRequest,
+    decode_success,
+    encode_json,
+    encode_query,
+    render_path,
+    status_error,
+)
+from ._transport import AiohttpTransport, PoolConfig, Timeout, Transport
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from .resources.call import CallResource
+    from .resources.chat import ChatResource
+    from .resources.chat_agent import ChatAgentResource
+    from .resources.concurrency import ConcurrencyResource
+
+DEFAULT_BASE_URL = "https://api.retellai.com"
+
+_NOT_GIVEN: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """Everything a view of the client may change. Frozen: a view gets its own copy."""
+
+    base_url: str
+    timeout: Timeout
+    retry: RetryPolicy
+    aiohttp_timeout: aiohttp.ClientTimeout
+
+
+class _Shared:
+    """What every view of one client shares: the transport and the credential headers."""
+
+    __slots__ = ("closed", "headers", "owns_transport", "transport")
+
+    def __init__(self, transport: Transport, headers: dict[str, str], owns: bool) -> None:
+        self.transport = transport
+        self.headers = headers
+        self.owns_transport = owns
+        self.closed = False
+
+
+def _timeout(value: float | Timeout | None) -> Timeout:
+    if isinstance(value, Timeout):
+        return value
+    if value is None:
+        return Timeout()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds or a Timeout, not {value!r}")
+    if value <= 0:
+        raise ValueError(f"timeout must be positive, got {value}")
+    return replace(Timeout(), total=float(value))
+
+
+class AsyncRetell:
+    """An asyncio client for the Retell API.
+
+    Use it as ``async with AsyncRetell() as client:`` so the connection pool is opened in the
+    running loop and closed on exit. The API key comes from ``api_key`` or ``$RETELL_API_KEY``;
+    the base URL from ``base_url``, ``$RETELL_BASE_URL`` or the production server.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        *,
+        timeout: float | Timeout | None = None,
+        max_retries: int = 2,
+        retry_ambiguous_creates: bool = False,
+        connection_limit: int = 100,
+        keepalive_timeout: float = 15.0,
+        dns_cache_ttl: int = 300,
+        default_headers: Mapping[str, str] | None = None,
+        transport: Transport | None = None,
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get("RETELL_API_KEY")
+        if not key:
+            raise ValueError(
+                "api_key is required: pass api_key=... or set the RETELL_API_KEY environment "
+                "variable"
+            )
+        if not isinstance(key, str):
+            raise TypeError(f"api_key must be a str, not {type(key).__name__}")
+        url = base_url or os.environ.get("RETELL_BASE_URL") or DEFAULT_BASE_URL
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {url!r}")
+        _check_retries(max_retries)
+        if isinstance(connection_limit, bool) or not isinstance(connection_limit, int):
+            raise TypeError("connection_limit must be an int")
+        if connection_limit < 1:
+            raise ValueError(f"connection_limit must be at least 1, got {connection_limit}")
+        resolved_timeout = _timeout(timeout)
+        self._config = ClientConfig(
+            base_url=url.rstrip("/"),
+            timeout=resolved_timeout,
+            retry=RetryPolicy(
+                max_retries=max_retries, retry_ambiguous_creates=retry_ambiguous_creates
+            ),
+            aiohttp_timeout=resolved_timeout.to_aiohttp(),
+        )
+        headers = {
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+            "User-Agent": f"aioretell/{__version__}",
+            **(default_headers or {}),
+            "Authorization": f"Bearer {key}",
+        }
+        owns = transport is None
+        if transport is None:
+            transport = AiohttpTransport(
+                PoolConfig(
+                    limit=connection_limit,
+                    keepalive_timeout=keepalive_timeout,
+                    dns_cache_ttl=dns_cache_ttl,
+                )
+            )
+        self._shared = _Shared(transport, headers, owns)
+        #: injectable so retry tests need no real time
+        self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> AsyncRetell:
+        self._check_open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the connection pool. Views made by :meth:`with_options` share it."""
+        shared = self._shared
+        if shared.closed:
+            return
+        shared.closed = True
+        shared.headers.clear()  # drop the credential with the pool
+        if shared.owns_transport:
+            await shared.transport.aclose()
+
+    aclose = close
+
+    @property
+    def is_closed(self) -> bool:
+        return self._shared.closed
+
+    def _check_open(self) -> None:
+        if self._shared.closed:
+            raise ClientClosedError("This AsyncRetell client is closed; create a new one.")
+
+    # -- configuration ---------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return self._config.base_url
+
+    @property
+    def timeout(self) -> Timeout:
+        return self._config.timeout
+
+    @property
+    def max_retries(self) -> int:
+        return self._config.retry.max_retries
+
+    def with_options(
+        self,
+        *,
+        timeout: float | Timeout | None = _NOT_GIVEN,
+        max_retries: int = _NOT_GIVEN,
+        retry_ambiguous_creates: bool = _NOT_GIVEN,
+    ) -> AsyncRetell:
+        """A cheap view over the same connection pool with other timeouts or retries."""
+        config = self._config
+        retry = config.retry
+        if max_retries is not _NOT_GIVEN:
+            _check_retries(max_retries)
+            retry = replace(retry, max_retries=max_retries)
+        if retry_ambiguous_creates is not _NOT_GIVEN:
+            retry = replace(retry, retry_ambiguous_creates=bool(retry_ambiguous_creates))
+        config = replace(config, retry=retry)
+        if timeout is not _NOT_GIVEN:
+            new_timeout = _timeout(timeout)
+            config = replace(config, timeout=new_timeout, aiohttp_timeout=new_timeout.to_aiohttp())
+        view = object.__new__(AsyncRetell)
+        view._config = config
+        view._shared = self._shared
+        view._sleep = self._sleep
+        return view
+
+    def __repr__(self) -> str:
+        # The key stays out: only where the client points and how it retries.
+        return (
+            f"AsyncRetell(base_url={self._config.base_url!r}, "
+            f"max_retries={self._config.retry.max_retries}, closed={self.is_closed})"
+        )
+
+    # -- resources -------------------------------------------------------------------------
+
+    @cached_property
+    def call(self) -> CallResource:
+        from .resources.call import CallResource
+
+        return CallResource(self)
+
+    @cached_property
+    def chat(self) -> ChatResource:
+        from .resources.chat import ChatResource
+
+        return ChatResource(self)
+
+    @cached_property
+    def chat_agent(self) -> ChatAgentResource:
+        from .resources.chat_agent import ChatAgentResource
+
+        return ChatAgentResource(self)
+
+    @cached_property
+    def concurrency(self) -> ConcurrencyResource:
+        from .resources.concurrency import ConcurrencyResource
+
+        return ConcurrencyResource(self)
+
+    # -- the pipeline ----------------------------------------------------------------------
+
+    async def _request(
+        self,
+        op: Operation,
+        *,
+        path: Mapping[str, str] | None = None,
+        body: Any = None,
+        query: Any = None,
+        metadata: Any = None,
+    ) -> Any:
+        """Send ``op`` and return its decoded response, retrying as its safety allows."""
+        self._check_open()
+        config = self._config
+        url = config.base_url + render_path(op, path or {})
+        request = HTTPRequest(
+            method=op.http_method,
+            url=url,
+            headers=self._shared.headers,
+            body=None if body is None else encode_json(body),
+            params=None if query is None else encode_query(query),
+        )
+        info = RequestInfo(op.operation_id, op.http_method, url)
+        retrying = config.retry.retrying(op, self._sleep)
+        try:
+            return await retrying(self._attempt, op, request, info)
+        except APIError as exc:
+            if decide(op, exc) is Decision.AMBIGUOUS:
+                attempts = retrying.statistics.get("attempt_number", 1)
+                raise AmbiguousOutcomeError(
+                    f"{op.operation_id} may have taken effect: {exc}. It was not retried "
+                    "automatically; look it up before sending it again.",
+                    cause=exc,
+                    request=replace(info, attempts=attempts),
+                    metadata=metadata,
+                ) from exc
+            raise
+
+    async def _attempt(self, op: Operation, request: HTTPRequest, info: RequestInfo) -> Any:
+        response = await self._shared.transport.send(request, self._config.aiohttp_timeout, info)
+        if 200 <= response.status < 300:
+            return decode_success(op, response, info)
+        raise status_error(response, info)
+
+
+def _check_retries(max_retries: object) -> None:
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int):
+        raise TypeError(f"max_retries must be an int, not {type(max_retries).__name__}")
+    if max_retries < 0:
+        raise ValueError(f"max_retries must be 0 or more, got {max_retries}")

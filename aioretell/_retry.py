@@ -1,0 +1,113 @@
+"""When to retry, and how long to wait: small pure functions plus a tenacity policy.
+
+Retry safety is a property of the operation, never of the HTTP method:
+
+=======================  ==========================================  ==========================
+failure                  safe operation (reads, updates, deletes)     create with side effects
+=======================  ==========================================  ==========================
+429                      retry                                        retry (nothing was done)
+never written            retry                                        retry
+(refused, DNS, pool)
+408, 409, 5xx            retry                                        ambiguous
+reset, read timeout      retry                                        ambiguous
+other 4xx                raise                                        raise
+=======================  ==========================================  ==========================
+
+*Ambiguous* failures of a create raise :class:`AmbiguousOutcomeError` unless the client was built
+with ``retry_ambiguous_creates=True``.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from ._exceptions import APIConnectionError, APIStatusError
+from ._operation import Operation
+from ._sansio import backoff_delay, parse_retry_after
+
+log = logging.getLogger("aioretell")
+
+RETRYABLE_STATUSES = frozenset({408, 409, 429})
+
+
+class Decision(enum.Enum):
+    RETRY = "retry"
+    AMBIGUOUS = "ambiguous"
+    FAIL = "fail"
+
+
+def is_retryable_status(status: int) -> bool:
+    return status in RETRYABLE_STATUSES or status >= 500
+
+
+def decide(op: Operation, error: BaseException) -> Decision:
+    """What to do about one failed attempt of ``op``."""
+    if isinstance(error, APIStatusError):
+        if not is_retryable_status(error.status_code):
+            return Decision.FAIL
+        if op.is_safe or error.status_code == 429:
+            return Decision.RETRY
+        return Decision.AMBIGUOUS
+    if isinstance(error, APIConnectionError):
+        if op.is_safe or not error.request_sent:
+            return Decision.RETRY
+        return Decision.AMBIGUOUS
+    return Decision.FAIL
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_retries: int = 2
+    retry_ambiguous_creates: bool = False
+    initial_backoff: float = 0.5
+    max_backoff: float = 8.0
+
+    def should_retry(self, op: Operation, error: BaseException) -> bool:
+        decision = decide(op, error)
+        return decision is Decision.RETRY or (
+            decision is Decision.AMBIGUOUS and self.retry_ambiguous_creates
+        )
+
+    def wait_seconds(
+        self, error: BaseException | None, attempt: int, *, now: Callable[[], float] = time.time
+    ) -> float:
+        """The server's Retry-After when it gave one, else exponential backoff with jitter."""
+        if isinstance(error, APIStatusError):
+            asked = parse_retry_after(error.headers, now=now)
+            if asked is not None:
+                return asked
+        return backoff_delay(attempt, initial=self.initial_backoff, maximum=self.max_backoff)
+
+    def retrying(self, op: Operation, sleep: Callable[[float], Awaitable[None]]) -> AsyncRetrying:
+        """A fresh tenacity controller for one request of ``op``."""
+
+        def wait(state: RetryCallState) -> float:
+            error = state.outcome.exception() if state.outcome else None
+            return self.wait_seconds(error, state.attempt_number)
+
+        return AsyncRetrying(
+            stop=stop_after_attempt(self.max_retries + 1),
+            retry=retry_if_exception(lambda exc: self.should_retry(op, exc)),
+            wait=wait,
+            sleep=sleep,
+            before_sleep=lambda state: _log_retry(op, state),
+            reraise=True,
+        )
+
+
+def _log_retry(op: Operation, state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    wait = state.next_action.sleep if state.next_action else 0.0
+    log.info(
+        "%s: attempt %d failed with %s; retrying in %.2f s",
+        op.operation_id,
+        state.attempt_number,
+        type(error).__name__ if error else "?",
+        wait,
+    )
