@@ -182,5 +182,5 @@ def backoff_delay(
     rand: Callable[[], float] = random.random,
 ) -> float:
     """Exponential backoff with full jitter for retry number ``attempt`` (1-based)."""
-    ceiling = min(maximum, initial * (2 ** (attempt - 1)))
+    ceiling: float = min(maximum, initial * 2.0 ** (attempt - 1))
     return ceiling * rand()

@@ -112,7 +112,12 @@ def reply(code: int, headers: dict[str, str] | None = None) -> Step:
 
 
 SAFE_REPLY = Operation(
-    "getThing", "GET", "/get-thing", (), RetrySafety.SAFE, response_ref="tests.unit.test_retry:Reply"
+    "getThing",
+    "GET",
+    "/get-thing",
+    (),
+    RetrySafety.SAFE,
+    response_ref="tests.unit.test_retry:Reply",
 )
 CREATE_REPLY = Operation(
     "createThing",
@@ -125,7 +130,9 @@ CREATE_REPLY = Operation(
 
 
 def make_client(transport: ScriptedTransport, **kwargs: object) -> tuple[AsyncRetell, list[float]]:
-    client = AsyncRetell(api_key="key_unit", base_url="http://retell.test", transport=transport, **kwargs)  # type: ignore[arg-type]
+    client = AsyncRetell(
+        api_key="key_unit", base_url="http://retell.test", transport=transport, **kwargs
+    )  # type: ignore[arg-type]
     slept: list[float] = []
 
     async def fake_sleep(seconds: float) -> None:

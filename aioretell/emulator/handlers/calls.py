@@ -1,0 +1,102 @@
+"""Calls: create (phone, web, registered), read, list, update, stop, delete; concurrency."""
+
+from __future__ import annotations
+
+from ..listing import list_response
+from ..registry import Reply, Request, found, handles
+from ..render import render_call, render_concurrency, render_web_call_created
+from ..state import DEFAULT_AGENT_ID, CallRecord
+from ._shared import session_fields
+
+_UPDATABLE = ("metadata", "data_storage_setting", "custom_attributes")
+
+
+@handles("createPhoneCall")
+def create_phone_call(req: Request) -> Reply:
+    body = req.body
+    state = req.state
+    key = body.get("idempotency_key")
+    if key is not None:
+        earlier = state.idempotent_call(key)
+        if earlier is not None:
+            return Reply(201, render_call(earlier, state))
+    call = state.create_call(
+        "phone_call",
+        # Phone numbers are not modelled, so no agent is bound to from_number: use the
+        # override or the built-in default agent. Any agent id is accepted for calls.
+        body.get("override_agent_id") or DEFAULT_AGENT_ID,
+        idempotency_key=key,
+        dial=True,
+        from_number=body["from_number"],
+        to_number=body["to_number"],
+        direction="outbound",
+        custom_sip_headers=body.get("custom_sip_headers"),
+        **session_fields(body),
+    )
+    return Reply(201, render_call(call, state))
+
+
+@handles("registerPhoneCall")
+def register_phone_call(req: Request) -> Reply:
+    body = req.body
+    call = req.state.create_call(
+        "phone_call",
+        body["agent_id"],
+        from_number=body.get("from_number"),
+        to_number=body.get("to_number"),
+        direction=body.get("direction", "inbound"),
+        **session_fields(body),
+    )
+    return Reply(201, render_call(call, req.state))
+
+
+@handles("createWebCall")
+def create_web_call(req: Request) -> Reply:
+    state = req.state
+    token = state.new_id("wct_")
+    call = state.create_call(
+        "web_call", req.body["agent_id"], access_token=token, **session_fields(req.body)
+    )
+    return Reply(201, render_web_call_created(call))
+
+
+def _call(req: Request) -> CallRecord:
+    return found(req.state.calls, req.path["call_id"], "Call")
+
+
+@handles("getCall")
+def get_call(req: Request) -> Reply:
+    return Reply(200, render_call(_call(req), req.state))
+
+
+@handles("updateCallMetadata")
+def update_call(req: Request) -> Reply:
+    call = _call(req)
+    for name in _UPDATABLE:
+        if name in req.body:
+            setattr(call, name, req.body[name])
+    return Reply(200, render_call(call, req.state))
+
+
+@handles("deleteCall")
+def delete_call(req: Request) -> Reply:
+    req.state.delete_call(_call(req))
+    return Reply(204)
+
+
+@handles("stopCall")
+def stop_call(req: Request) -> Reply:
+    req.state.stop_call(_call(req))
+    return Reply(204)
+
+
+@handles("listCalls")
+def list_calls(req: Request) -> Reply:
+    state = req.state
+    items = [render_call(c, state, transcript=False) for c in state.calls.values()]
+    return Reply(200, list_response(req.body, items, "call_id"))
+
+
+@handles("getConcurrency")
+def get_concurrency(req: Request) -> Reply:
+    return Reply(200, render_concurrency(req.state))

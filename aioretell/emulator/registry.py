@@ -1,0 +1,73 @@
+"""The handler registry: operationId -> function that acts on the state.
+
+A handler is a plain synchronous function: it receives the validated request, mutates the
+state and returns a :class:`Reply`. Adding one is a decorated function in a ``handlers``
+module (here assuming a ``voices`` store on :class:`EmulatorState`)::
+
+    @handles("getVoice")
+    def get_voice(req: Request) -> Reply:
+        return Reply(200, found(req.state.voices, req.path["voice_id"], "Voice"))
+
+Operations without a handler answer 501.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from .state import JSON, EmulatorState
+
+T = TypeVar("T")
+
+
+class ApiError(Exception):
+    """An error answer in Retell's shape: ``{"status": "error", "message": ...}``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    state: EmulatorState
+    #: Path parameters, e.g. ``{"call_id": "call_..."}``.
+    path: Mapping[str, str]
+    #: The JSON body, validated against the operation's params type; ``{}`` without a body.
+    body: JSON
+    query: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    #: JSON-encodable body; ``None`` for an empty body (204).
+    body: Any = None
+
+
+Handler = Callable[[Request], Reply]
+HANDLERS: dict[str, Handler] = {}
+
+
+def handles(*operation_ids: str) -> Callable[[Handler], Handler]:
+    """Register the decorated function as the handler of ``operation_ids``."""
+
+    def register(func: Handler) -> Handler:
+        for operation_id in operation_ids:
+            if operation_id in HANDLERS:
+                raise ValueError(f"duplicate emulator handler for {operation_id}")
+            HANDLERS[operation_id] = func
+        return func
+
+    return register
+
+
+def found(store: Mapping[str, T], record_id: str, what: str) -> T:
+    """``store[record_id]``, or a 404 naming what was not found."""
+    try:
+        return store[record_id]
+    except KeyError:
+        raise ApiError(404, f"{what} not found: {record_id}") from None

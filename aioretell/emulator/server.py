@@ -1,0 +1,97 @@
+"""Running the emulator on a real socket: :class:`Emulator` and :func:`serve`."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from types import TracebackType
+
+from aiohttp import web
+
+from .app import EmulatorContext, context, create_app
+from .config import EmulatorConfig
+from .faults import FaultInjector
+from .state import EmulatorState
+
+
+class Emulator:
+    """An emulated Retell account served over HTTP on ``config.host``/``config.port``.
+
+    ``async with Emulator(config) as emu:`` starts it (port 0 picks a free port, see
+    :attr:`base_url`) and stops it on exit. State, faults and the request log are available
+    before start too.
+    """
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.config = config
+        self.app = create_app(config)
+        self._ctx: EmulatorContext = context(self.app)
+        self._runner: web.AppRunner | None = None
+        self._base_url: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        """``http://host:port`` of the running server."""
+        if self._base_url is None:
+            raise RuntimeError("the emulator is not running; use 'async with Emulator(...)'")
+        return self._base_url
+
+    @property
+    def state(self) -> EmulatorState:
+        return self._ctx.state
+
+    @property
+    def faults(self) -> FaultInjector:
+        return self._ctx.faults
+
+    @property
+    def requests(self) -> list[tuple[str, str, str]]:
+        """``(operation_id, method, path)`` of every authenticated request, in order."""
+        return self._ctx.requests
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self.config.clock
+
+    async def start(self) -> None:
+        if self._runner is not None:
+            raise RuntimeError("the emulator is already running")
+        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self.config.host, self.config.port)
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        host, port = runner.addresses[0][:2]
+        if ":" in host:
+            host = f"[{host}]"
+        self._base_url = f"http://{host}:{port}"
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        self._base_url = None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> Emulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+async def serve(config: EmulatorConfig) -> None:
+    """Serve until cancelled (the ``aioretell emulator`` command). Prints the URL, not the key."""
+    async with Emulator(config) as emu:
+        print(f"Retell emulator listening on {emu.base_url}", file=sys.stderr, flush=True)
+        await asyncio.Event().wait()

@@ -1,0 +1,254 @@
+"""The in-memory account: agents, LLMs, calls and chats, and the call lifecycle.
+
+No background tasks: a call's status is derived from timestamps whenever it is read. A call is
+``registered`` for ``ring_duration_s`` after creation, then ``ongoing`` for ``call_duration_s``,
+then ``ended``. Stopping a call moves its end to now; a call created while the concurrency
+limit is reached is ``not_connected`` from the start.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import EmulatorConfig
+
+JSON = dict[str, Any]
+
+DEFAULT_LLM_ID = "llm_emulator_default"
+DEFAULT_AGENT_ID = "agent_emulator_default"
+DEFAULT_CHAT_AGENT_ID = "agent_emulator_default_chat"
+IDEMPOTENCY_WINDOW_S = 3600.0
+TERMINAL_CALL_STATUSES = frozenset({"ended", "not_connected", "error"})
+
+
+@dataclass(slots=True)
+class CallRecord:
+    call_id: str
+    call_type: str  # "phone_call" | "web_call"
+    agent_id: str
+    agent_version: int
+    created_at: float
+    connect_at: float
+    natural_end_at: float
+    outcome_seed: int
+    from_number: str | None = None
+    to_number: str | None = None
+    direction: str | None = None
+    metadata: JSON = field(default_factory=dict)
+    dynamic_variables: dict[str, str] = field(default_factory=dict)
+    custom_sip_headers: dict[str, str] | None = None
+    data_storage_setting: str = "everything"
+    custom_attributes: JSON | None = None
+    access_token: str | None = None
+    #: Set when the call never connected (e.g. "concurrency_limit_reached").
+    rejected_reason: str | None = None
+    stopped_at: float | None = None
+
+    @property
+    def end_at(self) -> float:
+        if self.rejected_reason is not None:
+            return self.created_at
+        if self.stopped_at is not None and self.stopped_at < self.natural_end_at:
+            return self.stopped_at
+        return self.natural_end_at
+
+    def status(self, now: float) -> str:
+        if self.rejected_reason is not None:
+            return "not_connected"
+        end = self.end_at
+        if now >= end:
+            return "ended"
+        return "registered" if now < self.connect_at else "ongoing"
+
+
+@dataclass(slots=True)
+class ChatRecord:
+    chat_id: str
+    agent_id: str
+    agent_version: int
+    chat_type: str  # "api_chat" | "sms_chat"
+    start_ms: int
+    metadata: JSON = field(default_factory=dict)
+    dynamic_variables: dict[str, str] = field(default_factory=dict)
+    messages: list[JSON] = field(default_factory=list)
+    end_ms: int | None = None
+
+    @property
+    def status(self) -> str:
+        return "ongoing" if self.end_ms is None else "ended"
+
+
+class EmulatorState:
+    """Everything the emulated account holds. Handlers are its only writers."""
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.config = config
+        self._rng = random.Random(f"ids:{config.seed}")
+        self.llms: dict[str, JSON] = {}
+        self.agents: dict[str, JSON] = {}
+        self.chat_agents: dict[str, JSON] = {}
+        self.calls: dict[str, CallRecord] = {}
+        self.chats: dict[str, ChatRecord] = {}
+        self._dialed: list[str] = []
+        self._idempotency: dict[str, tuple[str, float]] = {}
+        # Calls holding a concurrency slot: call_id -> end time, plus a heap to expire them.
+        self._active: dict[str, float] = {}
+        self._ends: list[tuple[float, str]] = []
+        engine = {"type": "retell-llm", "llm_id": DEFAULT_LLM_ID, "version": 0}
+        self.llms[DEFAULT_LLM_ID] = self._stamp({"llm_id": DEFAULT_LLM_ID, "version": 0})
+        self.agents[DEFAULT_AGENT_ID] = self._stamp(
+            {
+                "agent_id": DEFAULT_AGENT_ID,
+                "agent_name": "Emulator voice agent",
+                "response_engine": engine,
+                "voice_id": "11labs-Adrian",
+                "version": 0,
+            }
+        )
+        self.chat_agents[DEFAULT_CHAT_AGENT_ID] = self._stamp(
+            {
+                "agent_id": DEFAULT_CHAT_AGENT_ID,
+                "agent_name": "Emulator chat agent",
+                "response_engine": engine,
+                "version": 0,
+            }
+        )
+
+    # -- time and ids -------------------------------------------------------------------
+
+    def now(self) -> float:
+        return self.config.clock()
+
+    def now_ms(self) -> int:
+        return int(self.config.clock() * 1000)
+
+    def new_id(self, prefix: str) -> str:
+        return f"{prefix}{self._rng.getrandbits(128):032x}"
+
+    def _stamp(self, record: JSON) -> JSON:
+        record.setdefault("is_published", False)
+        record["last_modification_timestamp"] = self.now_ms()
+        return record
+
+    # -- agents and LLMs ----------------------------------------------------------------
+
+    def create_config(self, store: dict[str, JSON], id_field: str, prefix: str, body: JSON) -> JSON:
+        """Create an agent, chat agent or LLM from its request body."""
+        record_id = self.new_id(prefix)
+        record = self._stamp({id_field: record_id, **body, "version": 0})
+        store[record_id] = record
+        return record
+
+    def update_config(self, record: JSON, body: JSON) -> JSON:
+        record.update(body)
+        return self._stamp(record)
+
+    # -- calls --------------------------------------------------------------------------
+
+    def dialed_numbers(self) -> list[str]:
+        """``to_number`` of every phone call placed with create-phone-call, in order."""
+        return list(self._dialed)
+
+    def current_concurrency(self) -> int:
+        now = self.now()
+        while self._ends and self._ends[0][0] <= now:
+            end, call_id = heapq.heappop(self._ends)
+            if self._active.get(call_id) == end:
+                del self._active[call_id]
+        return len(self._active)
+
+    def idempotent_call(self, key: str) -> CallRecord | None:
+        """The call made earlier with ``key`` within the idempotency window, if any."""
+        hit = self._idempotency.get(key)
+        if hit is None or self.now() - hit[1] > IDEMPOTENCY_WINDOW_S:
+            return None
+        return self.calls.get(hit[0])
+
+    def create_call(
+        self,
+        call_type: str,
+        agent_id: str,
+        *,
+        idempotency_key: str | None = None,
+        dial: bool = False,
+        **fields: Any,
+    ) -> CallRecord:
+        """Create a call; it starts ringing now unless the concurrency limit is reached.
+
+        ``dial``: Retell places this call outbound (create-phone-call), so it may not use the
+        slots reserved for inbound calls and its ``to_number`` counts as dialled.
+        """
+        now = self.now()
+        limit = self.config.concurrency_limit
+        if dial:
+            limit -= self.config.reserved_inbound_concurrency
+        agent = self.agents.get(agent_id)
+        call = CallRecord(
+            call_id=self.new_id("call_"),
+            call_type=call_type,
+            agent_id=agent_id,
+            agent_version=int(agent.get("version", 0)) if agent else 0,
+            created_at=now,
+            connect_at=now + self.config.ring_duration_s,
+            natural_end_at=now + self.config.ring_duration_s + self.config.call_duration_s,
+            outcome_seed=self._rng.getrandbits(32),
+            **fields,
+        )
+        if self.current_concurrency() >= limit:
+            call.rejected_reason = "concurrency_limit_reached"
+        else:
+            self._active[call.call_id] = call.natural_end_at
+            heapq.heappush(self._ends, (call.natural_end_at, call.call_id))
+        self.calls[call.call_id] = call
+        if dial and call.to_number is not None:
+            self._dialed.append(call.to_number)
+        if idempotency_key is not None:
+            self._idempotency[idempotency_key] = (call.call_id, now)
+        return call
+
+    def stop_call(self, call: CallRecord) -> None:
+        """End a call now; a call that already ended is left as it was."""
+        now = self.now()
+        if call.status(now) not in TERMINAL_CALL_STATUSES:
+            call.stopped_at = now
+            self._release(call.call_id)
+
+    def delete_call(self, call: CallRecord) -> None:
+        del self.calls[call.call_id]
+        self._release(call.call_id)
+
+    def _release(self, call_id: str) -> None:
+        # The heap entry goes stale; current_concurrency() skips it.
+        self._active.pop(call_id, None)
+
+    # -- chats --------------------------------------------------------------------------
+
+    def create_chat(self, agent: JSON, chat_type: str, **fields: Any) -> ChatRecord:
+        chat = ChatRecord(
+            chat_id=self.new_id("chat_"),
+            agent_id=agent["agent_id"],
+            agent_version=int(agent.get("version", 0)),
+            chat_type=chat_type,
+            start_ms=self.now_ms(),
+            **fields,
+        )
+        self.chats[chat.chat_id] = chat
+        return chat
+
+    def add_message(self, chat: ChatRecord, role: str, content: str) -> JSON:
+        message = {
+            "message_id": self.new_id("msg_"),
+            "role": role,
+            "content": content,
+            "created_timestamp": self.now_ms(),
+        }
+        chat.messages.append(message)
+        return message
+
+    def end_chat(self, chat: ChatRecord) -> None:
+        """End a chat; ending an ended chat changes nothing."""
+        if chat.end_ms is None:
+            chat.end_ms = self.now_ms()
