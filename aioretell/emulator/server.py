@@ -57,7 +57,10 @@ class Emulator:
     async def start(self) -> None:
         if self._runner is not None:
             raise RuntimeError("the emulator is already running")
-        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        # A test server: on stop, give in-flight handlers (e.g. a scripted delay) little grace.
+        runner = web.AppRunner(
+            self.app, access_log=None, handle_signals=False, shutdown_timeout=0.5
+        )
         await runner.setup()
         try:
             site = web.TCPSite(runner, self.config.host, self.config.port)
