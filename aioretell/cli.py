@@ -1,0 +1,67 @@
+"""The ``aioretell`` command: ``demo`` and ``emulator``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from collections.abc import Sequence
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aioretell", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser(
+        "demo", help="an agent, a chat and 100 concurrent calls against the emulator"
+    )
+    demo.add_argument("--api-key", help="defaults to $RETELL_API_KEY; none runs the emulator")
+    demo.add_argument("--base-url", help="defaults to $RETELL_BASE_URL or Retell's production API")
+    demo.add_argument("--calls", type=_positive_int, default=100, help="phone calls to place")
+
+    emulator = commands.add_parser("emulator", help="serve a local Retell emulator")
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=8080)
+    emulator.add_argument("--api-key", required=True, help="the Bearer key clients must send")
+    emulator.add_argument("--call-duration", type=float, default=5.0, metavar="SECONDS")
+    emulator.add_argument("--ring-duration", type=float, default=0.5, metavar="SECONDS")
+    emulator.add_argument("--concurrency-limit", type=_positive_int, default=20, metavar="N")
+    emulator.add_argument("--rate-limit", type=float, default=None, metavar="RPS")
+    emulator.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "demo":
+        from .demo import run_demo
+
+        asyncio.run(run_demo(api_key=args.api_key, base_url=args.base_url, calls=args.calls))
+        return 0
+    from .emulator import EmulatorConfig, serve
+
+    config = EmulatorConfig(
+        api_key=args.api_key,
+        host=args.host,
+        port=args.port,
+        call_duration_s=args.call_duration,
+        ring_duration_s=args.ring_duration,
+        concurrency_limit=args.concurrency_limit,
+        rate_limit_rps=args.rate_limit,
+        seed=args.seed,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
