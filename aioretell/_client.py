@@ -14,7 +14,7 @@ import aiohttp
 
 from ._exceptions import AmbiguousOutcomeError, APIError, ClientClosedError, RequestInfo
 from ._operation import Operation
-from ._retry import Decision, RetryPolicy, decide
+from ._retry import Decision, RetryPolicy, decide, log_first_retry
 from ._sansio import (
     HTTPRequest,
     decode_success,
@@ -267,19 +267,27 @@ class AsyncRetell:
             params=None if query is None else encode_query(query),
         )
         info = RequestInfo(op.operation_id, op.http_method, url)
-        retrying = config.retry.retrying(op, self._sleep)
+        policy = self._config.retry
+        # The first attempt runs bare; tenacity takes over only once something failed, since
+        # building its controller costs more than the rest of the pipeline.
+        try:
+            return await self._attempt(op, request, info)
+        except APIError as exc:
+            if not policy.max_retries or not policy.should_retry(op, exc):
+                if decide(op, exc) is Decision.AMBIGUOUS:
+                    raise _ambiguous(op, exc, info, 1, metadata) from exc
+                raise
+            first = exc
+        wait = policy.wait_seconds(first, 1)
+        log_first_retry(op, first, wait)
+        await self._sleep(wait)
+        retrying = policy.retrying(op, self._sleep, after=1)
         try:
             return await retrying(self._attempt, op, request, info)
         except APIError as exc:
             if decide(op, exc) is Decision.AMBIGUOUS:
-                attempts = retrying.statistics.get("attempt_number", 1)
-                raise AmbiguousOutcomeError(
-                    f"{op.operation_id} may have taken effect: {exc}. It was not retried "
-                    "automatically; look it up before sending it again.",
-                    cause=exc,
-                    request=replace(info, attempts=attempts),
-                    metadata=metadata,
-                ) from exc
+                attempts = 1 + retrying.statistics.get("attempt_number", 1)
+                raise _ambiguous(op, exc, info, attempts, metadata) from exc
             raise
 
     async def _attempt(self, op: Operation, request: HTTPRequest, info: RequestInfo) -> Any:
@@ -287,6 +295,18 @@ class AsyncRetell:
         if 200 <= response.status < 300:
             return decode_success(op, response, info)
         raise status_error(response, info)
+
+
+def _ambiguous(
+    op: Operation, error: APIError, info: RequestInfo, attempts: int, metadata: Any
+) -> AmbiguousOutcomeError:
+    return AmbiguousOutcomeError(
+        f"{op.operation_id} may have taken effect: {error}. It was not retried "
+        "automatically; look it up before sending it again.",
+        cause=error,
+        request=replace(info, attempts=attempts),
+        metadata=metadata,
+    )
 
 
 def _check_retries(max_retries: object) -> None:
