@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from aioresponses import aioresponses
 from yarl import URL
@@ -350,3 +351,23 @@ async def test_key_never_in_repr_logs_or_errors(
 
 async def _no_sleep(_: float) -> None:
     return None
+
+
+async def test_nested_params_accept_request_structs(
+    mocked: aioresponses, client: AsyncRetell
+) -> None:
+    from aioretell.types import AgentOverrideRequest
+
+    mocked.post(BASE + "/v2/create-phone-call", status=201, body=fixture("create_phone_call.json"))
+    override = msgspec.convert({"agent": {"voice_id": "11labs-Adrian"}}, AgentOverrideRequest)
+    await client.call.create_phone_call(
+        from_number="+14157774444", to_number="+12137774445", agent_override=override
+    )
+    [request] = sent(mocked, "POST", "/v2/create-phone-call")
+    assert body_of(request)["agent_override"] == {"agent": {"voice_id": "11labs-Adrian"}}
+
+
+async def test_path_params_by_keyword(mocked: aioresponses, client: AsyncRetell) -> None:
+    mocked.get(BASE + "/get-chat/chat_9", status=200, body=fixture("get_chat.json"))
+    chat = await client.chat.retrieve(chat_id="chat_9")
+    assert isinstance(chat, ChatResponse)
