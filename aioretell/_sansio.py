@@ -41,7 +41,6 @@ class HTTPRequest:
     headers: Mapping[str, str] = field(repr=False)
     body: bytes | None = None
     params: Mapping[str, str] | None = None
-    form: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -92,15 +91,12 @@ class AiohttpTransport:
         self, request: HTTPRequest, timeout: aiohttp.ClientTimeout, info: RequestInfo
     ) -> HTTPResponse:
         session = self._session or self._open()
-        data: bytes | aiohttp.FormData | None = request.body
-        if request.form is not None:
-            data = _form_data(request.form)
         started = time.perf_counter()
         try:
             async with session.request(
                 request.method,
                 request.url,
-                data=data,
+                data=request.body,
                 params=request.params,
                 headers=request.headers,
                 timeout=timeout,
@@ -151,18 +147,3 @@ class AiohttpTransport:
     @property
     def closed(self) -> bool:
         return self._closed
-
-
-def _form_data(fields: Mapping[str, object]) -> aiohttp.FormData:
-    form = aiohttp.FormData()
-    for name, value in fields.items():
-        values = value if isinstance(value, list) else [value]
-        for item in values:
-            if isinstance(item, tuple):
-                filename, content = item
-                form.add_field(name, content, filename=filename)
-            elif isinstance(item, (bytes, bytearray)):
-                form.add_field(name, bytes(item), filename=name)
-            else:
-                form.add_field(name, str(item))
-    return form
