@@ -26,6 +26,7 @@ from ._exceptions import (
 )
 from ._transport import Timeout
 from ._version import __version__
+from .fan_out import FanOut, Outcome, Progress, fan_out
 
 __all__ = [
     "APIConnectionError",
@@ -39,13 +40,17 @@ __all__ = [
     "BadRequestError",
     "ClientClosedError",
     "ConflictError",
+    "FanOut",
     "InternalServerError",
     "NotFoundError",
+    "Outcome",
     "PermissionDeniedError",
+    "Progress",
     "RateLimitError",
     "RequestInfo",
     "RetellError",
     "Timeout",
     "UnprocessableEntityError",
     "__version__",
+    "fan_out",
 ]

@@ -14,6 +14,7 @@ import aiohttp
 
 from ._exceptions import AmbiguousOutcomeError, APIError, ClientClosedError, RequestInfo
 from ._operation import Operation
+from ._pacing import Pacer
 from ._retry import Decision, RetryPolicy, decide, log_first_retry
 from ._sansio import (
     HTTPRequest,
@@ -50,12 +51,15 @@ class ClientConfig:
 class _Shared:
     """What every view of one client shares: the transport and the credential headers."""
 
-    __slots__ = ("closed", "headers", "owns_transport", "transport")
+    __slots__ = ("closed", "headers", "owns_transport", "pacer", "transport")
 
-    def __init__(self, transport: Transport, headers: dict[str, str], owns: bool) -> None:
+    def __init__(
+        self, transport: Transport, headers: dict[str, str], owns: bool, pacer: Pacer
+    ) -> None:
         self.transport = transport
         self.headers = headers
         self.owns_transport = owns
+        self.pacer = pacer
         self.closed = False
 
 
@@ -90,6 +94,9 @@ class AsyncRetell:
         connection_limit: int = 100,
         keepalive_timeout: float = 15.0,
         dns_cache_ttl: int = 300,
+        rate_limit: float | None = None,
+        create_rate_limit: float | None = None,
+        max_concurrency: int | None = None,
         default_headers: Mapping[str, str] | None = None,
         transport: Transport | None = None,
     ) -> None:
@@ -134,7 +141,12 @@ class AsyncRetell:
                     dns_cache_ttl=dns_cache_ttl,
                 )
             )
-        self._shared = _Shared(transport, headers, owns)
+        pacer = Pacer(
+            rate_limit=rate_limit,
+            create_rate_limit=create_rate_limit,
+            max_concurrency=max_concurrency,
+        )
+        self._shared = _Shared(transport, headers, owns, pacer)
         #: injectable so retry tests need no real time
         self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
@@ -171,6 +183,13 @@ class AsyncRetell:
     def _check_open(self) -> None:
         if self._shared.closed:
             raise ClientClosedError("This AsyncRetell client is closed; create a new one.")
+
+    def _set_time(
+        self, clock: Callable[[], float], sleep: Callable[[float], Awaitable[None]]
+    ) -> None:
+        """Tests: drive retry waits and pacing from one fake clock instead of real time."""
+        self._sleep = sleep
+        self._shared.pacer.set_time(clock, sleep)
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -291,7 +310,14 @@ class AsyncRetell:
             raise
 
     async def _attempt(self, op: Operation, request: HTTPRequest, info: RequestInfo) -> Any:
-        response = await self._shared.transport.send(request, self._config.aiohttp_timeout, info)
+        shared = self._shared
+        pacer = shared.pacer
+        sent_at = await pacer.acquire(op)
+        try:
+            response = await shared.transport.send(request, self._config.aiohttp_timeout, info)
+        finally:
+            pacer.release()
+        pacer.on_response(op, response.status, response.headers, sent_at)
         if 200 <= response.status < 300:
             return decode_success(op, response, info)
         raise status_error(response, info)

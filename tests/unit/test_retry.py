@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 import msgspec
@@ -129,17 +130,28 @@ CREATE_REPLY = Operation(
 )
 
 
-def make_client(transport: ScriptedTransport, **kwargs: object) -> tuple[AsyncRetell, list[float]]:
+class FakeTime:
+    """A clock that only moves when someone sleeps, recording every sleep."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def make_client(transport: ScriptedTransport, **kwargs: Any) -> tuple[AsyncRetell, list[float]]:
     client = AsyncRetell(
         api_key="key_unit", base_url="http://retell.test", transport=transport, **kwargs
-    )  # type: ignore[arg-type]
-    slept: list[float] = []
-
-    async def fake_sleep(seconds: float) -> None:
-        slept.append(seconds)
-
-    client._sleep = fake_sleep
-    return client, slept
+    )
+    fake = FakeTime()
+    client._set_time(fake.clock, fake.sleep)
+    return client, fake.slept
 
 
 async def test_safe_operation_retries_5xx_then_succeeds() -> None:

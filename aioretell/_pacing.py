@@ -1,0 +1,204 @@
+"""Pacing shared by every request a client sends: rate buckets, a concurrency cap, 429 pauses.
+
+Two buckets: one for all requests (``rate_limit``) and one for the creates that place a call or
+start a conversation (``create_rate_limit``; Retell limits outbound calls per second). A bucket
+with an explicit rate spaces requests evenly (GCRA, no burst). A bucket without one is
+*adaptive*: unlimited until the server answers 429, then it halves the rate it was achieving and
+grows back additively, fast up to 90% of the rate that drew the 429 and slowly past it.
+
+A 429 pauses every sender of the bucket concerned until ``Retry-After`` (or 1 s when the server
+gives none), instead of each task retrying on its own and hammering a limited account harder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping
+
+from ._operation import Operation
+from ._sansio import parse_retry_after
+
+#: The creates paced by ``create_rate_limit``: the ones that dial or open a conversation.
+PACED_CREATES = frozenset(
+    {
+        "createPhoneCall",
+        "createWebCall",
+        "registerPhoneCall",
+        "createBatchCall",
+        "createChat",
+        "createSmsChat",
+    }
+)
+
+#: Pause after a 429 that carried no Retry-After.
+DEFAULT_PAUSE_S = 1.0
+#: The adaptive rate never drops below this (requests per second).
+MIN_ADAPTIVE_RATE = 1.0
+
+
+class _RecentCount:
+    """Events per second over roughly the last second, from two one-second counters."""
+
+    __slots__ = ("_current", "_previous", "_second")
+
+    def __init__(self) -> None:
+        self._second = 0
+        self._current = 0
+        self._previous = 0
+
+    def add(self, now: float) -> None:
+        second = int(now)
+        if second != self._second:
+            self._previous = self._current if second == self._second + 1 else 0
+            self._current = 0
+            self._second = second
+        self._current += 1
+
+    def per_second(self, now: float) -> float:
+        second = int(now)
+        if second == self._second:
+            return self._previous * (1.0 - (now - second)) + self._current
+        if second == self._second + 1:
+            return self._current * (1.0 - (now - second))
+        return 0.0
+
+
+class RateBucket:
+    """One shared budget of requests per second, with a pause that every sender honours."""
+
+    def __init__(self, rate: float | None, *, clock: Callable[[], float]) -> None:
+        if rate is not None and (isinstance(rate, bool) or not rate > 0 or math.isinf(rate)):
+            raise ValueError(f"a rate limit must be a positive number of requests/s, got {rate}")
+        self.adaptive = rate is None
+        #: requests per second now; ``None`` means unlimited
+        self.rate: float | None = rate
+        #: the rate that drew the last 429 (adaptive buckets)
+        self.ceiling: float | None = None
+        self.paused_until = -math.inf
+        self.clock = clock
+        self._tat = -math.inf  # GCRA theoretical arrival time of the next request
+        self._grown_at = clock()
+        self._last_decrease = -math.inf
+        self._ok = _RecentCount()
+
+    def reserve(self, now: float) -> float:
+        """Claim the next slot; the seconds to wait before sending (0 to send now)."""
+        if self.adaptive and self.rate is not None:
+            self._grow(now)
+        start = max(now, self.paused_until)
+        if self.rate is not None:
+            start = max(start, self._tat)
+            self._tat = start + 1.0 / self.rate
+        return start - now
+
+    def pause(self, now: float, seconds: float) -> None:
+        self.paused_until = max(self.paused_until, now + seconds)
+
+    def on_success(self, now: float) -> None:
+        if self.adaptive:
+            self._ok.add(now)
+
+    def on_rate_limited(self, now: float, sent_at: float, retry_after: float | None) -> None:
+        self.pause(now, DEFAULT_PAUSE_S if retry_after is None else retry_after)
+        # One decrease per congestion event: 429s for requests sent before the last decrease
+        # belong to the event that already caused it.
+        if not self.adaptive or sent_at < self._last_decrease:
+            return
+        achieved = self._ok.per_second(now)
+        current = self.rate if self.rate is not None else achieved
+        if achieved > 0:
+            current = min(current, achieved)
+        self.ceiling = current if current > 0 else None
+        self.rate = max(MIN_ADAPTIVE_RATE, current / 2.0)
+        self._last_decrease = now
+        self._grown_at = now
+
+    def _grow(self, now: float) -> None:
+        assert self.rate is not None
+        elapsed = now - self._grown_at
+        if elapsed <= 0:
+            return
+        self._grown_at = now
+        ceiling = self.ceiling
+        if ceiling is None:
+            self.rate *= 1.0 + elapsed  # no reference yet: roughly double each second
+        elif self.rate < 0.9 * ceiling:
+            self.rate += 0.5 * ceiling * elapsed  # back to 90% within a second
+        else:
+            self.rate += max(0.5, 0.01 * ceiling) * elapsed  # probe gently past it
+
+
+class Pacer:
+    """The pacing state of one client, shared by all its views and all its requests."""
+
+    def __init__(
+        self,
+        *,
+        rate_limit: float | None,
+        create_rate_limit: float | None,
+        max_concurrency: int | None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if max_concurrency is not None and (
+            isinstance(max_concurrency, bool)
+            or not isinstance(max_concurrency, int)
+            or max_concurrency < 1
+        ):
+            raise ValueError(f"max_concurrency must be a positive int, got {max_concurrency!r}")
+        self.clock = clock
+        self.sleep = sleep
+        self.requests = RateBucket(rate_limit, clock=clock)
+        self.creates = RateBucket(create_rate_limit, clock=clock)
+        self.max_concurrency = max_concurrency
+        self._slots = asyncio.Semaphore(max_concurrency) if max_concurrency else None
+
+    def set_time(
+        self, clock: Callable[[], float], sleep: Callable[[float], Awaitable[None]]
+    ) -> None:
+        """Use another clock and sleep (tests drive time instead of waiting)."""
+        self.clock = self.requests.clock = self.creates.clock = clock
+        self.sleep = sleep
+
+    def _buckets(self, op: Operation) -> tuple[RateBucket, ...]:
+        if op.operation_id in PACED_CREATES:
+            return (self.requests, self.creates)
+        return (self.requests,)
+
+    async def acquire(self, op: Operation) -> float:
+        """Wait for a concurrency slot and a rate slot; the time the request may go."""
+        if self._slots is not None:
+            await self._slots.acquire()
+        try:
+            buckets = self._buckets(op)
+            while True:
+                now = self.clock()
+                wait = max(bucket.reserve(now) for bucket in buckets)
+                if wait <= 0:
+                    return now
+                await self.sleep(wait)
+                now = self.clock()
+                # A 429 may have paused the bucket while we slept: then queue again.
+                if all(bucket.paused_until <= now for bucket in buckets):
+                    return now
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        if self._slots is not None:
+            self._slots.release()
+
+    def on_response(
+        self, op: Operation, status: int, headers: Mapping[str, str], sent_at: float
+    ) -> None:
+        now = self.clock()
+        if status == 429:
+            bucket = self.creates if op.operation_id in PACED_CREATES else self.requests
+            retry_after = parse_retry_after(headers, now=time.time)
+            bucket.on_rate_limited(now, sent_at, retry_after)
+        elif status < 400:
+            for bucket in self._buckets(op):
+                bucket.on_success(now)

@@ -1,0 +1,154 @@
+"""Pacing on a fake clock: spacing, shared pauses, adaptive rate, the concurrency cap."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from aioretell._operation import Operation, RetrySafety
+from aioretell._pacing import PACED_CREATES, Pacer, RateBucket
+
+CREATE = Operation("createPhoneCall", "POST", "/v2/create-phone-call", (), RetrySafety.SIDE_EFFECT)
+READ = Operation("getCall", "GET", "/v2/get-call/{call_id}", ("call_id",), RetrySafety.SAFE)
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+def test_paced_creates_are_the_dialing_ones() -> None:
+    assert {"createPhoneCall", "createWebCall", "createChat", "createSmsChat"} <= PACED_CREATES
+    assert "createChatCompletion" not in PACED_CREATES
+    assert "createAgent" not in PACED_CREATES
+
+
+@pytest.mark.parametrize("rate", [0, -1, float("inf"), True])
+def test_bad_rates(rate: float) -> None:
+    with pytest.raises(ValueError, match="rate"):
+        RateBucket(rate, clock=lambda: 0.0)
+
+
+def test_bad_max_concurrency() -> None:
+    with pytest.raises(ValueError, match="max_concurrency"):
+        Pacer(rate_limit=None, create_rate_limit=None, max_concurrency=0)
+
+
+def test_explicit_rate_spaces_requests_evenly() -> None:
+    bucket = RateBucket(40.0, clock=lambda: 0.0)
+    waits = [bucket.reserve(10.0) for _ in range(5)]
+    assert waits == pytest.approx([0.0, 0.025, 0.05, 0.075, 0.1])
+    # after idling, no burst is saved up
+    assert bucket.reserve(20.0) == 0.0
+    assert bucket.reserve(20.0) == pytest.approx(0.025)
+
+
+def test_pause_holds_every_sender_then_spaces_them() -> None:
+    bucket = RateBucket(100.0, clock=lambda: 0.0)
+    assert bucket.reserve(5.0) == 0.0
+    bucket.on_rate_limited(5.0, sent_at=4.9, retry_after=1.0)
+    assert bucket.reserve(5.2) == pytest.approx(0.8)
+    assert bucket.reserve(5.2) == pytest.approx(0.81)  # no burst when the pause ends
+
+
+def test_adaptive_429_with_no_history_starts_slow() -> None:
+    bucket = RateBucket(None, clock=lambda: 0.0)
+    bucket.on_rate_limited(5.0, sent_at=5.0, retry_after=0.5)
+    assert bucket.rate == 1.0
+    assert bucket.ceiling is None
+    bucket.reserve(6.0)
+    assert bucket.rate == pytest.approx(2.0)  # doubles per second until the next 429
+
+
+def test_pause_without_retry_after_uses_default() -> None:
+    bucket = RateBucket(10.0, clock=lambda: 0.0)
+    bucket.on_rate_limited(5.0, sent_at=5.0, retry_after=None)
+    assert bucket.paused_until == 6.0
+    assert bucket.rate == 10.0  # an explicit rate is the caller's: never changed
+
+
+def test_adaptive_halves_achieved_rate_once_per_event_then_grows_back() -> None:
+    bucket = RateBucket(None, clock=lambda: 0.0)
+    now = 50.0
+    for i in range(60):  # 60 successes within one second
+        bucket.on_success(now + i / 60)
+    now = 51.0
+    bucket.on_rate_limited(now, sent_at=now - 0.01, retry_after=0.02)
+    assert bucket.ceiling is not None and 55 <= bucket.ceiling <= 61
+    ceiling = bucket.ceiling
+    assert bucket.rate == pytest.approx(ceiling / 2)
+    # more 429s from the same burst do not halve again
+    bucket.on_rate_limited(now + 0.01, sent_at=now - 0.005, retry_after=0.02)
+    assert bucket.rate == pytest.approx(ceiling / 2)
+    # fast recovery to 90% of the ceiling within about a second
+    for step in range(1, 11):
+        bucket.reserve(now + step * 0.1)
+    assert bucket.rate is not None and bucket.rate >= 0.9 * ceiling
+    # then only slowly past it
+    before = bucket.rate
+    bucket.reserve(now + 2.0)
+    assert bucket.rate - before <= 0.02 * ceiling + 1e-9
+
+
+async def test_acquire_requeues_when_paused_while_waiting() -> None:
+    fake = FakeTime()
+    pacer = Pacer(rate_limit=10.0, create_rate_limit=None, max_concurrency=None)
+    pacer.set_time(fake.clock, fake.sleep)
+    first = await pacer.acquire(READ)
+    pacer.requests.pause(fake.now, 2.0)
+    second = await pacer.acquire(READ)
+    assert second >= first + 2.0
+
+
+async def test_429_on_create_pauses_creates_not_reads() -> None:
+    fake = FakeTime()
+    pacer = Pacer(rate_limit=None, create_rate_limit=5.0, max_concurrency=None)
+    pacer.set_time(fake.clock, fake.sleep)
+    sent = await pacer.acquire(CREATE)
+    pacer.on_response(CREATE, 429, {"retry-after": "3"}, sent)
+    read_at = await pacer.acquire(READ)
+    assert read_at == sent  # reads go on
+    create_at = await pacer.acquire(CREATE)
+    assert create_at >= sent + 3.0
+
+
+async def test_max_concurrency_caps_in_flight() -> None:
+    pacer = Pacer(rate_limit=None, create_rate_limit=None, max_concurrency=3)
+    in_flight = peak = 0
+
+    async def one() -> None:
+        nonlocal in_flight, peak
+        await pacer.acquire(READ)
+        try:
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+        finally:
+            in_flight -= 1
+            pacer.release()
+
+    await asyncio.gather(*(one() for _ in range(20)))
+    assert peak == 3
+
+
+async def test_cancelled_acquire_releases_its_slot() -> None:
+    fake = FakeTime()
+    pacer = Pacer(rate_limit=None, create_rate_limit=None, max_concurrency=1)
+    await pacer.acquire(READ)
+    waiter = asyncio.create_task(pacer.acquire(READ))
+    await asyncio.sleep(0)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    pacer.release()
+    pacer.set_time(fake.clock, fake.sleep)
+    await asyncio.wait_for(pacer.acquire(READ), timeout=5)
