@@ -13,14 +13,17 @@ from .config import EmulatorConfig
 from .faults import Fault, FaultInjector
 from .server import Emulator, serve
 from .state import EmulatorState
+from .webhooks import DeliveryAttempt, WebhookDispatcher
 
 __all__ = [
+    "DeliveryAttempt",
     "Emulator",
     "EmulatorConfig",
     "EmulatorState",
     "Fault",
     "FaultInjector",
     "ManualClock",
+    "WebhookDispatcher",
     "create_app",
     "serve",
 ]

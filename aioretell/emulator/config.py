@@ -30,3 +30,19 @@ class EmulatorConfig:
     #: Seeds ids, call outcomes and random faults, so runs are reproducible.
     seed: int = 0
     clock: Callable[[], float] = time.time
+    # -- webhooks (delivered by a running :class:`Emulator`, see ``emulator.webhooks``) ----
+    #: Account-level webhook URL, used for agents without their own ``webhook_url``.
+    webhook_url: str | None = None
+    #: Seconds to wait for a 2xx before an attempt counts as failed (an agent's
+    #: ``webhook_timeout_ms`` overrides it).
+    webhook_timeout_s: float = 10.0
+    #: Further attempts after a non-2xx answer, a timeout or a connection error.
+    webhook_max_retries: int = 3
+    #: Wait before the first retry, doubling for each further one (real seconds).
+    webhook_retry_backoff_s: float = 1.0
+    #: Extra copies of every webhook, each signed again, to test deduplication.
+    webhook_duplicates: int = 0
+    #: Clock seconds between a call or chat ending and its ``*_analyzed`` webhook.
+    analysis_delay_s: float = 1.0
+    #: Real seconds between two checks of the clock for due webhooks.
+    webhook_tick_s: float = 0.05

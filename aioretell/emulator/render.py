@@ -29,9 +29,14 @@ def _ms(seconds: float) -> int:
     return int(seconds * 1000)
 
 
-def render_call(call: CallRecord, state: EmulatorState, *, transcript: bool = True) -> JSON:
-    """A call as get-call answers it; ``transcript=False`` gives the list-calls (v3) shape."""
-    status = call.status(state.now())
+def render_call(
+    call: CallRecord, state: EmulatorState, *, transcript: bool = True, at: float | None = None
+) -> JSON:
+    """A call as get-call answers it; ``transcript=False`` gives the list-calls (v3) shape.
+
+    ``at``: render the call as it was at that clock time instead of now (webhook payloads).
+    """
+    status = call.status(state.now() if at is None else at)
     out: JSON
     if call.call_type == "phone_call":
         out = {

@@ -13,6 +13,7 @@ from .app import EmulatorContext, context, create_app
 from .config import EmulatorConfig
 from .faults import FaultInjector
 from .state import EmulatorState
+from .webhooks import WebhookDispatcher
 
 
 class Emulator:
@@ -29,6 +30,8 @@ class Emulator:
         self._ctx: EmulatorContext = context(self.app)
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
+        #: Webhook delivery to agents' ``webhook_url`` while the emulator runs.
+        self.webhooks = WebhookDispatcher(self._ctx.state, config)
 
     @property
     def base_url(self) -> str:
@@ -65,6 +68,7 @@ class Emulator:
         try:
             site = web.TCPSite(runner, self.config.host, self.config.port)
             await site.start()
+            await self.webhooks.start()
         except BaseException:
             await runner.cleanup()
             raise
@@ -78,6 +82,7 @@ class Emulator:
         runner, self._runner = self._runner, None
         self._base_url = None
         if runner is not None:
+            await self.webhooks.stop()
             await runner.cleanup()
 
     async def __aenter__(self) -> Emulator:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,6 +98,10 @@ class EmulatorState:
         # Calls holding a concurrency slot: call_id -> end time, plus a heap to expire them.
         self._active: dict[str, float] = {}
         self._ends: list[tuple[float, str]] = []
+        #: Called with ``(change, record)`` when a call or chat is created or ended early:
+        #: ``"call_created"``, ``"call_stopped"``, ``"chat_created"``, ``"chat_ended"``.
+        #: Webhook delivery (``emulator.webhooks``) listens here.
+        self.lifecycle_listeners: list[Callable[[str, CallRecord | ChatRecord], None]] = []
         engine = {"type": "retell-llm", "llm_id": DEFAULT_LLM_ID, "version": 0}
         self.llms[DEFAULT_LLM_ID] = self._stamp({"llm_id": DEFAULT_LLM_ID, "version": 0})
         self.agents[DEFAULT_AGENT_ID] = self._stamp(
@@ -127,6 +132,10 @@ class EmulatorState:
 
     def new_id(self, prefix: str) -> str:
         return f"{prefix}{self._rng.getrandbits(128):032x}"
+
+    def _notify(self, change: str, record: CallRecord | ChatRecord) -> None:
+        for listener in self.lifecycle_listeners:
+            listener(change, record)
 
     def _stamp(self, record: JSON) -> JSON:
         record.setdefault("is_published", False)
@@ -207,6 +216,7 @@ class EmulatorState:
             self._dialed.append(call.to_number)
         if idempotency_key is not None:
             self._idempotency[idempotency_key] = (call.call_id, now)
+        self._notify("call_created", call)
         return call
 
     def stop_call(self, call: CallRecord) -> None:
@@ -215,6 +225,7 @@ class EmulatorState:
         if call.status(now) not in TERMINAL_CALL_STATUSES:
             call.stopped_at = now
             self._release(call.call_id)
+            self._notify("call_stopped", call)
 
     def delete_call(self, call: CallRecord) -> None:
         del self.calls[call.call_id]
@@ -236,6 +247,7 @@ class EmulatorState:
             **fields,
         )
         self.chats[chat.chat_id] = chat
+        self._notify("chat_created", chat)
         return chat
 
     def add_message(self, chat: ChatRecord, role: str, content: str) -> JSON:
@@ -252,3 +264,4 @@ class EmulatorState:
         """End a chat; ending an ended chat changes nothing."""
         if chat.end_ms is None:
             chat.end_ms = self.now_ms()
+            self._notify("chat_ended", chat)
