@@ -3,8 +3,9 @@
 Two buckets: one for all requests (``rate_limit``) and one for the creates that place a call or
 start a conversation (``create_rate_limit``; Retell limits outbound calls per second). A bucket
 with an explicit rate spaces requests evenly (GCRA, no burst). A bucket without one is
-*adaptive*: unlimited until the server answers 429, then it halves the rate it was achieving and
-grows back additively, fast up to 90% of the rate that drew the 429 and slowly past it.
+*adaptive*: unlimited until the server answers 429, then it halves the rate it was sending at
+(never below 90% of what the server accepted in the last second) and grows back additively:
+fast up to 90% of the rate that drew the 429, then slowly past it.
 
 A 429 pauses every sender of the bucket concerned until ``Retry-After`` (or 1 s when the server
 gives none), instead of each task retrying on its own and hammering a limited account harder.
@@ -106,12 +107,13 @@ class RateBucket:
         # belong to the event that already caused it.
         if not self.adaptive or sent_at < self._last_decrease:
             return
-        achieved = self._ok.per_second(now)
-        current = self.rate if self.rate is not None else achieved
-        if achieved > 0:
-            current = min(current, achieved)
+        # Halve the rate that drew the 429 (unpaced: what got through in the last second), but
+        # not below 90% of what the server accepted in the last second: a drained server
+        # bucket answers 429 a few times in a row, and halving on each would collapse the rate.
+        accepted = self._ok.per_second(now)
+        current = self.rate if self.rate is not None else accepted
         self.ceiling = current if current > 0 else None
-        self.rate = max(MIN_ADAPTIVE_RATE, current / 2.0)
+        self.rate = max(MIN_ADAPTIVE_RATE, current / 2.0, 0.9 * accepted)
         self._last_decrease = now
         self._grown_at = now
 
@@ -127,7 +129,10 @@ class RateBucket:
         elif self.rate < 0.9 * ceiling:
             self.rate += 0.5 * ceiling * elapsed  # back to 90% within a second
         else:
-            self.rate += max(0.5, 0.01 * ceiling) * elapsed  # probe gently past it
+            # Past 90%, probe additively, a little faster the longer no 429 has come, so a
+            # ceiling measured too low is left behind within seconds.
+            calm = max(1.0, now - self._last_decrease)
+            self.rate += max(0.5, 0.01 * ceiling) * calm * elapsed
 
 
 class Pacer:

@@ -75,27 +75,40 @@ def test_pause_without_retry_after_uses_default() -> None:
     assert bucket.rate == 10.0  # an explicit rate is the caller's: never changed
 
 
-def test_adaptive_halves_achieved_rate_once_per_event_then_grows_back() -> None:
+def test_adaptive_halves_once_per_event_but_not_below_what_got_through() -> None:
     bucket = RateBucket(None, clock=lambda: 0.0)
     now = 50.0
-    for i in range(60):  # 60 successes within one second
+    for i in range(60):  # 60 requests got through within one second
         bucket.on_success(now + i / 60)
     now = 51.0
     bucket.on_rate_limited(now, sent_at=now - 0.01, retry_after=0.02)
     assert bucket.ceiling is not None and 55 <= bucket.ceiling <= 61
     ceiling = bucket.ceiling
-    assert bucket.rate == pytest.approx(ceiling / 2)
-    # more 429s from the same burst do not halve again
+    assert bucket.rate == pytest.approx(0.9 * ceiling)  # 90% of what got through beats half
+    # more 429s from the same burst do not lower it again
     bucket.on_rate_limited(now + 0.01, sent_at=now - 0.005, retry_after=0.02)
-    assert bucket.rate == pytest.approx(ceiling / 2)
-    # fast recovery to 90% of the ceiling within about a second
-    for step in range(1, 11):
-        bucket.reserve(now + step * 0.1)
-    assert bucket.rate is not None and bucket.rate >= 0.9 * ceiling
-    # then only slowly past it
+    assert bucket.rate == pytest.approx(0.9 * ceiling)
+    # a later event with little getting through halves the rate
+    later = now + 5.0
+    paced = bucket.rate
+    bucket.reserve(later)
+    assert bucket.rate is not None and bucket.rate > paced  # grew while calm
+    grown = bucket.rate
+    bucket.on_rate_limited(later, sent_at=later, retry_after=0.02)
+    assert bucket.ceiling == pytest.approx(grown)
+    assert bucket.rate == pytest.approx(grown / 2)
+
+
+def test_adaptive_grows_fast_to_90_percent_then_probes() -> None:
+    bucket = RateBucket(None, clock=lambda: 0.0)
+    bucket.on_rate_limited(10.0, sent_at=10.0, retry_after=0.0)  # no history: rate 1
+    bucket.ceiling = 100.0
+    for step in range(1, 21):
+        bucket.reserve(10.0 + step * 0.1)
+    assert bucket.rate is not None and 90.0 <= bucket.rate < 100.0
     before = bucket.rate
-    bucket.reserve(now + 2.0)
-    assert bucket.rate - before <= 0.02 * ceiling + 1e-9
+    bucket.reserve(12.1)
+    assert bucket.rate - before <= 0.1 * 1.0 * 2.1 + 1e-9  # 1%/s of the ceiling, x calm time
 
 
 async def test_acquire_requeues_when_paused_while_waiting() -> None:
