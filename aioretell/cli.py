@@ -29,6 +29,12 @@ def _parser() -> argparse.ArgumentParser:
     emulator.add_argument("--concurrency-limit", type=_positive_int, default=20, metavar="N")
     emulator.add_argument("--rate-limit", type=float, default=None, metavar="RPS")
     emulator.add_argument("--seed", type=int, default=0)
+    emulator.add_argument(
+        "--webhook-url", default=None, help="deliver signed webhooks here (agents may override)"
+    )
+    emulator.add_argument(
+        "--webhook-duplicates", type=int, default=0, metavar="N", help="extra copies of each"
+    )
     return parser
 
 
@@ -57,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         concurrency_limit=args.concurrency_limit,
         rate_limit_rps=args.rate_limit,
         seed=args.seed,
+        webhook_url=args.webhook_url,
+        webhook_duplicates=args.webhook_duplicates,
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(config))
