@@ -20,6 +20,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--base-url", help="defaults to $RETELL_BASE_URL or Retell's production API")
     demo.add_argument("--calls", type=_positive_int, default=100, help="phone calls to place")
 
+    from .dial.cli import add_arguments as add_dial_arguments
+
+    add_dial_arguments(
+        commands.add_parser("dial", help="call every lead of a CSV once, crash-safe (journal)")
+    )
+
     emulator = commands.add_parser("emulator", help="serve a local Retell emulator")
     emulator.add_argument("--host", default="127.0.0.1")
     emulator.add_argument("--port", type=int, default=8080)
@@ -52,6 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         asyncio.run(run_demo(api_key=args.api_key, base_url=args.base_url, calls=args.calls))
         return 0
+    if args.command == "dial":
+        from .dial.cli import run as run_dial
+
+        return run_dial(args)
     from .emulator import EmulatorConfig, serve
 
     config = EmulatorConfig(

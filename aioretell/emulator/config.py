@@ -27,6 +27,11 @@ class EmulatorConfig:
     reserved_inbound_concurrency: int = 0
     #: Requests per second per API key; ``None`` disables rate limiting.
     rate_limit_rps: float | None = None
+    #: Deterministic outcomes for dialled numbers: ``(suffix, disconnection_reason)`` pairs.
+    #: A create-phone-call whose ``to_number`` ends with ``suffix`` never connects and ends at
+    #: once as ``not_connected`` with that reason (e.g. ``("13", "dial_busy")``); the first
+    #: matching pair wins.
+    outcomes_by_suffix: tuple[tuple[str, str], ...] = ()
     #: Seeds ids, call outcomes and random faults, so runs are reproducible.
     seed: int = 0
     clock: Callable[[], float] = time.time

@@ -206,7 +206,10 @@ class EmulatorState:
             outcome_seed=self._rng.getrandbits(32),
             **fields,
         )
-        if self.current_concurrency() >= limit:
+        forced = self._forced_outcome(call.to_number) if dial else None
+        if forced is not None:
+            call.rejected_reason = forced
+        elif self.current_concurrency() >= limit:
             call.rejected_reason = "concurrency_limit_reached"
         else:
             self._active[call.call_id] = call.natural_end_at
@@ -218,6 +221,12 @@ class EmulatorState:
             self._idempotency[idempotency_key] = (call.call_id, now)
         self._notify("call_created", call)
         return call
+
+    def _forced_outcome(self, to_number: str | None) -> str | None:
+        for suffix, reason in self.config.outcomes_by_suffix:
+            if to_number is not None and to_number.endswith(suffix):
+                return reason
+        return None
 
     def stop_call(self, call: CallRecord) -> None:
         """End a call now; a call that already ended is left as it was."""

@@ -1,0 +1,181 @@
+"""Loading a CSV of leads: one phone number column, every other column a dynamic variable.
+
+A bad row never blocks the good ones: it is rejected with its line number and the reason
+(number not E.164, duplicate, bytes that are not UTF-8, more fields than the header). Only a
+file that cannot be read as a table of leads at all (missing, empty, no phone column, duplicate
+column names) raises :class:`LeadFileError`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PHONE_COLUMNS = ("phone_number", "to_number")
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+#: Formatting people put in numbers; removed before the E.164 check.
+_FORMATTING = re.compile(r"[\s().\-]")
+#: What ``surrogateescape`` turns undecodable bytes into.
+_UNDECODABLE = re.compile(r"[\udc80-\udcff]")
+
+
+class LeadFileError(Exception):
+    """The file as a whole cannot be used; the message says why and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lead:
+    """One valid lead. ``ref`` is stable for a given file: ``L`` and its first line number."""
+
+    ref: str
+    line: int
+    to_number: str
+    variables: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    line: int
+    reason: str
+    raw_number: str | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"L{self.line}"
+
+
+@dataclass(frozen=True, slots=True)
+class LeadFile:
+    path: Path
+    sha256: str
+    phone_column: str
+    leads: list[Lead]
+    rejected: list[Rejected]
+    blank_lines: int
+
+
+def normalize_e164(raw: str) -> str | None:
+    """``raw`` as E.164 (spaces, dashes, dots and brackets removed), or ``None``."""
+    number = _FORMATTING.sub("", raw)
+    return number if _E164.fullmatch(number) else None
+
+
+def load_leads(path: Path) -> LeadFile:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise LeadFileError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise LeadFileError(f"{path}: cannot read it ({exc.strerror})") from None
+    digest = hashlib.sha256(data).hexdigest()
+    text = _decode(path, data)
+    if not text.strip():
+        raise LeadFileError(f"{path}: the file is empty; expected a header row with a phone_number")
+    rows = _records(text)
+    header_line, header = next(((n, r) for n, r in rows if any(c.strip() for c in r)), (0, []))
+    names = [_clean_name(name) for name in header]
+    phone = _phone_column(path, names, header_line)
+    duplicates = sorted({n for n in names if n and names.count(n) > 1})
+    if duplicates:
+        raise LeadFileError(
+            f"{path}:{header_line}: duplicate column names {', '.join(duplicates)}; "
+            "rename them so each dynamic variable has one value"
+        )
+    leads: list[Lead] = []
+    rejected: list[Rejected] = []
+    first_seen: dict[str, int] = {}
+    blank = 0
+    phone_index = names.index(phone)
+    for line, record in rows:
+        if not any(cell.strip() for cell in record):
+            blank += 1
+            continue
+        if isinstance(record, _BadRecord):
+            rejected.append(Rejected(line, record.reason))
+            continue
+        outcome = _lead(line, record, names, phone_index, first_seen)
+        if isinstance(outcome, Rejected):
+            rejected.append(outcome)
+        else:
+            first_seen[outcome.to_number] = line
+            leads.append(outcome)
+    if not leads and not rejected:
+        raise LeadFileError(f"{path}: the header is there but no lead follows it")
+    return LeadFile(path, digest, phone, leads, rejected, blank)
+
+
+def _decode(path: Path, data: bytes) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise LeadFileError(
+            f"{path}: the file is UTF-16; save it as UTF-8 (CSV UTF-8 in Excel) and run again"
+        )
+    # Undecodable bytes survive as surrogates, so only the rows holding them are rejected.
+    return data.decode("utf-8-sig", errors="surrogateescape")
+
+
+class _BadRecord(list[str]):
+    """A record the csv module could not parse; it stands in the stream with its reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(["?"])
+        self.reason = reason
+
+
+def _records(text: str) -> Iterator[tuple[int, list[str]]]:
+    """``(first line number, fields)`` of every record, blank lines included as ``[]``."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    line = 1
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield line, _BadRecord(f"not valid CSV ({exc})")
+            line = reader.line_num + 1
+            continue
+        yield line, record
+        line = reader.line_num + 1
+
+
+def _clean_name(name: str) -> str:
+    return name.strip()
+
+
+def _phone_column(path: Path, names: list[str], header_line: int) -> str:
+    lowered = {name.lower(): name for name in names}
+    for candidate in PHONE_COLUMNS:
+        if candidate in lowered:
+            return lowered[candidate]
+    shown = ", ".join(repr(n) for n in names[:10]) or "none"
+    raise LeadFileError(
+        f"{path}:{header_line}: no phone_number (or to_number) column; the header has {shown}"
+    )
+
+
+def _lead(
+    line: int, record: list[str], names: list[str], phone_index: int, first_seen: dict[str, int]
+) -> Lead | Rejected:
+    if any(_UNDECODABLE.search(cell) for cell in record):
+        return Rejected(line, "bytes that are not UTF-8; save the file as UTF-8")
+    if len(record) > len(names):
+        return Rejected(line, f"{len(record)} fields but the header has {len(names)}")
+    raw = record[phone_index].strip() if phone_index < len(record) else ""
+    if not raw:
+        return Rejected(line, "no phone number")
+    number = normalize_e164(raw)
+    if number is None:
+        return Rejected(line, f"{raw!r} is not an E.164 number like +14155550100", raw)
+    if number in first_seen:
+        return Rejected(line, f"duplicate of line {first_seen[number]} ({number})", raw)
+    variables = {
+        name: value
+        for index, (name, value) in enumerate(zip(names, record, strict=False))
+        if index != phone_index and name
+    }
+    return Lead(f"L{line}", line, number, variables)

@@ -1,0 +1,64 @@
+"""Finding a campaign's calls again: the metadata every create carries, and lookups by it.
+
+Each create is tagged ``{"aioretell_campaign": id, "aioretell_ref": "L12", "aioretell_attempt":
+"1"}`` and sent with the idempotency key ``id-L12-1``. A row whose create may or may not have
+happened (``dispatching`` after a crash, or an :class:`~aioretell.AmbiguousOutcomeError`) is
+looked up with ``list-calls`` filtered on those three keys: found means created; not found
+means it may be sent again, with the same key, so a create that landed late is answered with
+the existing call instead of a second one.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from .._client import AsyncRetell
+from ..types.call import V3CallResponse
+
+CAMPAIGN_KEY = "aioretell_campaign"
+REF_KEY = "aioretell_ref"
+ATTEMPT_KEY = "aioretell_attempt"
+
+
+def new_campaign_id() -> str:
+    return f"cmp_{secrets.token_hex(6)}"
+
+
+def call_metadata(campaign_id: str, ref: str, attempt: int) -> dict[str, str]:
+    return {CAMPAIGN_KEY: campaign_id, REF_KEY: ref, ATTEMPT_KEY: str(attempt)}
+
+
+def idempotency_key(campaign_id: str, ref: str, attempt: int) -> str:
+    return f"{campaign_id}-{ref}-{attempt}"
+
+
+def _eq(key: str, value: str) -> dict[str, str]:
+    return {"type": "string", "op": "eq", "key": key, "value": value}
+
+
+def campaign_filter(campaign_id: str) -> dict[str, Any]:
+    return {"metadata": [_eq(CAMPAIGN_KEY, campaign_id)]}
+
+
+def attempt_filter(campaign_id: str, ref: str, attempt: int) -> dict[str, Any]:
+    return {
+        "metadata": [
+            _eq(CAMPAIGN_KEY, campaign_id),
+            _eq(REF_KEY, ref),
+            _eq(ATTEMPT_KEY, str(attempt)),
+        ]
+    }
+
+
+async def find_call(
+    client: AsyncRetell, campaign_id: str, ref: str, attempt: int
+) -> V3CallResponse | None:
+    """The call made for this row's attempt, if the API has one."""
+    page = await client.call.list(
+        filter_criteria=attempt_filter(campaign_id, ref, attempt), limit=10
+    )
+    if not page.items:
+        return None
+    # One per key by construction; should there be more, the oldest is the one to follow.
+    return min(page.items, key=lambda call: call.start_timestamp or 0)
