@@ -10,18 +10,16 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from pathlib import Path
 
 from .._client import DEFAULT_BASE_URL, AsyncRetell
 from . import journal as j
-from .capacity import CapacityGate
+from .campaign import run_campaign
 from .journal import CampaignInfo, Journal, JournalError
 from .leads import LeadFile, LeadFileError, load_leads, normalize_e164
 from .reconcile import new_campaign_id
 from .report import LiveView, Snapshot, print_rejected, print_summary, write_ndjson
 from .runner import DialOptions, Runner
-from .watch import Watcher
 
 EMULATOR_KEY = "key_dial_emulator"
 IN_PROCESS = "in-process emulator"
@@ -163,23 +161,9 @@ async def _campaign(
     )
     stop = asyncio.Event()
     started = time.monotonic()
-    async with AsyncExitStack() as stack:
-        client = await stack.enter_async_context(
-            AsyncRetell(
-                api_key=key,
-                base_url=url,
-                create_rate_limit=args.cps,
-                max_concurrency=args.concurrency + 2,  # room for the polls beside the creates
-                connection_limit=max(100, args.concurrency + 2),
-            )
-        )
-        gate = CapacityGate(client.concurrency.retrieve, interval=args.poll_interval)
-        runner = Runner(client, journal, info.campaign_id, options, gate)
-        unknown = runner.load()
-        watcher = Watcher(client, info.campaign_id, runner.on_end, interval=args.poll_interval)
-        runner.follow.append(watcher.watch)
-        for call_id in runner.created_calls():
-            watcher.watch(call_id)
+    views: list[LiveView] = []
+
+    async def live_view(runner: Runner) -> None:
         placed_before = runner.stats.placed
 
         def snapshot() -> Snapshot:
@@ -187,7 +171,7 @@ async def _campaign(
             return Snapshot(
                 total=stats.total,
                 placed=stats.placed,
-                ongoing=gate.created_live,
+                ongoing=runner.gate.created_live,
                 ended=stats.ended,
                 failed=stats.failed,
                 elapsed_s=time.monotonic() - started,
@@ -195,18 +179,34 @@ async def _campaign(
             )
 
         view = LiveView(snapshot, stream=err)
-        _on_interrupt(stop, lambda: gate.live)
-        tasks = [asyncio.ensure_future(t) for t in (gate.run(), watcher.run(), view.run())]
+        views.append(view)
+        await view.run()
+
+    def reconciling(count: int) -> None:
+        print(f"Looking up {count} calls whose create may or may not have happened", file=err)
+
+    async with AsyncRetell(
+        api_key=key,
+        base_url=url,
+        create_rate_limit=args.cps,
+        max_concurrency=args.concurrency + 2,  # room for the polls beside the creates
+        connection_limit=max(100, args.concurrency + 2),
+    ) as client:
+        _on_interrupt(stop)
         try:
-            if unknown:
-                print(f"Looking up {len(unknown)} calls whose outcome is unknown", file=err)
-                await runner.reconcile(unknown)
-            await runner.run(stop)
+            runner = await run_campaign(
+                client,
+                journal,
+                info.campaign_id,
+                options,
+                stop=stop,
+                poll_interval=args.poll_interval,
+                sidecar=live_view,
+                on_reconcile=reconciling,
+            )
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            view.close()
+            for view in views:
+                view.close()
             _restore_interrupt()
     rows = journal.rows()
     elapsed = time.monotonic() - started
@@ -214,7 +214,7 @@ async def _campaign(
         rows,
         create_ms=runner.stats.create_ms,
         elapsed_s=elapsed,
-        placed=runner.stats.placed - placed_before,
+        placed=len(runner.stats.create_ms),
     )
     if args.out is not None:
         write_ndjson(args.out, rows)
@@ -229,7 +229,7 @@ async def _campaign(
     return 0
 
 
-def _on_interrupt(stop: asyncio.Event, in_flight: object) -> None:
+def _on_interrupt(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
 
     def interrupted() -> None:

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aioretell import AsyncRetell
+from aioretell.dial.campaign import run_campaign
+from aioretell.dial.capacity import CapacityGate
+from aioretell.dial.journal import CampaignInfo, Journal
+from aioretell.dial.leads import load_leads
+from aioretell.dial.reconcile import campaign_filter
+from aioretell.dial.runner import DialOptions, Runner
+from aioretell.emulator import Emulator, EmulatorConfig
+
+API_KEY = "key_dial_tests"
+FROM = "+14155550100"
+CAMPAIGN = "cmp_test"
+#: Real-time emulator settings short enough that a test campaign takes a fraction of a second.
+FAST = {"ring_duration_s": 0.02, "call_duration_s": 0.1, "concurrency_limit": 500}
+
+
+def write_csv(path: Path, numbers: list[str], header: str = "phone_number,name") -> Path:
+    lines = [header] + [f"{n},Lead {i}" for i, n in enumerate(numbers)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def numbers(count: int, area: str = "212") -> list[str]:
+    return [f"+1{area}555{i:04d}" for i in range(100, 100 + count)]
+
+
+@pytest.fixture
+async def make_emulator() -> AsyncIterator[Callable[..., Any]]:
+    running: list[Emulator] = []
+
+    async def make(**overrides: Any) -> Emulator:
+        emu = Emulator(EmulatorConfig(api_key=API_KEY, **{**FAST, **overrides}))
+        await emu.start()
+        running.append(emu)
+        return emu
+
+    yield make
+    for emu in running:
+        await emu.stop()
+
+
+def new_journal(tmp_path: Path, csv: Path, name: str = "j.db") -> Journal:
+    leads = load_leads(csv)
+    journal = Journal(tmp_path / name)
+    info = CampaignInfo(CAMPAIGN, leads.sha256, csv.name, FROM, "", "test")
+    journal.start(journal.check_campaign(info), leads)
+    return journal
+
+
+async def dial(
+    emu: Emulator,
+    journal: Journal,
+    *,
+    gate: CapacityGate | None = None,
+    stop: asyncio.Event | None = None,
+    **options: Any,
+) -> Runner:
+    async with AsyncRetell(api_key=API_KEY, base_url=emu.base_url) as client:
+        return await run_campaign(
+            client,
+            journal,
+            CAMPAIGN,
+            DialOptions(from_number=FROM, **options),
+            stop=stop,
+            poll_interval=0.02,
+            gate=gate,
+        )
+
+
+async def calls_per_number(base_url: str, campaign: str = CAMPAIGN) -> Counter[str]:
+    """Through the API: list-calls filtered on the campaign, counted by ``to_number``."""
+    counts: Counter[str] = Counter()
+    async with AsyncRetell(api_key=API_KEY, base_url=base_url) as client:
+        cursor: str | None = None
+        while True:
+            if cursor is None:
+                page = await client.call.list(filter_criteria=campaign_filter(campaign), limit=1000)
+            else:
+                page = await client.call.list(
+                    filter_criteria=campaign_filter(campaign), limit=1000, pagination_key=cursor
+                )
+            counts.update(call.to_number or "" for call in page.items)
+            if not page.has_more or page.pagination_key is None:
+                return counts
+            cursor = page.pagination_key
