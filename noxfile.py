@@ -31,6 +31,9 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Measure aioretell against raw aiohttp + msgspec and the official SDK, side by side."""
-    session.install("-e", ".[dev]")
+    """Measure aioretell against raw aiohttp + msgspec and the official SDK, side by side.
+
+    Writes docs/benchmarks.md and docs/benchmarks.png; ``nox -s bench -- --quick`` for a smoke run.
+    """
+    session.install("-e", ".[dev,bench]")
     session.run("python", "-m", "benchmarks", *session.posargs)

@@ -1,4 +1,4 @@
-"""The ``aioretell`` command: ``demo`` and ``emulator``."""
+"""The ``aioretell`` command: ``demo``, ``dial``, ``emulator`` and ``bench``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,7 +42,35 @@ def _parser() -> argparse.ArgumentParser:
     emulator.add_argument(
         "--webhook-duplicates", type=int, default=0, metavar="N", help="extra copies of each"
     )
+
+    commands.add_parser(
+        "bench",
+        add_help=False,
+        help="run the benchmark suite of a source checkout; arguments go to 'python -m "
+        "benchmarks' (see 'aioretell bench --help')",
+    )
     return parser
+
+
+def _bench(argv: Sequence[str]) -> int:
+    """``python -m benchmarks`` with ``argv``, from the checkout this package was loaded from."""
+    for root in (Path(__file__).resolve().parent.parent, Path.cwd()):
+        if (root / "benchmarks" / "run.py").is_file():
+            sys.path.insert(0, str(root))
+            break
+    else:
+        print(
+            "aioretell bench runs the benchmarks/ folder of a source checkout, and none was "
+            "found (this aioretell was installed from a wheel, and the current directory is not "
+            "the repository). Clone the repository, run 'pip install -e \".[dev,bench]\"' and "
+            "then 'aioretell bench' (or 'nox -s bench') from its root.",
+            file=sys.stderr,
+        )
+        return 2
+    from benchmarks.run import main as run_benchmarks  # type: ignore[import-not-found,unused-ignore]
+
+    result: int = run_benchmarks(list(argv))
+    return result
 
 
 def _positive_int(text: str) -> int:
@@ -52,6 +81,9 @@ def _positive_int(text: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # every later argument is the benchmark runner's
+        return _bench(argv[1:])
     args = _parser().parse_args(argv)
     if args.command == "demo":
         from .demo import run_demo

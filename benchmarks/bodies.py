@@ -71,9 +71,24 @@ def phone_call() -> Sample:
     return load("create-phone-call.txt", "phone-call.json", "call_id")
 
 
+def web_call() -> Sample:
+    """A ``v2/create-web-call`` response (a web call with its access token)."""
+    return load("create-web-call.txt", "web-call.json", "call_id")
+
+
 def chat() -> Sample:
     """A realistic ``get-chat`` response."""
     return load("get-chat.txt", "chat.json", "chat_id")
+
+
+def created_chat() -> Sample:
+    """A ``create-chat`` response."""
+    return load("create-chat.txt", "chat.json", "chat_id")
+
+
+def chat_agent() -> Sample:
+    """A ``create-chat-agent`` response."""
+    return load("create-chat-agent.txt", "chat-agent.json", "agent_id")
 
 
 def list_calls_page(size: int) -> Sample:

@@ -1,9 +1,9 @@
-"""Run every benchmark once and print the measurements as markdown.
+"""Run the benchmark suite and write the report: ``docs/benchmarks.md`` and ``docs/benchmarks.png``.
 
-``python -m benchmarks`` (or ``python benchmarks/run.py``) from the repository root. The ratios
-are of numbers measured in this one run on this one machine; nothing is compared with stored
-numbers and nothing is asserted. ``--quick`` for a short smoke run, ``--json PATH`` to also write
-every raw sample.
+``python -m benchmarks`` (or ``aioretell bench``, or ``nox -s bench``) from the repository root.
+The ratios are of numbers measured in this one run on this one machine; nothing is compared
+with stored numbers and nothing is asserted. ``--quick`` for a short smoke run (it writes the
+report too), ``--out DIR`` to write it elsewhere, ``--json PATH`` to also keep every raw sample.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ import json
 import os
 import platform
 import shlex
+import statistics
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -24,11 +26,20 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import bodies, client_cpu, decode, import_time, stats
-from benchmarks.canned_server import CannedServer
+from benchmarks import bodies, client_cpu, decode, import_time, rss, stats, targets
+from benchmarks.client_cpu import Comparison
 
-SECTIONS = ("client", "decode", "import")
-LIBRARIES = ("retell-sdk", "aiohttp", "msgspec", "tenacity", "httpx", "pydantic")
+ROOT = Path(__file__).resolve().parent.parent
+SECTIONS = ("client", "decode", "import", "rss")
+LIBRARIES = ("retell-sdk", "httpx-aiohttp", "aiohttp", "msgspec", "tenacity", "httpx", "pydantic")
+#: aioretell further than this from the floor is listed at the end of the report.
+FLOOR_TOLERANCE = 1.25
+CONCURRENCY = (1, 16, 64, 256, 1024)
+CLIENT_ORDER = ("aioretell", "floor", "retell-sdk", "retell-sdk aiohttp")
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def cpu_model() -> str:
@@ -42,7 +53,7 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def environment(argv: Sequence[str]) -> dict[str, str]:
+def environment(argv: Sequence[str], seconds: float) -> dict[str, str]:
     import aioretell
 
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
@@ -60,14 +71,24 @@ def environment(argv: Sequence[str]) -> dict[str, str]:
         "libraries": ", ".join(versions),
         "response bodies": bodies.phone_call().source,
         "command": shlex.join(["python", "-m", "benchmarks", *argv]),
+        "run time": f"{seconds / 60:.1f} min",
     }
 
 
-def _row(*cells: str) -> str:
-    return "| " + " | ".join(cells) + " |"
+# -- formatting ------------------------------------------------------------------------------
+
+
+def _row(*cells: object) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    return [_row(*header), _row(*["---"] * len(header)), *(_row(*r) for r in rows)]
 
 
 def _n(value: float) -> str:
+    if value >= 100:
+        return f"{value:,.0f}"
     return f"{value:,.1f}" if value >= 10 else f"{value:.2f}"
 
 
@@ -75,148 +96,388 @@ def _x(value: float) -> str:
     return f"{value:.2f}x"
 
 
+def _spread(values: Sequence[float], fmt: Callable[[float], str] = _n) -> str:
+    med, lo, hi = stats.summary(values)
+    return f"{fmt(med)} ({fmt(lo)} to {fmt(hi)})"
+
+
+def _median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
 class Report:
+    """Everything measured, kept as data, rendered once at the end."""
+
     def __init__(self) -> None:
-        self.rows: list[str] = []
-        self.ratios: list[str] = []
-        self.raw: dict[str, Any] = {}
+        self.comparisons: list[Comparison] = []
+        self.decodes: list[decode.DecodeTiming] = []
+        self.imports: list[import_time.ImportTiming] = []
+        self.rss: list[rss.RssResult] = []
+        self.notes: list[str] = []
 
-    def measure(self, what: str, subject: str, values: Sequence[float], unit: str) -> None:
-        med, lo, hi = stats.summary(values)
-        self.rows.append(_row(what, subject, _n(med), _n(lo), _n(hi), unit))
+    # -- the rows over the tolerance ---------------------------------------------------------
 
-    def ratio(self, what: str, values: Sequence[float], note: str) -> None:
-        med, lo, hi = stats.summary(values)
-        self.ratios.append(_row(what, _x(med), _x(lo), _x(hi), note))
+    def far_from_floor(self) -> list[str]:
+        """Each (server, operation, concurrency) where aioretell is over 1.25x the floor."""
+        out = []
+        for c in self.comparisons:
+            if "aioretell" not in c.samples or "floor" not in c.samples:
+                continue
+            cpu = _median(c.paired_ratios("aioretell", "floor"))
+            rps = _median(c.rps("floor")) / _median(c.rps("aioretell"))
+            parts = []
+            if cpu > FLOOR_TOLERANCE:
+                parts.append(f"CPU/request {_x(cpu)} the floor's")
+            if rps > FLOOR_TOLERANCE:
+                parts.append(f"requests/s {_x(1 / rps)} the floor's")
+            if parts:
+                out.append(
+                    f"{c.target} server, {c.operation}, c={c.concurrency}: " + "; ".join(parts)
+                )
+        return out
 
-    def render(self, env: dict[str, str]) -> str:
-        lines = ["## aioretell benchmarks", "", _row("", ""), _row("---", "---")]
-        lines += [_row(key, value) for key, value in env.items()]
-        lines += ["", _row("benchmark", "subject", "median", "min", "max", "unit")]
-        lines += [_row(*["---"] * 6), *self.rows]
-        lines += ["", _row("ratio", "median", "min", "max", "how")]
-        lines += [_row(*["---"] * 5), *self.ratios]
-        return "\n".join(lines)
+    # -- rendering ---------------------------------------------------------------------------
+
+    def headline(self, target: str) -> list[str]:
+        cells = [c for c in self.comparisons if c.target == target]
+        if not cells:
+            return []
+        clients = [n for n in CLIENT_ORDER if n in cells[0].samples]
+        header = ["operation", "c", *(f"{n} req/s" for n in clients)]
+        header += ["aioretell ÷ floor, CPU", "retell-sdk ÷ aioretell, CPU"]
+        rows = []
+        for c in cells:
+            row: list[object] = [c.operation, c.concurrency]
+            row += [_n(_median(c.rps(n))) for n in clients]
+            row.append(_x(_median(c.paired_ratios("aioretell", "floor"))))
+            row.append(_x(_median(c.paired_ratios("retell-sdk", "aioretell"))))
+            rows.append(row)
+        return _table(header, rows)
+
+    def client_details(self) -> list[str]:
+        header = [
+            "server",
+            "operation",
+            "c",
+            "client",
+            "requests x rounds",
+            "errors",
+            "µs CPU / request",
+            "requests / s",
+            "CPU ÷ floor",
+            "CPU ÷ retell-sdk",
+        ]
+        rows = []
+        for c in self.comparisons:
+            for name in [n for n in CLIENT_ORDER if n in c.samples]:
+                rows.append(
+                    [
+                        c.target,
+                        c.operation,
+                        c.concurrency,
+                        name,
+                        f"{c.requests[name]:,} x {len(c.samples[name])}",
+                        c.errors(name),
+                        _spread(c.cpu_us(name)),
+                        _spread(c.rps(name)),
+                        _spread(c.paired_ratios(name, "floor"), _x),
+                        _spread(c.paired_ratios(name, "retell-sdk"), _x),
+                    ]
+                )
+        return _table(header, rows)
+
+    def decode_table(self) -> list[str]:
+        header = ["body", "bytes", "decoder", "µs / decode", "÷ json.loads", "÷ aioretell"]
+        rows = []
+        by_key = {(t.body, t.decoder): t for t in self.decodes}
+        for t in self.decodes:
+            loads, ours = by_key[(t.body, "json.loads")], by_key[(t.body, "aioretell")]
+            rows.append(
+                [
+                    t.body,
+                    f"{t.size:,}",
+                    t.decoder,
+                    _spread(t.us),
+                    _spread(stats.ratios(t.us, loads.us), _x),
+                    _spread(stats.ratios(t.us, ours.us), _x),
+                ]
+            )
+        return _table(header, rows)
+
+    def import_table(self) -> list[str]:
+        header = ["subject", "fresh interpreters", "ms"]
+        return _table(header, [[t.name, len(t.ms), _spread(t.ms)] for t in self.imports])
+
+    def rss_table(self) -> list[str]:
+        header = [
+            "client",
+            "requests",
+            "runs",
+            "RSS before (MiB)",
+            "peak - before (MiB)",
+            "answered when measured",
+            "seconds",
+            "errors",
+        ]
+        rows = []
+        for r in self.rss:
+            answered = ", ".join(f"{a:,}" for a in r.answered())
+            rows.append(
+                [
+                    r.client,
+                    f"{r.requests:,}",
+                    len(r.samples),
+                    _spread(r.baseline_mib()),
+                    _spread(r.delta_mib()),
+                    answered,
+                    _spread(r.wall_s()),
+                    r.errors(),
+                ]
+            )
+        return _table(header, rows)
+
+    def render(self, env: dict[str, str], chart: str | None, args: argparse.Namespace) -> str:
+        lines = [
+            "# Benchmarks",
+            "",
+            "Written by `python -m benchmarks` (`nox -s bench`, `aioretell bench`); do not edit by "
+            "hand. How each number is measured is in `benchmarks/README.md` and the docstrings of "
+            "`benchmarks/*.py`. Every ratio is taken within this one run; nothing is asserted.",
+            "",
+            *_table(["", ""], list(env.items())),
+        ]
+        if self.notes:
+            lines += ["", *(f"- {note}" for note in self.notes)]
+        if self.comparisons:
+            lines += [
+                "",
+                "## Throughput",
+                "",
+                "Requests per second, median of the rounds; the ratios are client CPU per "
+                "request, the median of round-by-round pairs. c is the number of requests in "
+                "flight. `floor` is raw aiohttp + msgspec with no client logic.",
+            ]
+            for target in dict.fromkeys(c.target for c in self.comparisons):
+                lines += ["", f"### {target} server", "", *self.headline(target)]
+            if chart:
+                lines += ["", f"![requests per second against concurrency]({chart})"]
+            far = self.far_from_floor()
+            lines += ["", f"### aioretell more than {FLOOR_TOLERANCE}x from the floor", ""]
+            lines += [f"- {row}" for row in far] if far else ["None."]
+            lines += [
+                "",
+                "### Every client, every cell",
+                "",
+                "Median (min to max) over the rounds. Each client's requests per round were sized "
+                f"from a discarded calibration round to last about {args.round_seconds} s "
+                f"(at least c, at most {args.max_requests:,}); a client whose round took over "
+                f"{args.slow_round_seconds} s ran {args.slow_rounds} rounds instead of "
+                f"{args.rounds}. Errors are requests that raised (none are retried).",
+                "",
+                *self.client_details(),
+            ]
+        if self.decodes:
+            lines += [
+                "",
+                "## Decode",
+                "",
+                "µs to turn one response body into objects, median (min to max) of "
+                f"{args.decode_repeat} timed runs. `aioretell` is a msgspec Struct decode; "
+                "`retell-sdk` is `json.loads` + `construct_type`, its default; `retell-sdk strict`"
+                " is `model_validate`.",
+                "",
+                *self.decode_table(),
+            ]
+        if self.imports:
+            lines += ["", "## Cold import", "", *self.import_table()]
+        if self.rss:
+            lines += [
+                "",
+                "## Memory with requests in flight",
+                "",
+                f"{self.rss[0].requests:,} `chat.retrieve` calls started at once, each client "
+                "with its library's default pool (100 connections) in a fresh process; the "
+                f"server answers each after {rss.DELAY_S * 1000:.0f} ms. Peak `ru_maxrss` minus "
+                "its value just before the requests, read when all are answered or at the "
+                f"{args.rss_deadline:.0f} s deadline, whichever is first.",
+                "",
+                *self.rss_table(),
+            ]
+        return "\n".join(lines) + "\n"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "client_cpu": [c.to_json() for c in self.comparisons],
+            "decode": [
+                {"body": t.body, "bytes": t.size, "decoder": t.decoder, "us": t.us}
+                for t in self.decodes
+            ],
+            "import_ms": {t.name: t.ms for t in self.imports},
+            "rss": [
+                {
+                    "client": r.client,
+                    "requests": r.requests,
+                    "samples": [vars_(s) for s in r.samples],
+                }
+                for r in self.rss
+            ],
+        }
+
+
+def vars_(sample: rss.RssSample) -> dict[str, Any]:
+    return {name: getattr(sample, name) for name in sample.__slots__}
+
+
+# -- sections -----------------------------------------------------------------------------------
 
 
 def client_section(report: Report, args: argparse.Namespace) -> None:
-    comparisons: list[client_cpu.Comparison] = []
-    with CannedServer(page_size=args.page_size) as server:
-        for concurrency in args.concurrency:
-            comparison = asyncio.run(
-                client_cpu.compare(
-                    server.base_url,
-                    operation=args.operation,
-                    concurrency=concurrency,
-                    rounds=args.rounds,
-                    requests=args.requests,
-                )
-            )
-            comparisons.append(comparison)
-    for c in comparisons:
-        what = f"{c.operation}, c={c.concurrency}, {len(c.cpu_us('floor'))} x {c.requests} req"
-        for name in client_cpu.CLIENTS:
-            report.measure(f"client CPU: {what}", name, c.cpu_us(name), "µs CPU / request")
-        for name in client_cpu.CLIENTS:
-            report.measure(f"throughput: {what}", name, c.rps(name), "requests / s")
-        how = "client CPU per request, per-round pairs"
-        report.ratio(
-            f"aioretell / floor, c={c.concurrency}", c.paired_ratios("aioretell", "floor"), how
+    if not client_cpu.sdk_aiohttp_available():
+        report.notes.append(
+            "`retell-sdk aiohttp` was left out: install `retell-sdk[aiohttp]` (httpx-aiohttp)."
         )
-        report.ratio(
-            f"retell-sdk / aioretell, c={c.concurrency}",
-            c.paired_ratios("retell-sdk", "aioretell"),
-            how,
-        )
-    report.raw["client_cpu"] = [c.to_json() for c in comparisons]
+    for target_name in args.targets:
+        for operation in args.operations:
+            with targets.running(target_name, page_size=args.page_size) as target:
+                for concurrency in args.concurrency:
+                    started = time.perf_counter()
+                    comparison = asyncio.run(
+                        client_cpu.compare(
+                            target,
+                            operation=operation,
+                            concurrency=concurrency,
+                            rounds=args.rounds,
+                            round_seconds=args.round_seconds,
+                            max_requests=args.max_requests,
+                            slow_rounds=args.slow_rounds,
+                            slow_round_seconds=args.slow_round_seconds,
+                        )
+                    )
+                    report.comparisons.append(comparison)
+                    log(
+                        f"  {target_name} {operation} c={concurrency}: "
+                        f"{time.perf_counter() - started:.1f} s"
+                    )
 
 
 def decode_section(report: Report, args: argparse.Namespace) -> None:
-    timings, sample = decode.run(repeat=args.decode_repeat, min_time=args.decode_time)
-    by_name = {t.name: t for t in timings}
-    what = f"decode create-phone-call body ({len(sample.body):,} B)"
-    for t in timings:
-        report.measure(what, t.name, t.us, "µs / decode")
-    typed, loads = by_name["msgspec typed"], by_name["json.loads"]
-    sdk = by_name["retell-sdk"]
-    report.ratio(
-        "msgspec typed / json.loads",
-        stats.ratios(typed.us, loads.us),
-        "decode time, per-repeat pairs",
-    )
-    report.ratio(
-        "retell-sdk / msgspec typed",
-        stats.ratios(sdk.us, typed.us),
-        "decode time, per-repeat pairs",
-    )
-    report.raw["decode"] = {t.name: t.us for t in timings}
+    report.decodes = decode.run(repeat=args.decode_repeat, min_time=args.decode_time)
 
 
 def import_section(report: Report, args: argparse.Namespace) -> None:
-    timings = import_time.run(runs=args.import_runs)
-    for t in timings:
-        report.measure(f"cold import, {len(t.ms)} fresh interpreters", t.name, t.ms, "ms")
-    by_name = {t.name: t for t in timings}
-    pairs = [
-        ("import retell", "import aioretell"),
-        ("retell + call resource", "aioretell + call resource"),
-    ]
-    for sdk, ours in pairs:
-        report.ratio(
-            f"{sdk} / {ours}",
-            stats.ratios(by_name[sdk].ms, by_name[ours].ms),
-            "import time, per-run pairs",
-        )
-    report.raw["import_ms"] = {t.name: t.ms for t in timings}
+    report.imports = import_time.run(runs=args.import_runs)
+
+
+def rss_section(report: Report, args: argparse.Namespace) -> None:
+    clients = [c for c in rss.CLIENTS if c != "retell-sdk aiohttp"]
+    if client_cpu.sdk_aiohttp_available():
+        clients = list(rss.CLIENTS)
+    report.rss = rss.run(
+        requests=args.rss_requests,
+        rounds=args.rss_rounds,
+        clients=clients,
+        deadline=args.rss_deadline,
+    )
+
+
+# -- command line -------------------------------------------------------------------------------
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def _names(choices: Sequence[str]) -> Callable[[str], list[str]]:
+    def parse(text: str) -> list[str]:
+        names = [x.strip() for x in text.split(",") if x.strip()]
+        unknown = set(names) - set(choices)
+        if unknown:
+            raise argparse.ArgumentTypeError(f"unknown {sorted(unknown)}; choose from {choices}")
+        return names
+
+    return parse
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="few, short rounds (a smoke run)")
+    parser.add_argument("--quick", action="store_true", help="a short smoke run (about 2 min)")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "docs", help="folder for benchmarks.md and .png"
+    )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write raw numbers here")
+    parser.add_argument("--only", type=_names(SECTIONS), default=list(SECTIONS), help="sections")
+    parser.add_argument("--targets", type=_names(targets.TARGETS), default=list(targets.TARGETS))
     parser.add_argument(
-        "--only", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}"
+        "--operations", type=_names(client_cpu.OPERATIONS), default=list(client_cpu.OPERATIONS)
     )
-    parser.add_argument("--operation", choices=client_cpu.OPERATIONS, default="create_phone_call")
-    parser.add_argument(
-        "--concurrency",
-        default="64",
-        type=lambda s: [int(x) for x in s.split(",")],
-        help="comma-separated, e.g. 1,16,64,256",
-    )
+    parser.add_argument("--concurrency", type=_ints, help="e.g. 1,16,64,256,1024 (the default)")
     parser.add_argument("--rounds", type=int, help="timed rounds per client (default 5)")
-    parser.add_argument("--requests", type=int, help="requests per round (default 2000)")
-    parser.add_argument("--import-runs", type=int, help="interpreters per subject (default 20)")
+    parser.add_argument("--round-seconds", type=float, help="target length of a round (0.3)")
+    parser.add_argument("--max-requests", type=int, help="most requests per round (4000)")
+    parser.add_argument("--slow-rounds", type=int, default=3, help="rounds of a slow client")
+    parser.add_argument("--slow-round-seconds", type=float, default=2.0)
     parser.add_argument("--page-size", type=int, default=100, help="calls per list-calls page")
+    parser.add_argument("--import-runs", type=int, help="interpreters per subject (default 20)")
+    parser.add_argument("--rss-requests", type=int, help="requests in flight (default 10,000)")
+    parser.add_argument("--rss-rounds", type=int, help="runs per client (default 2)")
+    parser.add_argument("--rss-deadline", type=float, help="seconds, at most (20)")
     args = parser.parse_args(argv)
     quick = args.quick
+    args.concurrency = args.concurrency or ([1, 64] if quick else list(CONCURRENCY))
     args.rounds = args.rounds or (2 if quick else 5)
-    args.requests = args.requests or (300 if quick else 2000)
-    args.import_runs = args.import_runs or (5 if quick else 20)
+    args.slow_rounds = min(args.slow_rounds, args.rounds)
+    args.round_seconds = args.round_seconds or (0.1 if quick else 0.3)
+    args.max_requests = args.max_requests or (1000 if quick else 4000)
+    args.import_runs = args.import_runs or (3 if quick else 20)
+    args.rss_requests = args.rss_requests or (2000 if quick else 10_000)
+    args.rss_rounds = args.rss_rounds or (1 if quick else 2)
     args.decode_repeat = 3 if quick else 7
-    args.decode_time = 0.05 if quick else 0.2
-    args.sections = [s.strip() for s in args.only.split(",") if s.strip()]
-    unknown = set(args.sections) - set(SECTIONS)
-    if unknown:
-        parser.error(f"unknown section(s) {sorted(unknown)}; choose from {SECTIONS}")
+    args.decode_time = 0.02 if quick else 0.1
+    args.rss_deadline = args.rss_deadline or (10.0 if quick else 20.0)
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
+    started = time.perf_counter()
     report = Report()
-    sections = {"client": client_section, "decode": decode_section, "import": import_section}
+    sections = {
+        "client": client_section,
+        "decode": decode_section,
+        "import": import_section,
+        "rss": rss_section,
+    }
     for name in SECTIONS:
-        if name in args.sections:
-            print(f"running {name} benchmarks ...", file=sys.stderr, flush=True)
+        if name in args.only:
+            log(f"running {name} benchmarks ...")
+            section_started = time.perf_counter()
             sections[name](report, args)
-    env = environment(argv)
-    print(report.render(env))
+            log(f"{name}: {time.perf_counter() - section_started:.0f} s")
+    env = environment(argv, time.perf_counter() - started)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    chart = None
+    if report.comparisons:
+        from benchmarks import chart as charts
+
+        title = f"aioretell benchmarks: {env['python']}, {env['machine']}, {env['date']}"
+        charts.draw(report.comparisons, out / "benchmarks.png", title)
+        chart = "benchmarks.png"
+    markdown = out / "benchmarks.md"
+    markdown.write_text(report.render(env, chart, args), encoding="utf-8")
+    log(f"wrote {markdown}" + (f" and {out / 'benchmarks.png'}" if chart else ""))
     if args.json is not None:
-        args.json.write_text(json.dumps({"environment": env, **report.raw}, indent=2) + "\n")
-        print(f"\nraw numbers written to {args.json}", file=sys.stderr)
+        args.json.write_text(json.dumps({"environment": env, **report.to_json()}, indent=2) + "\n")
+        log(f"raw numbers written to {args.json}")
+    far = report.far_from_floor()
+    if report.comparisons:
+        print(f"aioretell more than {FLOOR_TOLERANCE}x from the floor:")
+        for line in far or ["none"]:
+            print(f"  {line}")
+    print(f"run time {time.perf_counter() - started:.0f} s")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
