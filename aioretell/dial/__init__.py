@@ -4,5 +4,6 @@ A CSV of leads in, every lead called once at the pace the account allows, a jour
 that makes a crash or Ctrl-C safe to resume, and results out. The modules, one job each:
 ``leads`` (CSV loading and validation), ``journal`` (the SQLite state machine), ``reconcile``
 (metadata and lookups), ``capacity`` (get-concurrency gating), ``watch`` (following calls to
-their end), ``runner`` (the dispatch loop), ``report`` (progress, summary, NDJSON), ``cli``.
+their end by polling), ``listen`` (following them from webhooks, ``--listen``), ``runner``
+(the dispatch loop), ``report`` (progress, summary, NDJSON), ``cli``.
 """

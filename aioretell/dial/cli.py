@@ -17,9 +17,11 @@ from . import journal as j
 from .campaign import run_campaign
 from .journal import CampaignInfo, Journal, JournalError
 from .leads import LeadFile, LeadFileError, load_leads, normalize_e164
+from .listen import ListenAddressError, WebhookFollower, parse_listen
 from .reconcile import new_campaign_id
 from .report import LiveView, Snapshot, print_rejected, print_summary, write_ndjson
 from .runner import DialOptions, Runner
+from .watch import Watcher
 
 EMULATOR_KEY = "key_dial_emulator"
 IN_PROCESS = "in-process emulator"
@@ -55,6 +57,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="how often to read get-concurrency and look for ended calls",
     )
+    parser.add_argument(
+        "--listen",
+        default=None,
+        metavar="HOST:PORT",
+        help="learn call ends from webhooks served here (path /retell-webhook) instead of "
+        "polling list-calls; Retell must be able to reach it",
+    )
+    parser.add_argument(
+        "--reconcile-interval",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="with --listen: how often list-calls is still polled for lost webhooks",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,6 +81,15 @@ def run(args: argparse.Namespace) -> int:
     if args.concurrency < 1 or args.redial < 0 or (args.cps is not None and args.cps <= 0):
         print("aioretell dial: --concurrency and --cps must be positive, --redial >= 0", file=err)
         return 2
+    if args.reconcile_interval <= 0:
+        print("aioretell dial: --reconcile-interval must be positive", file=err)
+        return 2
+    if args.listen is not None:
+        try:
+            parse_listen(args.listen)
+        except ListenAddressError as exc:
+            print(f"aioretell dial: {exc}", file=err)
+            return 2
     try:
         leads = load_leads(args.leads)
     except LeadFileError as exc:
@@ -117,13 +142,52 @@ async def _dial(args: argparse.Namespace, leads: LeadFile) -> int:
                 )
                 return 2
         print_rejected(leads.rejected, err)
-        async with _target(key, base_url, err) as (api_key, url):
-            return await _campaign(args, journal, info, api_key, url)
+        if args.listen is None:
+            async with _target(key, base_url, None) as (api_key, url):
+                print(
+                    f"Following calls by polling list-calls every {args.poll_interval:g} s "
+                    "(--listen HOST:PORT to follow them from webhooks instead)",
+                    file=err,
+                )
+                return await _campaign(args, journal, info, api_key, url, None)
+        host, port = parse_listen(args.listen)
+        follower = WebhookFollower(key or EMULATOR_KEY, info.campaign_id, host, port)
+        try:
+            await follower.start()
+        except OSError as exc:
+            print(f"aioretell dial: cannot listen on {args.listen}: {exc}", file=err)
+            return 2
+        try:
+            async with _target(key, base_url, follower.local_url) as (api_key, url):
+                _print_webhook_mode(follower, args.reconcile_interval, in_process=key is None)
+                return await _campaign(args, journal, info, api_key, url, follower)
+        finally:
+            await follower.stop()
+
+
+def _print_webhook_mode(follower: WebhookFollower, interval: float, *, in_process: bool) -> None:
+    err = sys.stderr
+    print(
+        f"Following calls from webhooks received at {follower.url} (list-calls polled every "
+        f"{interval:g} s, and when only open calls are left and none ends for a while, as a "
+        "safety net for lost webhooks)",
+        file=err,
+    )
+    if in_process:
+        print(f"The in-process emulator delivers its webhooks to {follower.local_url}", file=err)
+    else:
+        print(
+            f"Set the webhook URL of your Retell agent (or account) to {follower.url}, or to a "
+            "public URL that forwards to it: Retell must be able to reach it over the internet. "
+            f"Webhooks are verified with the API key; calls whose end no webhook reports are "
+            f"found by the list-calls safety net within {interval:g} s.",
+            file=err,
+        )
 
 
 @contextlib.asynccontextmanager
 async def _target(
-    key: str | None, base_url: str | None, err: object
+    key: str | None, base_url: str | None, webhook_url: str | None
 ) -> AsyncIterator[tuple[str, str | None]]:
     if key is not None:
         yield key, base_url
@@ -135,6 +199,7 @@ async def _target(
         call_duration_s=EMULATOR_CALL_S,
         concurrency_limit=EMULATOR_CONCURRENCY,
         outcomes_by_suffix=EMULATOR_OUTCOMES,
+        webhook_url=webhook_url,
     )
     async with Emulator(config) as emulator:
         print(
@@ -148,7 +213,12 @@ async def _target(
 
 
 async def _campaign(
-    args: argparse.Namespace, journal: Journal, info: CampaignInfo, key: str, url: str | None
+    args: argparse.Namespace,
+    journal: Journal,
+    info: CampaignInfo,
+    key: str,
+    url: str | None,
+    follower: WebhookFollower | None,
 ) -> int:
     err = sys.stderr
     options = DialOptions(
@@ -185,6 +255,7 @@ async def _campaign(
     def reconciling(count: int) -> None:
         print(f"Looking up {count} calls whose create may or may not have happened", file=err)
 
+    watchers: list[Watcher] = []
     async with AsyncRetell(
         api_key=key,
         base_url=url,
@@ -203,6 +274,9 @@ async def _campaign(
                 poll_interval=args.poll_interval,
                 sidecar=live_view,
                 on_reconcile=reconciling,
+                follower=follower,
+                reconcile_interval=args.reconcile_interval,
+                watchers=watchers,
             )
         finally:
             for view in views:
@@ -216,6 +290,7 @@ async def _campaign(
         elapsed_s=elapsed,
         placed=len(runner.stats.create_ms),
     )
+    _print_follow_summary(runner, watchers, follower)
     if args.out is not None:
         write_ndjson(args.out, rows)
         print(f"Results: {args.out} ({len(rows)} lines)", file=err)
@@ -227,6 +302,32 @@ async def _campaign(
         )
         return 130 if stop.is_set() else 1
     return 0
+
+
+def _print_follow_summary(
+    runner: Runner, watchers: list[Watcher], follower: WebhookFollower | None
+) -> None:
+    via = runner.stats.ends_via
+    polls = sum(watcher.requests for watcher in watchers)
+    parts = []
+    if follower is not None:
+        parts.append(f"{via.get('webhook', 0)} from webhooks")
+    requests = "1 request" if polls == 1 else f"{polls} requests"
+    parts.append(f"{via.get('poll', 0)} from list-calls polls ({requests})")
+    if via.get("create"):
+        parts.append(f"{via['create']} already ended when created")
+    line = "Call ends learnt: " + ", ".join(parts)
+    if follower is not None:
+        line += f"; {follower.received} webhook events for this campaign"
+        if follower.foreign:
+            line += f", {follower.foreign} for other calls ignored"
+    print(line)
+    if follower is not None and follower.received == 0 and via.get("poll", 0) > 0:
+        print(
+            f"No webhook reached {follower.url}: every end came from the safety-net polls. "
+            "Check the webhook URL configured in Retell and that it reaches this address.",
+            file=sys.stderr,
+        )
 
 
 def _on_interrupt(stop: asyncio.Event) -> None:

@@ -69,6 +69,9 @@ class Stats:
     reconciled_missing: int = 0
     create_ms: list[float] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    #: call ends applied, by where they were learnt: ``"create"`` (the create or lookup
+    #: answer), ``"poll"`` (list-calls) or ``"webhook"``
+    ends_via: dict[str, int] = field(default_factory=dict)
 
 
 class Runner:
@@ -95,6 +98,8 @@ class Runner:
         self.stats = Stats()
         #: the Watcher (or webhook follower) told about each created call
         self.follow: list[Callable[[str], None]] = []
+        #: told about each followed call once its end has been applied
+        self.unfollow: list[Callable[[str], None]] = []
 
     # -- setup -------------------------------------------------------------------------
 
@@ -139,7 +144,7 @@ class Runner:
             self._tell_followers(call.call_id)
             end = call_end(call)
             if end is not None:
-                self.on_end(end)
+                self.on_end(end, via="create")
 
         async with fan_out(look, rows, concurrency=self._options.concurrency) as outcomes:
             async for outcome in outcomes:
@@ -164,6 +169,11 @@ class Runner:
     @property
     def done(self) -> bool:
         return not self._queue and not self._by_call and not self._in_flight
+
+    @property
+    def only_open_calls(self) -> bool:
+        """Nothing left to dial or create: the run waits only for created calls to end."""
+        return not self._queue and not self._in_flight and bool(self._by_call)
 
     async def _eligible(self, stop: asyncio.Event) -> AsyncIterator[Row]:
         stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
@@ -252,7 +262,7 @@ class Runner:
             self._created(row, call.call_id, elapsed_ms)
             end = call_end(call)
             if end is not None:
-                self.on_end(end)
+                self.on_end(end, via="create")
         finally:
             self._in_flight -= 1
             self._changed.set()
@@ -283,7 +293,7 @@ class Runner:
             self._created(row, call.call_id, None)
             end = call_end(call)
             if end is not None:
-                self.on_end(end)
+                self.on_end(end, via="create")
             return
         self.stats.reconciled_missing += 1
         tries = self._tries.get(row.ref, 0) + 1
@@ -319,11 +329,19 @@ class Runner:
         jitter: float = 0.5 + random.random() / 2
         return float(base) * jitter
 
-    def on_end(self, end: CallEnd) -> None:
-        """A followed call ended: done, requeued, or redialled."""
+    def on_end(self, end: CallEnd, via: str = "poll") -> bool:
+        """A followed call ended: done, requeued, or redialled.
+
+        ``True`` when the end was applied; ``False`` (nothing changed) for a call this run does
+        not follow, or one whose end was already applied (a webhook and a poll both saw it, or
+        a webhook was delivered twice).
+        """
         ref = self._by_call.pop(end.call_id, None)
         if ref is None:
-            return  # not ours, or already handled (a webhook and a poll both saw it)
+            return False
+        self.stats.ends_via[via] = self.stats.ends_via.get(via, 0) + 1
+        for hook in self.unfollow:
+            hook(end.call_id)
         row = self.rows[ref]
         self.gate.release(confirmed=True)
         reason = end.disconnection_reason
@@ -352,3 +370,4 @@ class Runner:
             self.stats.ended += 1
             self._journal.transition(row, j.ENDED, **fields)
         self._changed.set()
+        return True

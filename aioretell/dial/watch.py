@@ -45,7 +45,7 @@ class Watcher:
         self,
         client: AsyncRetell,
         campaign_id: str,
-        on_end: Callable[[CallEnd], None],
+        on_end: Callable[[CallEnd], object],
         *,
         interval: float = 1.0,
         margin_ms: int = 30_000,
@@ -60,7 +60,10 @@ class Watcher:
         self._watched: set[str] = set()
         self._watermark: int | None = None
         self._polls = 0
+        #: list-calls requests made
         self.requests = 0
+        #: ends ``on_end`` applied (it answered true)
+        self.caught = 0
 
     def watch(self, call_id: str) -> None:
         self._watched.add(call_id)
@@ -95,7 +98,8 @@ class Watcher:
                 end = call_end(call)
                 if end is not None and call.call_id in self._watched:
                     self._watched.discard(call.call_id)
-                    self._on_end(end)
+                    if self._on_end(end):
+                        self.caught += 1
             if not page.has_more or not page.pagination_key or not self._watched:
                 return
             cursor = page.pagination_key

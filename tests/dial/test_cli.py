@@ -29,6 +29,7 @@ def test_in_process_campaign_then_resume(
     assert main(args) == 0
     captured = capsys.readouterr()
     assert "emulator started in-process" in captured.err
+    assert "Following calls by polling list-calls every 0.1 s" in captured.err
     assert "line 17: '415-555-0100' is not an E.164 number" in captured.err
     assert "line 18: duplicate of line 2" in captured.err
     assert "Outcome by lead" in captured.out
