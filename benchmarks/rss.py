@@ -1,14 +1,15 @@
 """Peak memory of a client with 10,000 requests in flight, one fresh process per client and run.
 
 The child process imports everything, builds the client with its library's default pool (100
-connections everywhere, as in the throughput benchmark), reads its baseline ``ru_maxrss``, then
-starts all ``N`` ``chat.retrieve`` calls at once against the canned server, which answers each
-``get-chat`` after ``--delay`` (10 ms). So all ``N`` are issued and unanswered together (100 on
-the wire, the rest queued in the client's pool), the state a dialler is in when it fans out.
-It waits until all are answered or a deadline passes, reads the peak ``ru_maxrss``, and reports
-the peak minus the baseline, how many were answered and how long it took; requests still pending
-at the deadline are abandoned with the process (the official SDK's httpx pool needs minutes to
-work through 10,000 queued requests, so it is measured at the deadline, still holding them all).
+connections everywhere, as in the throughput benchmark), reads its baseline peak RSS
+(``ru_maxrss``, or ``VmHWM`` on Linux: see :func:`_maxrss_kib`), then starts all ``N``
+``chat.retrieve`` calls at once against the canned server, which answers each ``get-chat`` after
+``--delay`` (10 ms). So all ``N`` are issued and unanswered together (100 on the wire, the rest
+queued in the client's pool), the state a dialler is in when it fans out. It waits until all
+are answered or a deadline passes, reads the peak again, and reports the peak minus the
+baseline, how many were answered and how long it took; requests still pending at the deadline
+are abandoned with the process (the official SDK's httpx pool needs minutes to work through
+10,000 queued requests, so it is measured at the deadline, still holding them all).
 
 ``python -m benchmarks.rss --client NAME --url URL`` is the child (``--pool N`` to widen the
 pool); :func:`run` starts one per client and round, the clients taking turns.
@@ -38,6 +39,19 @@ DELAY_S = 0.01
 
 
 def _maxrss_kib() -> int:
+    """This process's peak resident set, KiB: ``ru_maxrss``, or ``VmHWM`` where Linux has it.
+
+    On Linux ``ru_maxrss`` survives fork and exec: a child started by a big parent begins with
+    the parent's peak, which would hide its own. ``VmHWM`` is the same high-water mark kept per
+    address space, so it starts afresh at exec.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
     import resource
 
     usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -297,8 +297,9 @@ class Report:
                 "",
                 f"{self.rss[0].requests:,} `chat.retrieve` calls started at once, each client "
                 "with its library's default pool (100 connections) in a fresh process; the "
-                f"server answers each after {rss.DELAY_S * 1000:.0f} ms. Peak `ru_maxrss` minus "
-                "its value just before the requests, read when all are answered or at the "
+                f"server answers each after {rss.DELAY_S * 1000:.0f} ms. Peak RSS (`ru_maxrss`; on "
+                "Linux `VmHWM`, the same peak but not inherited from the parent) minus its value "
+                "just before the requests, read when all are answered or at the "
                 f"{args.rss_deadline:.0f} s deadline, whichever is first.",
                 "",
                 *self.rss_table(),
