@@ -312,11 +312,17 @@ class AsyncRetell:
     async def _attempt(self, op: Operation, request: HTTPRequest, info: RequestInfo) -> Any:
         shared = self._shared
         pacer = shared.pacer
-        sent_at = await pacer.acquire(op)
+        slots = pacer.slots
+        if slots is not None:
+            await slots.acquire()
         try:
+            sent_at, wait = pacer.reserve(op)
+            if wait > 0:
+                sent_at = await pacer.wait_turn(op, wait)
             response = await shared.transport.send(request, self._config.aiohttp_timeout, info)
         finally:
-            pacer.release()
+            if slots is not None:
+                slots.release()
         pacer.on_response(op, response.status, response.headers, sent_at)
         if 200 <= response.status < 300:
             return decode_success(op, response, info)

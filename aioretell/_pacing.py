@@ -158,7 +158,8 @@ class Pacer:
         self.requests = RateBucket(rate_limit, clock=clock)
         self.creates = RateBucket(create_rate_limit, clock=clock)
         self.max_concurrency = max_concurrency
-        self._slots = asyncio.Semaphore(max_concurrency) if max_concurrency else None
+        #: caps requests in flight; ``None`` when ``max_concurrency`` is not set
+        self.slots = asyncio.Semaphore(max_concurrency) if max_concurrency else None
 
     def set_time(
         self, clock: Callable[[], float], sleep: Callable[[float], Awaitable[None]]
@@ -172,38 +173,56 @@ class Pacer:
             return (self.requests, self.creates)
         return (self.requests,)
 
+    def reserve(self, op: Operation) -> tuple[float, float]:
+        """Claim ``op``'s rate slots now: (now, seconds to wait before sending).
+
+        Synchronous, so the common case (no wait) costs no coroutine; see :meth:`wait_turn`.
+        """
+        now = self.clock()
+        wait = self.requests.reserve(now)
+        if op.operation_id in PACED_CREATES:
+            wait = max(wait, self.creates.reserve(now))
+        return now, wait
+
+    async def wait_turn(self, op: Operation, wait: float) -> float:
+        """Sleep until the reserved slot; queue again if a 429 paused the bucket meanwhile."""
+        buckets = self._buckets(op)
+        while True:
+            await self.sleep(wait)
+            now = self.clock()
+            if all(bucket.paused_until <= now for bucket in buckets):
+                return now
+            now, wait = self.reserve(op)
+            if wait <= 0:
+                return now
+
     async def acquire(self, op: Operation) -> float:
-        """Wait for a concurrency slot and a rate slot; the time the request may go."""
-        if self._slots is not None:
-            await self._slots.acquire()
+        """Wait for a concurrency slot and a rate slot; the time the request may go.
+
+        Pair with :meth:`release`. The client inlines the same steps on its hot path.
+        """
+        if self.slots is not None:
+            await self.slots.acquire()
         try:
-            buckets = self._buckets(op)
-            while True:
-                now = self.clock()
-                wait = max(bucket.reserve(now) for bucket in buckets)
-                if wait <= 0:
-                    return now
-                await self.sleep(wait)
-                now = self.clock()
-                # A 429 may have paused the bucket while we slept: then queue again.
-                if all(bucket.paused_until <= now for bucket in buckets):
-                    return now
+            now, wait = self.reserve(op)
+            return now if wait <= 0 else await self.wait_turn(op, wait)
         except BaseException:
             self.release()
             raise
 
     def release(self) -> None:
-        if self._slots is not None:
-            self._slots.release()
+        if self.slots is not None:
+            self.slots.release()
 
     def on_response(
         self, op: Operation, status: int, headers: Mapping[str, str], sent_at: float
     ) -> None:
-        now = self.clock()
         if status == 429:
             bucket = self.creates if op.operation_id in PACED_CREATES else self.requests
             retry_after = parse_retry_after(headers, now=time.time)
-            bucket.on_rate_limited(now, sent_at, retry_after)
+            bucket.on_rate_limited(self.clock(), sent_at, retry_after)
         elif status < 400:
-            for bucket in self._buckets(op):
-                bucket.on_success(now)
+            if self.requests.adaptive:
+                self.requests.on_success(sent_at)
+            if self.creates.adaptive and op.operation_id in PACED_CREATES:
+                self.creates.on_success(sent_at)
