@@ -27,7 +27,13 @@ def draw(comparisons: Sequence[Comparison], path: Path, title: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
+    from matplotlib.ticker import (
+        FixedLocator,
+        FuncFormatter,
+        LogLocator,
+        NullFormatter,
+        NullLocator,
+    )
 
     targets = list(dict.fromkeys(c.target for c in comparisons))
     operations = list(dict.fromkeys(c.operation for c in comparisons))
@@ -77,6 +83,8 @@ def draw(comparisons: Sequence[Comparison], path: Path, title: str) -> None:
             ax.xaxis.set_major_locator(FixedLocator(concurrencies))
             ax.xaxis.set_minor_locator(NullLocator())
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+            # 1, 2, 5 in each decade: a panel whose lines span less than a decade keeps labels
+            ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
             ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
             ax.yaxis.set_minor_formatter(NullFormatter())
             ax.grid(True, which="both", alpha=0.3)
