@@ -51,13 +51,15 @@ class ClientConfig:
 class _Shared:
     """What every view of one client shares: the transport and the credential headers."""
 
-    __slots__ = ("closed", "headers", "owns_transport", "pacer", "transport")
+    __slots__ = ("closed", "headers", "json_headers", "owns_transport", "pacer", "transport")
 
     def __init__(
         self, transport: Transport, headers: dict[str, str], owns: bool, pacer: Pacer
     ) -> None:
         self.transport = transport
+        #: for requests without a body; ``json_headers`` add the body's Content-Type
         self.headers = headers
+        self.json_headers = {**headers, "Content-Type": "application/json"}
         self.owns_transport = owns
         self.pacer = pacer
         self.closed = False
@@ -127,7 +129,6 @@ class AsyncRetell:
         )
         headers = {
             "Accept": "application/json",
-            "Content-Type": "application/json",
             "User-Agent": f"aioretell/{__version__}",
             **(default_headers or {}),
             "Authorization": f"Bearer {key}",
@@ -171,6 +172,7 @@ class AsyncRetell:
             return
         shared.closed = True
         shared.headers.clear()  # drop the credential with the pool
+        shared.json_headers.clear()
         if shared.owns_transport:
             await shared.transport.aclose()
 
@@ -281,7 +283,7 @@ class AsyncRetell:
         request = HTTPRequest(
             method=op.http_method,
             url=url,
-            headers=self._shared.headers,
+            headers=self._shared.headers if body is None else self._shared.json_headers,
             body=None if body is None else encode_json(body),
             params=None if query is None else encode_query(query),
         )

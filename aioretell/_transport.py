@@ -27,11 +27,14 @@ class Timeout:
 
     ``connect``: opening a TCP/TLS connection. ``pool``: waiting for a free pooled connection.
     ``read``: silence between two reads of the response. ``total``: the whole attempt.
+
+    ``pool`` is unset by default: under high concurrency, waiting for a pooled connection is
+    queueing, not a fault (set ``total`` to bound it). It also spares aiohttp a timer per request.
     """
 
     connect: float | None = 10.0
     read: float | None = 60.0
-    pool: float | None = 30.0
+    pool: float | None = None
     total: float | None = None
 
     def to_aiohttp(self) -> aiohttp.ClientTimeout:

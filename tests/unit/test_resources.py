@@ -132,6 +132,7 @@ async def test_retrieve_with_query(mocked: aioresponses, client: AsyncRetell) ->
     await client.chat_agent.retrieve("agent_1", version=3)
     [request] = sent(mocked, "GET", "/get-chat-agent/agent_1?version=3")
     assert request.kwargs["params"] == {"version": "3"}
+    assert "Content-Type" not in request.kwargs["headers"]  # no body, no Content-Type
 
 
 async def test_concurrency(mocked: aioresponses, client: AsyncRetell) -> None:
