@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -24,7 +23,9 @@ SAMPLE_EVERY = 10_000
 
 
 def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    from benchmarks.rss import _maxrss_kib  # VmHWM on Linux: not inherited from the parent
+
+    return _maxrss_kib() / 1024.0
 
 
 async def _trivial(x: int) -> int:

@@ -224,7 +224,7 @@ async def run(quick: bool) -> str:
     with emulator_process() as url:
         lines.append(await fixed_rate(url, seconds))
     with emulator_process("--rate-limit", "50") as url:
-        lines.append(await adaptive_rate(url, seconds * 2))
+        lines.append(await adaptive_rate(url, seconds * 3))  # sustained: 30 s
     lines.append(await shared_pause())
     lines.append(await faults_at_scale(1_000 if quick else 10_000))
     return "\n".join(lines)
