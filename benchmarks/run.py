@@ -30,7 +30,7 @@ from benchmarks import bodies, client_cpu, decode, import_time, rss, stats, targ
 from benchmarks.client_cpu import Comparison
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = ("client", "decode", "import", "rss")
+SECTIONS = ("client", "decode", "import", "rss", "fanout", "pacing")
 LIBRARIES = ("retell-sdk", "httpx-aiohttp", "aiohttp", "msgspec", "tenacity", "httpx", "pydantic")
 #: aioretell further than this from the floor is listed at the end of the report.
 FLOOR_TOLERANCE = 1.25
@@ -114,6 +114,8 @@ class Report:
         self.imports: list[import_time.ImportTiming] = []
         self.rss: list[rss.RssResult] = []
         self.notes: list[str] = []
+        #: (title, markdown) of the fan_out and pacing sections, rendered as they come
+        self.extra: list[tuple[str, str]] = []
 
     # -- the rows over the tolerance ---------------------------------------------------------
 
@@ -304,6 +306,8 @@ class Report:
                 "",
                 *self.rss_table(),
             ]
+        for title, markdown in self.extra:
+            lines += ["", f"## {title}", "", markdown]
         return "\n".join(lines) + "\n"
 
     def to_json(self) -> dict[str, Any]:
@@ -384,6 +388,21 @@ def rss_section(report: Report, args: argparse.Namespace) -> None:
 # -- command line -------------------------------------------------------------------------------
 
 
+def fanout_section(report: Report, args: argparse.Namespace) -> None:
+    from benchmarks import fan_out
+
+    items = 100_000 if args.quick else 1_000_000
+    report.extra.append(("fan_out over lazy input", fan_out.report(items, 100)))
+
+
+def pacing_section(report: Report, args: argparse.Namespace) -> None:
+    import asyncio
+
+    from benchmarks import pacing
+
+    report.extra.append(("Pacing against the emulator", asyncio.run(pacing.run(args.quick))))
+
+
 def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
@@ -448,6 +467,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "decode": decode_section,
         "import": import_section,
         "rss": rss_section,
+        "fanout": fanout_section,
+        "pacing": pacing_section,
     }
     for name in SECTIONS:
         if name in args.only:
