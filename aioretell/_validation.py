@@ -23,11 +23,16 @@ def require_id(name: str, value: object) -> str:
     return value
 
 
+def is_e164(value: str) -> bool:
+    """``+`` then 2 to 15 digits, no leading zero."""
+    return _E164.fullmatch(value) is not None
+
+
 def require_e164(name: str, value: object) -> None:
     """A phone number in E.164 form: ``+`` then 2 to 15 digits, no leading zero."""
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str in E.164 form, not {type(value).__name__}")
-    if _E164.fullmatch(value) is None:
+    if not is_e164(value):
         raise ValueError(f"{name} must be an E.164 phone number like +14155550100, got {value!r}")
 
 

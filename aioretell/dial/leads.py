@@ -16,8 +16,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._validation import is_e164
+
 PHONE_COLUMNS = ("phone_number", "to_number")
-_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 #: Formatting people put in numbers; removed before the E.164 check.
 _FORMATTING = re.compile(r"[\s().\-]")
 #: What ``surrogateescape`` turns undecodable bytes into.
@@ -62,7 +63,7 @@ class LeadFile:
 def normalize_e164(raw: str) -> str | None:
     """``raw`` as E.164 (spaces, dashes, dots and brackets removed), or ``None``."""
     number = _FORMATTING.sub("", raw)
-    return number if _E164.fullmatch(number) else None
+    return number if is_e164(number) else None
 
 
 def load_leads(path: Path) -> LeadFile:
