@@ -296,24 +296,24 @@ class Runner:
                 self.on_end(end, via="create")
             return
         self.stats.reconciled_missing += 1
-        tries = self._tries.get(row.ref, 0) + 1
-        self._tries[row.ref] = tries
-        if tries >= self._options.max_ambiguous:
-            self._fail(row, f"create failed {tries} times and no call was made: {exc.cause}")
-        else:
-            # Same attempt, same idempotency key: a create that lands late is not repeated.
-            self.gate.release(confirmed=False)
-            self._journal.transition(row, j.PENDING, not_before=time.time() + self._backoff(tries))
-            self._push(row)
+        # Same attempt, same idempotency key: a create that lands late is not repeated.
+        self._retry_later(
+            row,
+            None,
+            limit=self._options.max_ambiguous - 1,
+            failure=f"no call was made: {exc.cause}",
+        )
 
-    def _retry_later(self, row: Row, reason: str) -> None:
-        self.gate.release(confirmed=False)
+    def _retry_later(
+        self, row: Row, reason: str | None, *, limit: int | None = None, failure: str | None = None
+    ) -> None:
+        """Back to pending after a backoff, or failed once ``limit`` retries were spent."""
         tries = self._tries.get(row.ref, 0) + 1
         self._tries[row.ref] = tries
-        if tries > self._options.max_requeues:
-            self.stats.failed += 1
-            self._journal.transition(row, j.FAILED, reason=reason)
+        if tries > (self._options.max_requeues if limit is None else limit):
+            self._fail(row, f"create failed {tries} times; {failure or reason}")
             return
+        self.gate.release(confirmed=False)
         self._journal.transition(
             row, j.PENDING, reason=reason, not_before=time.time() + self._backoff(tries)
         )
