@@ -176,7 +176,9 @@ class Pacer:
     def reserve(self, op: Operation) -> tuple[float, float]:
         """Claim ``op``'s rate slots now: (now, seconds to wait before sending).
 
-        Synchronous, so the common case (no wait) costs no coroutine; see :meth:`wait_turn`.
+        Synchronous, so the common case (no wait) costs no coroutine; only a request that must
+        wait awaits :meth:`wait_turn`. The concurrency cap is :attr:`slots`, held by the client
+        around the send.
         """
         now = self.clock()
         wait = self.requests.reserve(now)
@@ -195,24 +197,6 @@ class Pacer:
             now, wait = self.reserve(op)
             if wait <= 0:
                 return now
-
-    async def acquire(self, op: Operation) -> float:
-        """Wait for a concurrency slot and a rate slot; the time the request may go.
-
-        Pair with :meth:`release`. The client inlines the same steps on its hot path.
-        """
-        if self.slots is not None:
-            await self.slots.acquire()
-        try:
-            now, wait = self.reserve(op)
-            return now if wait <= 0 else await self.wait_turn(op, wait)
-        except BaseException:
-            self.release()
-            raise
-
-    def release(self) -> None:
-        if self.slots is not None:
-            self.slots.release()
 
     def on_response(
         self, op: Operation, status: int, headers: Mapping[str, str], sent_at: float

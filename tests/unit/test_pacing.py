@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
+from aioretell import AsyncRetell
 from aioretell._operation import Operation, RetrySafety
 from aioretell._pacing import PACED_CREATES, Pacer, RateBucket
+from aioretell._sansio import HTTPResponse
 
 CREATE = Operation("createPhoneCall", "POST", "/v2/create-phone-call", (), RetrySafety.SIDE_EFFECT)
 READ = Operation("getCall", "GET", "/v2/get-call/{call_id}", ("call_id",), RetrySafety.SAFE)
@@ -111,13 +114,19 @@ def test_adaptive_grows_fast_to_90_percent_then_probes() -> None:
     assert bucket.rate - before <= 0.1 * 1.0 * 2.1 + 1e-9  # 1%/s of the ceiling, x calm time
 
 
+async def take_turn(pacer: Pacer, op: Operation) -> float:
+    """What the client does before each send: reserve, and wait only if it must."""
+    now, wait = pacer.reserve(op)
+    return now if wait <= 0 else await pacer.wait_turn(op, wait)
+
+
 async def test_acquire_requeues_when_paused_while_waiting() -> None:
     fake = FakeTime()
     pacer = Pacer(rate_limit=10.0, create_rate_limit=None, max_concurrency=None)
     pacer.set_time(fake.clock, fake.sleep)
-    first = await pacer.acquire(READ)
+    first = await take_turn(pacer, READ)
     pacer.requests.pause(fake.now, 2.0)
-    second = await pacer.acquire(READ)
+    second = await take_turn(pacer, READ)
     assert second >= first + 2.0
 
 
@@ -125,43 +134,62 @@ async def test_429_on_create_pauses_creates_not_reads() -> None:
     fake = FakeTime()
     pacer = Pacer(rate_limit=None, create_rate_limit=5.0, max_concurrency=None)
     pacer.set_time(fake.clock, fake.sleep)
-    sent = await pacer.acquire(CREATE)
+    sent = await take_turn(pacer, CREATE)
     pacer.on_response(CREATE, 429, {"retry-after": "3"}, sent)
-    read_at = await pacer.acquire(READ)
+    read_at = await take_turn(pacer, READ)
     assert read_at == sent  # reads go on
-    create_at = await pacer.acquire(CREATE)
+    create_at = await take_turn(pacer, CREATE)
     assert create_at >= sent + 3.0
 
 
-async def test_max_concurrency_caps_in_flight() -> None:
-    pacer = Pacer(rate_limit=None, create_rate_limit=None, max_concurrency=3)
-    in_flight = peak = 0
+class GatedTransport:
+    """Holds every request until released; counts how many are in flight."""
 
-    async def one() -> None:
-        nonlocal in_flight, peak
-        await pacer.acquire(READ)
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.in_flight = self.peak = self.sent = 0
+
+    async def send(self, request: Any, timeout: Any, info: Any) -> HTTPResponse:
+        self.sent += 1
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
         try:
-            in_flight += 1
-            peak = max(peak, in_flight)
-            await asyncio.sleep(0)
-            await asyncio.sleep(0)
+            await self.gate.wait()
         finally:
-            in_flight -= 1
-            pacer.release()
+            self.in_flight -= 1
+        return HTTPResponse(200, {}, b'{"concurrency_limit": 1}')
 
-    await asyncio.gather(*(one() for _ in range(20)))
-    assert peak == 3
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_max_concurrency_caps_in_flight() -> None:
+    transport = GatedTransport()
+    async with AsyncRetell(
+        api_key="key_unit", base_url="http://retell.test", max_concurrency=3, transport=transport
+    ) as client:
+        calls = asyncio.gather(*(client.concurrency.retrieve() for _ in range(20)))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        transport.gate.set()
+        await calls
+    assert transport.peak == 3
 
 
 async def test_cancelled_acquire_releases_its_slot() -> None:
-    fake = FakeTime()
-    pacer = Pacer(rate_limit=None, create_rate_limit=None, max_concurrency=1)
-    await pacer.acquire(READ)
-    waiter = asyncio.create_task(pacer.acquire(READ))
-    await asyncio.sleep(0)
-    waiter.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await waiter
-    pacer.release()
-    pacer.set_time(fake.clock, fake.sleep)
-    await asyncio.wait_for(pacer.acquire(READ), timeout=5)
+    transport = GatedTransport()
+    async with AsyncRetell(
+        api_key="key_unit", base_url="http://retell.test", max_concurrency=1, transport=transport
+    ) as client:
+        holder = asyncio.create_task(client.concurrency.retrieve())
+        waiter = asyncio.create_task(client.concurrency.retrieve())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert transport.sent == 1  # the waiter waits for the only slot
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        transport.gate.set()
+        await holder
+        await asyncio.wait_for(client.concurrency.retrieve(), timeout=5)
+    assert transport.sent == 2
