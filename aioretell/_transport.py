@@ -146,7 +146,3 @@ class AiohttpTransport:
         session, self._session = self._session, None
         if session is not None:
             await session.close()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
