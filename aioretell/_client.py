@@ -25,6 +25,7 @@ from ._sansio import (
     status_error,
 )
 from ._transport import AiohttpTransport, PoolConfig, Timeout, Transport
+from ._validation import resolve_api_key
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -102,14 +103,7 @@ class AsyncRetell:
         default_headers: Mapping[str, str] | None = None,
         transport: Transport | None = None,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get("RETELL_API_KEY")
-        if not key:
-            raise ValueError(
-                "api_key is required: pass api_key=... or set the RETELL_API_KEY environment "
-                "variable"
-            )
-        if not isinstance(key, str):
-            raise TypeError(f"api_key must be a str, not {type(key).__name__}")
+        key = resolve_api_key(api_key)
         url = base_url or os.environ.get("RETELL_BASE_URL") or DEFAULT_BASE_URL
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {url!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any, TypeVar
 
@@ -12,6 +13,18 @@ T = TypeVar("T")
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 _AT_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
 _MISSING = re.compile(r"Object missing required field `([^`]*)`")
+
+
+def resolve_api_key(api_key: object) -> str:
+    """``api_key``, else ``$RETELL_API_KEY``; a clear error when neither is set."""
+    key = api_key if api_key is not None else os.environ.get("RETELL_API_KEY")
+    if not key:
+        raise ValueError(
+            "api_key is required: pass api_key=... or set the RETELL_API_KEY environment variable"
+        )
+    if not isinstance(key, str):
+        raise TypeError(f"api_key must be a str, not {type(key).__name__}")
+    return key
 
 
 def require_id(name: str, value: object) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -14,6 +13,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from .._validation import resolve_api_key
 from ._events import CHAT_EVENTS, WebhookEvent, WebhookPayloadError, parse_event
 from ._signature import SIGNATURE_HEADER, verify
 from ._store import DedupStore, MemoryDedupStore
@@ -113,14 +113,7 @@ class WebhookReceiver:
         shutdown_timeout_s: float = 10.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get("RETELL_API_KEY")
-        if not key:
-            raise ValueError(
-                "api_key is required: pass api_key=... or set the RETELL_API_KEY environment "
-                "variable"
-            )
-        if not isinstance(key, str):
-            raise TypeError(f"api_key must be a str, not {type(key).__name__}")
+        key = resolve_api_key(api_key)
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
         if max_pending < 1:
