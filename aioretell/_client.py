@@ -6,15 +6,16 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
-from functools import cached_property
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import aiohttp
+from msgspec import UNSET
 
 from ._exceptions import AmbiguousOutcomeError, APIError, ClientClosedError, RequestInfo
-from ._operation import Operation
+from ._operation import Operation, RetrySafety
 from ._pacing import Pacer
+from ._resources import Resources
 from ._retry import Decision, RetryPolicy, decide, log_first_retry
 from ._sansio import (
     HTTPRequest,
@@ -29,14 +30,16 @@ from ._validation import resolve_api_key
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from .resources.call import CallResource
-    from .resources.chat import ChatResource
-    from .resources.chat_agent import ChatAgentResource
-    from .resources.concurrency import ConcurrencyResource
+    from ._multipart import Form
 
 DEFAULT_BASE_URL = "https://api.retellai.com"
 
 _NOT_GIVEN: Any = object()
+T = TypeVar("T")
+
+#: Methods that ``request`` repeats after an ambiguous failure unless told otherwise.
+_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+_METHODS = _IDEMPOTENT_METHODS | {"POST", "PATCH"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +81,7 @@ def _timeout(value: float | Timeout | None) -> Timeout:
     return replace(Timeout(), total=float(value))
 
 
-class AsyncRetell:
+class AsyncRetell(Resources):
     """An asyncio client for the Retell API.
 
     Use it as ``async with AsyncRetell() as client:`` so the connection pool is opened in the
@@ -233,31 +236,72 @@ class AsyncRetell:
             f"max_retries={self._config.retry.max_retries}, closed={self.is_closed})"
         )
 
-    # -- resources -------------------------------------------------------------------------
+    # -- endpoints newer than the generated code -------------------------------------------
 
-    @cached_property
-    def call(self) -> CallResource:
-        from .resources.call import CallResource
+    @overload
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        cast_to: type[T],
+        retry_safe: bool | None = None,
+    ) -> T: ...
 
-        return CallResource(self)
+    @overload
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        cast_to: None = None,
+        retry_safe: bool | None = None,
+    ) -> Any: ...
 
-    @cached_property
-    def chat(self) -> ChatResource:
-        from .resources.chat import ChatResource
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        cast_to: Any = None,
+        retry_safe: bool | None = None,
+    ) -> Any:
+        """Call an endpoint by method and path, through the same retries and pacing.
 
-        return ChatResource(self)
-
-    @cached_property
-    def chat_agent(self) -> ChatAgentResource:
-        from .resources.chat_agent import ChatAgentResource
-
-        return ChatAgentResource(self)
-
-    @cached_property
-    def concurrency(self) -> ConcurrencyResource:
-        from .resources.concurrency import ConcurrencyResource
-
-        return ConcurrencyResource(self)
+        For endpoints newer than this release. ``json`` is the body (a mapping or a Struct),
+        ``params`` the query string, ``cast_to`` the type to decode into (a msgspec Struct or
+        any type msgspec decodes; plain JSON data when left out; ``None`` for an empty body).
+        GET, HEAD, OPTIONS, PUT and DELETE are repeated after an ambiguous failure, POST and
+        PATCH are not; ``retry_safe`` overrides that.
+        """
+        if not isinstance(method, str):
+            raise TypeError(f"method must be a str, not {type(method).__name__}")
+        verb = method.upper()
+        if verb not in _METHODS:
+            raise ValueError(f"method must be one of {sorted(_METHODS)}, got {method!r}")
+        if not isinstance(path, str):
+            raise TypeError(f"path must be a str, not {type(path).__name__}")
+        if not path.startswith("/") or path.startswith("//"):
+            raise ValueError(f"path must start with a single '/', got {path!r}")
+        if params is not None and not isinstance(params, Mapping):
+            raise TypeError(f"params must be a mapping, not {type(params).__name__}")
+        if retry_safe is not None and not isinstance(retry_safe, bool):
+            raise TypeError(f"retry_safe must be a bool or None, not {type(retry_safe).__name__}")
+        safe = verb in _IDEMPOTENT_METHODS if retry_safe is None else retry_safe
+        op = Operation.custom(
+            verb,
+            path,
+            retry=RetrySafety.SAFE if safe else RetrySafety.SIDE_EFFECT,
+            has_body=json is not None,
+            response_type=Any if cast_to is None else cast_to,
+        )
+        return await self._request(op, body=json, query=params)
 
     # -- the pipeline ----------------------------------------------------------------------
 
@@ -269,16 +313,28 @@ class AsyncRetell:
         body: Any = None,
         query: Any = None,
         metadata: Any = None,
+        form: Form | None = None,
     ) -> Any:
-        """Send ``op`` and return its decoded response, retrying as its safety allows."""
+        """Send ``op`` and return its decoded response, retrying as its safety allows.
+
+        ``body`` is sent as JSON, ``form`` (already encoded) as multipart.
+        """
         self._check_open()
         config = self._config
         url = config.base_url + render_path(op, path or {})
+        shared = self._shared
+        if form is not None:
+            headers: Mapping[str, str] = {**shared.headers, "Content-Type": form.content_type}
+            payload: bytes | None = form.body
+        elif body is not None:
+            headers, payload = shared.json_headers, encode_json(body)
+        else:
+            headers, payload = shared.headers, None
         request = HTTPRequest(
             method=op.http_method,
             url=url,
-            headers=self._shared.headers if body is None else self._shared.json_headers,
-            body=None if body is None else encode_json(body),
+            headers=headers,
+            body=payload,
             params=None if query is None else encode_query(query),
         )
         info = RequestInfo(op.operation_id, op.http_method, url)
@@ -333,7 +389,7 @@ def _ambiguous(
         "automatically; look it up before sending it again.",
         cause=error,
         request=replace(info, attempts=attempts),
-        metadata=metadata,
+        metadata=None if metadata is UNSET else metadata,
     )
 
 

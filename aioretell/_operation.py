@@ -51,6 +51,28 @@ class Operation:
     response_ref: str | None = None
     _types: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
+    @classmethod
+    def custom(
+        cls,
+        http_method: str,
+        path: str,
+        *,
+        retry: RetrySafety,
+        has_body: bool,
+        response_type: Any,
+    ) -> Operation:
+        """An operation outside the table (``client.request``): its path is used as given."""
+        op = cls(
+            operation_id=f"{http_method} {path}",
+            http_method=http_method,
+            path=path,
+            path_params=(),
+            retry=retry,
+            body_kind="json" if has_body else None,
+        )
+        op._types.update(body=None, query=None, response=response_type)
+        return op
+
     @property
     def is_safe(self) -> bool:
         return self.retry is RetrySafety.SAFE

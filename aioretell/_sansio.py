@@ -91,6 +91,8 @@ def decode_success(op: Operation, response: HTTPResponse, request: RequestInfo) 
     response_type = op.response_type
     if response_type is None:
         return None
+    if not response.body and response_type is Any:
+        return None  # ``client.request`` without ``cast_to`` on an empty answer (204)
     try:
         return decoder_for(response_type).decode(response.body)
     except msgspec.ValidationError as exc:

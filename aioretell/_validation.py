@@ -36,6 +36,12 @@ def require_id(name: str, value: object) -> str:
     return value
 
 
+def require_page_size(name: str, value: object) -> None:
+    """A page size of at least 1 (the upper bound is the request Struct's)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+
+
 def is_e164(value: str) -> bool:
     """``+`` then 2 to 15 digits, no leading zero."""
     return _E164.fullmatch(value) is not None

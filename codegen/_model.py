@@ -1,7 +1,7 @@
 """Schema model: turns OpenAPI schemas into Struct and alias definitions.
 
 Only names, types and structure are read from the spec; descriptions and examples are ignored.
-See ``codegen/generate_types.py`` for the rules this module implements.
+See ``codegen/generate_client.py`` for the rules this module implements.
 """
 
 import json

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .._operation import Operation
 from .._operation_table import OPERATIONS
@@ -19,13 +19,10 @@ class Resource:
     def __init__(self, client: AsyncRetell) -> None:
         self._client = client
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._client!r})"
+
 
 def operation(operation_id: str) -> Operation:
     """The operation named by the spec's operationId; a typo fails at import, not at call."""
     return OPERATIONS[operation_id]
-
-
-def arguments(local_vars: dict[str, Any]) -> dict[str, Any]:
-    """A method's keyword arguments as body fields (called first thing, on ``locals()``)."""
-    local_vars.pop("self", None)
-    return local_vars

@@ -21,7 +21,7 @@ from codegen._model import (
 )
 
 if TYPE_CHECKING:
-    from codegen.generate_types import AliasDef, Build
+    from codegen.generate_client import AliasDef, Build
 
 PACKAGE = "aioretell.types"
 #: Suffix of the response flavour of a schema that is also emitted as a request Struct.
@@ -321,7 +321,7 @@ class Emitter:
             "",
             "OPERATIONS: dict[str, Operation] = {",
         ]
-        from codegen.generate_types import RETRY
+        from codegen.generate_client import RETRY
 
         def ref(module: str, name: str | None) -> str:
             return "None" if name is None else repr(f"{PACKAGE}.{module}:{name}")
