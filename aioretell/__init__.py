@@ -24,6 +24,7 @@ from ._exceptions import (
     RetellError,
     UnprocessableEntityError,
 )
+from ._pagination import Pager
 from ._transport import Timeout
 from ._version import __version__
 from .fan_out import FanOut, Outcome, Progress, fan_out
@@ -44,6 +45,7 @@ __all__ = [
     "InternalServerError",
     "NotFoundError",
     "Outcome",
+    "Pager",
     "PermissionDeniedError",
     "Progress",
     "RateLimitError",

@@ -81,11 +81,14 @@ def _guess_type(filename: str) -> str:
     return mimetypes.guess_type(filename)[0] or "application/octet-stream"
 
 
-async def read_file(name: str, value: Any) -> FilePart:
-    """The file's name, bytes and content type; paths and open files are read off the loop."""
+async def read_file(name: str, value: Any, *, default_filename: str = "file") -> FilePart:
+    """The file's name, bytes and content type; paths and open files are read off the loop.
+
+    ``name`` names the argument in errors; bare bytes are sent as ``default_filename``.
+    """
     check_file(name, value)
     if _is_bytes(value):
-        return FilePart(name, bytes(value), "application/octet-stream")
+        return FilePart(default_filename, bytes(value), "application/octet-stream")
     if isinstance(value, tuple):
         content_type = value[2] if len(value) == 3 else _guess_type(value[0])
         return FilePart(value[0], bytes(value[1]), content_type)
@@ -100,7 +103,7 @@ async def read_file(name: str, value: Any) -> FilePart:
     if not _is_bytes(content):
         raise TypeError(f"{name} must be opened in binary mode ('rb'), it gave {type(content)}")
     label = getattr(value, "name", None)
-    filename = os.path.basename(label) if isinstance(label, str) and label else name
+    filename = os.path.basename(label) if isinstance(label, str) and label else default_filename
     return FilePart(filename, bytes(content), _guess_type(filename))
 
 
@@ -147,7 +150,7 @@ async def encode_form(params: msgspec.Struct, file_fields: tuple[str, ...]) -> F
         head = f'--{boundary}\r\nContent-Disposition: form-data; name="{_quote(wire)}"\r\n\r\n'
         chunks.append(head.encode() + text.encode() + b"\r\n")
     for label, (wire, value) in files:
-        part = await read_file(label, value)
+        part = await read_file(label, value, default_filename=wire)
         head = (
             f'--{boundary}\r\nContent-Disposition: form-data; name="{_quote(wire)}"; '
             f'filename="{_quote(part.filename)}"\r\nContent-Type: {part.content_type}\r\n\r\n'

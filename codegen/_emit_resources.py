@@ -51,6 +51,14 @@ CURSOR, PAGE_SIZE = "pagination_key", "limit"
 NOT_IN_ITERATOR = frozenset({"skip", "include_total"})
 
 
+def path_order(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The official SDK's order of path parameters: the last one (the object acted on) first.
+
+    ``delete_source(source_id, knowledge_base_id=...)`` then works as it does with retell-sdk.
+    """
+    return names[-1:] + names[:-1]
+
+
 @dataclass(frozen=True)
 class Param:
     """One keyword of a generated method and where it goes."""
@@ -418,7 +426,7 @@ class ResourceEmitter:
         defaults: Mapping[str, str] | None = None,
     ) -> list[str]:
         entries = ["self"]
-        entries += [f"{n}: str" for n in op.path_params]
+        entries += [f"{n}: str" for n in path_order(op.path_params)]
         keywords = [self._signature_entry(p, needs) for p in required]
         for p in optional:
             default = (defaults or {}).get(p.field.py_name)

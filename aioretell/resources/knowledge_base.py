@@ -122,8 +122,8 @@ class KnowledgeBaseResource(Resource):
 
     async def delete_source(
         self,
-        knowledge_base_id: str,
         source_id: str,
+        knowledge_base_id: str,
     ) -> KnowledgeBaseResponse:
         """Take a single source out of a knowledge base and return the updated base.
 
