@@ -2,8 +2,11 @@
 
 Every sample is a fresh interpreter that times the import statements with ``perf_counter`` and
 prints the seconds. Bytecode caches are warmed by one discarded run per subject first, so what is
-measured is module execution, not compilation. Two subjects per library: the bare package, and
-everything a ``create_phone_call`` needs (the call resource and its response type).
+measured is module execution, not compilation. Three subjects per library: the bare package,
+everything a ``create_phone_call`` needs (the call resource and its response type), and a client
+with every one of its 21 resources touched (what a program using the whole API pays, at most).
+
+Run alone: ``python -m benchmarks.import_time [runs]``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+#: The official SDK's resources (the same 21 names as aioretell's).
+RESOURCES = sorted(
+    (
+        "agent app asset batch_call call chat chat_agent concurrency contact conversation_flow "
+        "conversation_flow_component crm export_request identity knowledge_base llm mcp_tool "
+        "phone_number playground tests voice"
+    ).split()
+)
+
 SUBJECTS: dict[str, str] = {
     "import aioretell": "import aioretell",
     "import retell": "import retell",
@@ -24,6 +36,15 @@ SUBJECTS: dict[str, str] = {
     ),
     "retell + call resource": (
         "import retell, retell.resources.call; from retell.types import PhoneCallResponse"
+    ),
+    "aioretell + all 21 resources": (
+        "import aioretell; from aioretell._operation_table import METHODS; "
+        "c = aioretell.AsyncRetell(api_key='k', base_url='http://127.0.0.1:9'); "
+        "[getattr(c, r) for r in {r for r, _ in METHODS}]"
+    ),
+    "retell + all 21 resources": (
+        "import retell; c = retell.AsyncRetell(api_key='k', base_url='http://127.0.0.1:9'); "
+        "[getattr(c, r) for r in " + repr(RESOURCES) + "]"
     ),
 }
 
@@ -66,3 +87,15 @@ def run(runs: int = 20) -> list[ImportTiming]:
         for name, statement in SUBJECTS.items():
             samples[name].append(once(statement))
     return [ImportTiming(name, ms) for name, ms in samples.items()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    runs = int((argv if argv is not None else sys.argv[1:] or ["20"])[0])
+    for timing in run(runs):
+        spread = f"{min(timing.ms):.0f}-{max(timing.ms):.0f}"
+        print(f"{timing.name:32} median {timing.median:6.0f} ms  (range {spread}, {runs} runs)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
