@@ -17,16 +17,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from aioretell._operation_table import METHODS
+
 ROOT = Path(__file__).resolve().parent.parent
 
-#: The official SDK's resources (the same 21 names as aioretell's).
-RESOURCES = sorted(
-    (
-        "agent app asset batch_call call chat chat_agent concurrency contact conversation_flow "
-        "conversation_flow_component crm export_request identity knowledge_base llm mcp_tool "
-        "phone_number playground tests voice"
-    ).split()
-)
+#: The official SDK's resources: the same 21 names as aioretell's.
+RESOURCES = sorted({resource for resource, _ in METHODS})
 
 SUBJECTS: dict[str, str] = {
     "import aioretell": "import aioretell",
