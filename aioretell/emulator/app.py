@@ -1,6 +1,7 @@
 """The aiohttp application: one route per operation of the API, one request pipeline.
 
-Per request: auth -> record -> rate limit -> fault -> read and validate the body -> handler.
+Per request: auth -> record -> rate limit -> fault -> read and validate the query and body ->
+handler -> conform the answer to the response type.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from aioretell._operation_table import OPERATIONS
 
 from . import handlers as _handlers  # noqa: F401  (registers the handlers)
 from .config import EmulatorConfig
+from .conform import conform
 from .faults import Fault, FaultInjector, FaultKind
+from .multipart import Form, read_form
 from .ratelimit import RateLimiter
-from .registry import HANDLERS, ApiError, Handler, Reply
+from .registry import HANDLERS, SHAPED, ApiError, Handler, Reply
 from .registry import Request as HandlerRequest
 from .state import EmulatorState
-from .validation import decode_body
+from .validation import check_query, decode_body, decode_form
 
 _JSON = "application/json"
 _encode = msgspec.json.Encoder().encode
@@ -128,8 +131,12 @@ def _endpoint(ctx: EmulatorContext, op: Operation) -> Endpoint:
             return _drop(request)
         if kind is FaultKind.DELAY:
             await asyncio.sleep(fault.seconds)
-        raw = await request.read() if op.body_kind is not None else b""
-        response = _handle(ctx, op, handler, request, raw)
+        try:
+            payload = await _read_payload(op, request)
+        except ApiError as exc:
+            response = error_response(exc.status, exc.message)
+        else:
+            response = _handle(ctx, op, handler, request, payload)
         if kind is FaultKind.RESET_AFTER_REQUEST:
             return _drop(request)
         if kind is FaultKind.MALFORMED_BODY:
@@ -139,20 +146,31 @@ def _endpoint(ctx: EmulatorContext, op: Operation) -> Endpoint:
     return endpoint
 
 
+async def _read_payload(op: Operation, request: web.Request) -> bytes | Form:
+    if op.body_kind == "multipart":
+        return await read_form(request)
+    return await request.read() if op.body_kind is not None else b""
+
+
 def _handle(
     ctx: EmulatorContext,
     op: Operation,
     handler: Handler | None,
     request: web.Request,
-    raw: bytes,
+    payload: bytes | Form,
 ) -> web.Response:
     try:
-        body = decode_body(op, raw)
+        check_query(op, request.query)
+        body = decode_form(op, payload) if isinstance(payload, Form) else decode_body(op, payload)
         if handler is None:
             raise ApiError(501, f"The emulator does not implement {op.operation_id} yet.")
         reply = handler(HandlerRequest(ctx.state, request.match_info, body, request.query))
     except ApiError as exc:
         return error_response(exc.status, exc.message)
+    if reply.body is not None and op.operation_id not in SHAPED:
+        reply = Reply(
+            reply.status, conform(op.response_type, reply.body, now_ms=ctx.state.now_ms())
+        )
     return _reply_response(reply)
 
 

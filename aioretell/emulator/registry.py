@@ -8,7 +8,10 @@ module (here assuming a ``voices`` store on :class:`EmulatorState`)::
     def get_voice(req: Request) -> Reply:
         return Reply(200, found(req.state.voices, req.path["voice_id"], "Voice"))
 
-Operations without a handler answer 501.
+Operations without a handler answer 501. The app conforms a handler's 2xx body to the
+operation's response type (see :mod:`.conform`), so a handler returns the stored record as it
+is; ``shaped=True`` skips that for handlers whose bodies are already exact (the call and chat
+renderers, on the benchmark server's hot path).
 """
 
 from __future__ import annotations
@@ -50,9 +53,11 @@ class Reply:
 
 Handler = Callable[[Request], Reply]
 HANDLERS: dict[str, Handler] = {}
+#: Operations whose handler bodies need no conforming to the response type.
+SHAPED: set[str] = set()
 
 
-def handles(*operation_ids: str) -> Callable[[Handler], Handler]:
+def handles(*operation_ids: str, shaped: bool = False) -> Callable[[Handler], Handler]:
     """Register the decorated function as the handler of ``operation_ids``."""
 
     def register(func: Handler) -> Handler:
@@ -60,6 +65,8 @@ def handles(*operation_ids: str) -> Callable[[Handler], Handler]:
             if operation_id in HANDLERS:
                 raise ValueError(f"duplicate emulator handler for {operation_id}")
             HANDLERS[operation_id] = func
+            if shaped:
+                SHAPED.add(operation_id)
         return func
 
     return register

@@ -1,4 +1,5 @@
-"""The in-memory account: agents, LLMs, calls and chats, and the call lifecycle.
+"""The in-memory account: agents, LLMs, calls and chats, the call lifecycle, and a generic
+store per other resource (see :mod:`.crud`).
 
 No background tasks: a call's status is derived from timestamps whenever it is read. A call is
 ``registered`` for ``ring_duration_s`` after creation, then ``ongoing`` for ``call_duration_s``,
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .catalog import BUILTIN_VOICES
 from .config import EmulatorConfig
 
 JSON = dict[str, Any]
@@ -93,6 +95,15 @@ class EmulatorState:
         self.chat_agents: dict[str, JSON] = {}
         self.calls: dict[str, CallRecord] = {}
         self.chats: dict[str, ChatRecord] = {}
+        #: Records of the table-driven resources: store name -> record id -> record.
+        self.records: dict[str, dict[str, JSON]] = {
+            "voices": {v["voice_id"]: dict(v) for v in BUILTIN_VOICES}
+        }
+        #: Earlier versions of voice and chat agents: agent id -> version -> snapshot.
+        #: The agent record itself (``agents`` / ``chat_agents``) is the newest version.
+        self.agent_versions: dict[str, dict[int, JSON]] = {}
+        #: Account-wide background jobs (contact import, backfill, CRM sync) by kind.
+        self.jobs: dict[str, JSON] = {}
         self._dialed: list[str] = []
         self._idempotency: dict[str, tuple[str, float]] = {}
         # Calls holding a concurrency slot: call_id -> end time, plus a heap to expire them.
@@ -141,6 +152,10 @@ class EmulatorState:
         record.setdefault("is_published", False)
         record["last_modification_timestamp"] = self.now_ms()
         return record
+
+    def store(self, name: str) -> dict[str, JSON]:
+        """The records of one table-driven resource (created empty on first use)."""
+        return self.records.setdefault(name, {})
 
     # -- agents and LLMs ----------------------------------------------------------------
 

@@ -1,5 +1,39 @@
-"""Stateful handlers, registered by importing their modules."""
+"""Stateful handlers, registered by importing their modules (one module per API area)."""
 
-from . import agents, calls, chats
+from . import (
+    account,
+    agent_tools,
+    agent_versions,
+    agents,
+    apps,
+    batch_calls,
+    calls,
+    chats,
+    contacts,
+    crm,
+    flows,
+    knowledge_bases,
+    live,
+    phone_numbers,
+    testing,
+    voices,
+)
 
-__all__ = ["agents", "calls", "chats"]
+__all__ = [
+    "account",
+    "agent_tools",
+    "agent_versions",
+    "agents",
+    "apps",
+    "batch_calls",
+    "calls",
+    "chats",
+    "contacts",
+    "crm",
+    "flows",
+    "knowledge_bases",
+    "live",
+    "phone_numbers",
+    "testing",
+    "voices",
+]

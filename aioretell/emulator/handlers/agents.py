@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..listing import match_filter, query_response
 from ..registry import Reply, Request, found, handles
 from ..state import JSON
+from .agent_versions import version_of
 
 
 def _crud(
@@ -23,7 +24,11 @@ def _crud(
 
     @handles(get_op)
     def get(req: Request) -> Reply:
-        return Reply(200, record(req))
+        version = req.query.get("version")
+        # LLM versions are not modelled: any version of an LLM reads as its current one.
+        if version is None or store == "llms":
+            return Reply(200, record(req))
+        return Reply(200, version_of(req.state, record(req), version))
 
     @handles(update_op)
     def update(req: Request) -> Reply:
@@ -31,7 +36,9 @@ def _crud(
 
     @handles(delete_op)
     def delete(req: Request) -> Reply:
-        del getattr(req.state, store)[record(req)[id_field]]
+        record_id = record(req)[id_field]
+        del getattr(req.state, store)[record_id]
+        req.state.agent_versions.pop(record_id, None)  # an LLM id never has versions here
         return Reply(204)
 
 

@@ -11,7 +11,7 @@ from ._shared import session_fields
 _UPDATABLE = ("metadata", "data_storage_setting", "custom_attributes")
 
 
-@handles("createPhoneCall")
+@handles("createPhoneCall", shaped=True)
 def create_phone_call(req: Request) -> Reply:
     body = req.body
     state = req.state
@@ -36,7 +36,7 @@ def create_phone_call(req: Request) -> Reply:
     return Reply(201, render_call(call, state))
 
 
-@handles("registerPhoneCall")
+@handles("registerPhoneCall", shaped=True)
 def register_phone_call(req: Request) -> Reply:
     body = req.body
     call = req.state.create_call(
@@ -50,7 +50,7 @@ def register_phone_call(req: Request) -> Reply:
     return Reply(201, render_call(call, req.state))
 
 
-@handles("createWebCall")
+@handles("createWebCall", shaped=True)
 def create_web_call(req: Request) -> Reply:
     state = req.state
     token = state.new_id("wct_")
@@ -64,12 +64,12 @@ def _call(req: Request) -> CallRecord:
     return found(req.state.calls, req.path["call_id"], "Call")
 
 
-@handles("getCall")
+@handles("getCall", shaped=True)
 def get_call(req: Request) -> Reply:
     return Reply(200, render_call(_call(req), req.state))
 
 
-@handles("updateCallMetadata")
+@handles("updateCallMetadata", shaped=True)
 def update_call(req: Request) -> Reply:
     call = _call(req)
     for name in _UPDATABLE:
@@ -78,25 +78,25 @@ def update_call(req: Request) -> Reply:
     return Reply(200, render_call(call, req.state))
 
 
-@handles("deleteCall")
+@handles("deleteCall", shaped=True)
 def delete_call(req: Request) -> Reply:
     req.state.delete_call(_call(req))
     return Reply(204)
 
 
-@handles("stopCall")
+@handles("stopCall", shaped=True)
 def stop_call(req: Request) -> Reply:
     req.state.stop_call(_call(req))
     return Reply(204)
 
 
-@handles("listCalls")
+@handles("listCalls", shaped=True)
 def list_calls(req: Request) -> Reply:
     state = req.state
     items = [render_call(c, state, transcript=False) for c in state.calls.values()]
     return Reply(200, list_response(req.body, items, "call_id"))
 
 
-@handles("getConcurrency")
+@handles("getConcurrency", shaped=True)
 def get_concurrency(req: Request) -> Reply:
     return Reply(200, render_concurrency(req.state))

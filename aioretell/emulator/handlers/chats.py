@@ -16,14 +16,14 @@ def agent_reply(user_turn: int, content: str) -> str:
     return f"Reply {user_turn}: you said {content!r}."
 
 
-@handles("createChat")
+@handles("createChat", shaped=True)
 def create_chat(req: Request) -> Reply:
     agent = found(req.state.chat_agents, req.body["agent_id"], "Chat agent")
     chat = req.state.create_chat(agent, "api_chat", **session_fields(req.body))
     return Reply(201, render_chat(chat))
 
 
-@handles("createSmsChat")
+@handles("createSmsChat", shaped=True)
 def create_sms_chat(req: Request) -> Reply:
     agent_id = req.body.get("override_agent_id") or DEFAULT_CHAT_AGENT_ID
     agent = found(req.state.chat_agents, agent_id, "Chat agent")
@@ -36,7 +36,7 @@ def _chat(req: Request, chat_id: str) -> ChatRecord:
     return found(req.state.chats, chat_id, "Chat")
 
 
-@handles("createChatCompletion")
+@handles("createChatCompletion", shaped=True)
 def create_chat_completion(req: Request) -> Reply:
     """Store the user message and answer it; the reply lists only the new agent messages."""
     chat = _chat(req, req.body["chat_id"])
@@ -49,18 +49,18 @@ def create_chat_completion(req: Request) -> Reply:
     return Reply(201, {"messages": [answer]})
 
 
-@handles("getChat")
+@handles("getChat", shaped=True)
 def get_chat(req: Request) -> Reply:
     return Reply(200, render_chat(_chat(req, req.path["chat_id"])))
 
 
-@handles("endChat")
+@handles("endChat", shaped=True)
 def end_chat(req: Request) -> Reply:
     req.state.end_chat(_chat(req, req.path["chat_id"]))
     return Reply(204)
 
 
-@handles("updateChatMetadata")
+@handles("updateChatMetadata", shaped=True)
 def update_chat(req: Request) -> Reply:
     chat = _chat(req, req.path["chat_id"])
     if "metadata" in req.body:
@@ -68,13 +68,13 @@ def update_chat(req: Request) -> Reply:
     return Reply(200, render_chat(chat))
 
 
-@handles("deleteChat")
+@handles("deleteChat", shaped=True)
 def delete_chat(req: Request) -> Reply:
     del req.state.chats[_chat(req, req.path["chat_id"]).chat_id]
     return Reply(204)
 
 
-@handles("listChats")
+@handles("listChats", shaped=True)
 def list_chats(req: Request) -> Reply:
     items = [render_chat(c) for c in req.state.chats.values()]
     return Reply(200, list_response(req.body, items, "chat_id"))
