@@ -1,4 +1,4 @@
-"""The generated surface against the emulator over real sockets: pagination, uploads, escape hatch."""
+"""The generated surface on the emulator over real sockets: paging, uploads, escape hatch."""
 
 from __future__ import annotations
 
