@@ -36,9 +36,9 @@ COMMUNITY_VOICES: tuple[JSON, ...] = (
 
 #: Contact fields every CRM schema reports, before the account's custom fields.
 STANDARD_CRM_FIELDS: tuple[JSON, ...] = (
-    {"name": "first_name", "label": "First name", "type": "text"},
-    {"name": "last_name", "label": "Last name", "type": "text"},
-    {"name": "phone_number", "label": "Phone number", "type": "phone"},
+    {"name": "first_name", "label": "First name", "type": "string"},
+    {"name": "last_name", "label": "Last name", "type": "string"},
+    {"name": "phone_number", "label": "Phone number", "type": "string"},
     {"name": "do_not_call", "label": "Do not call", "type": "boolean"},
 )
 

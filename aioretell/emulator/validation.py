@@ -149,4 +149,6 @@ def _parse(name: str, text: str, field_type: mi.Type) -> Any:
     except msgspec.DecodeError:
         if any(isinstance(m, mi.StrType) for m in _members(field_type)):
             return text  # e.g. ``str | int``: a bare word is the string
-        raise ApiError(400, f"Invalid request body: '{name}' is not valid JSON") from None
+        raise ApiError(
+            400, f"Invalid request body: '{name}' must be a number, boolean or JSON, not {text!r}"
+        ) from None

@@ -75,10 +75,13 @@ def _list_item(agent: JSON, channel: str) -> JSON:
         "channel": channel,
         "user_modified_timestamp": agent["last_modification_timestamp"],
         "tags": {},
+        # Not in the OpenAPI spec, but required by the official SDK's list item model.
+        "is_suspended": False,
     }
 
 
-@handles("listAgents")
+# Shaped: conforming would drop ``is_suspended``, which the spec's types do not know.
+@handles("listAgents", shaped=True)
 def list_agents(req: Request) -> Reply:
     """Voice and chat agents together, by last modification; filters: channel, query."""
     state = req.state
