@@ -2,11 +2,13 @@
 
 A handler is a plain synchronous function: it receives the validated request, mutates the
 state and returns a :class:`Reply`. Adding one is a decorated function in a ``handlers``
-module (here assuming a ``voices`` store on :class:`EmulatorState`)::
+module::
 
     @handles("getVoice")
     def get_voice(req: Request) -> Reply:
-        return Reply(200, found(req.state.voices, req.path["voice_id"], "Voice"))
+        return Reply(200, found(req.state.store("voices"), req.path["voice_id"], "Voice"))
+
+Plain create/get/update/delete/list handlers come from a table instead (:mod:`.crud`).
 
 Operations without a handler answer 501. The app conforms a handler's 2xx body to the
 operation's response type (see :mod:`.conform`), so a handler returns the stored record as it

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from aioretell.emulator import Emulator
+from aioretell.emulator import Emulator, Fault
 
 
 def _form(fields: dict[str, str], files: list[tuple[str, str, bytes]]) -> aiohttp.FormData:
@@ -147,3 +147,21 @@ async def test_contact_import_reports_bad_rows(emu: Emulator, http: aiohttp.Clie
     unknown = {"upload_id": "upload_0badc0de", "column_mapping": mapping}
     async with http.post("/create-contact-import", json=unknown) as resp:
         assert resp.status == 400
+
+
+async def test_faults_apply_to_multipart_operations(
+    emu: Emulator, http: aiohttp.ClientSession
+) -> None:
+    emu.faults.script("createKnowledgeBase", [Fault.status(503), Fault.malformed_body()])
+    form = {"knowledge_base_name": "Faulty"}
+    async with http.post("/create-knowledge-base", data=_form(form, [])) as resp:
+        assert resp.status == 503
+    assert emu.state.store("knowledge_bases") == {}
+    async with http.post("/create-knowledge-base", data=_form(form, [])) as resp:
+        assert resp.status == 201
+        with pytest.raises(json.JSONDecodeError):
+            json.loads(await resp.read())
+    # The handler ran before the answer was cut: the knowledge base exists.
+    assert [kb["knowledge_base_name"] for kb in emu.state.store("knowledge_bases").values()] == [
+        "Faulty"
+    ]
