@@ -1,18 +1,23 @@
-"""Every method of the official ``retell-sdk`` against the emulator over real sockets.
+"""Every operation against the emulator over real sockets, through aioretell and retell-sdk.
 
 The script is :data:`tests.scenarios.SCENARIO`: 113 (resource, method) rows reaching all 109
-operations. The SDK raises on any non-2xx answer, so a finished run means every step passed;
-the assertions below check the run covered everything and that the state behaved.
+operations, written once and run through both clients (the same method and argument names).
+Both raise on any non-2xx answer, so a finished run means every step passed; the assertions
+below check the run covered everything, decoded into the declared types, and that the state
+behaved.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, get_args, get_origin
 
+import msgspec
 import pytest
-from retell import AsyncRetell, NotFoundError
+import retell
+from retell import AsyncRetell
 
+import aioretell
 from aioretell._operation_table import METHODS, OPERATIONS
 from aioretell.emulator import Emulator
 from tests.emulator.recording import Recorder
@@ -33,9 +38,30 @@ async def sdk(emu: Emulator, api_key: str, recorder: Recorder) -> AsyncIterator[
         await client.close()
 
 
+NOT_FOUND = (retell.NotFoundError, aioretell.NotFoundError)
+
+
+@pytest.fixture(params=["aioretell", "retell-sdk"])
+async def client(
+    request: pytest.FixtureRequest, emu: Emulator, api_key: str, recorder: Recorder
+) -> AsyncIterator[Any]:
+    """Each test below runs once per client, each time on a fresh emulator."""
+    if request.param == "retell-sdk":
+        sdk = recorder.client(api_key, emu.base_url)
+        try:
+            yield sdk
+        finally:
+            await sdk.close()
+    else:
+        async with aioretell.AsyncRetell(
+            api_key=api_key, base_url=emu.base_url, max_retries=0
+        ) as ours:
+            yield ours
+
+
 @pytest.fixture
-async def results(sdk: AsyncRetell) -> dict[str, Any]:
-    return await run_scenario(sdk)
+async def results(client: Any) -> dict[str, Any]:
+    return await run_scenario(client)
 
 
 def test_the_scenario_covers_every_sdk_method() -> None:
@@ -44,16 +70,37 @@ def test_the_scenario_covers_every_sdk_method() -> None:
 
 
 async def test_every_operation_answers_2xx(
-    emu: Emulator, recorder: Recorder, results: dict[str, Any]
+    emu: Emulator, client: Any, recorder: Recorder, results: dict[str, Any]
 ) -> None:
     assert len(results) == len(SCENARIO)
-    # One request per step (no retries), logged by the emulator in the same order.
-    assert len(emu.requests) == len(recorder.exchanges) == len(SCENARIO)
-    for (_, method, path), exchange in zip(emu.requests, recorder.exchanges, strict=True):
-        assert (exchange.method, exchange.path) == (method, path)
-        assert 200 <= exchange.status < 300, (path, exchange.status, exchange.body)
+    # One request per step (no retries), logged by the emulator in the same order as the steps.
+    assert len(emu.requests) == len(SCENARIO)
+    for (operation_id, _, _), step in zip(emu.requests, SCENARIO, strict=True):
+        assert METHODS[step.row] == operation_id
     assert {operation_id for operation_id, _, _ in emu.requests} == set(OPERATIONS)
     assert len(OPERATIONS) == 109
+    if isinstance(client, AsyncRetell):
+        # The SDK's own view of each answer: its status and raw body.
+        assert len(recorder.exchanges) == len(SCENARIO)
+        for (_, method, path), exchange in zip(emu.requests, recorder.exchanges, strict=True):
+            assert (exchange.method, exchange.path) == (method, path)
+            assert 200 <= exchange.status < 300, (path, exchange.status, exchange.body)
+    else:
+        # aioretell decoded each answer into the type its operation declares.
+        for step in SCENARIO:
+            assert_declared_type(results[step.key], OPERATIONS[METHODS[step.row]].response_type)
+
+
+def assert_declared_type(value: Any, declared: Any) -> None:
+    if declared is None:
+        assert value is None
+    elif get_origin(declared) is list:
+        (item,) = get_args(declared)
+        assert isinstance(value, list) and value
+        assert all(isinstance(v, item) for v in value)
+    else:
+        assert isinstance(declared, type) and issubclass(declared, msgspec.Struct)
+        assert isinstance(value, declared), (type(value), declared)
 
 
 async def test_updates_read_back(results: dict[str, Any]) -> None:
@@ -122,29 +169,32 @@ async def test_jobs_and_imports(emu: Emulator, results: dict[str, Any]) -> None:
     assert results["crm.get_sync_job_status"].status == "idle"
 
 
-async def test_deleted_objects_404(sdk: AsyncRetell, results: dict[str, Any]) -> None:
-    with pytest.raises(NotFoundError):
-        await sdk.agent.retrieve(results["agent.create"].agent_id)
-    with pytest.raises(NotFoundError):
-        await sdk.contact.get(results["contact.create"].contact_id)
-    with pytest.raises(NotFoundError):
-        await sdk.contact.get_by_phone(CALLER)
-    with pytest.raises(NotFoundError):
-        await sdk.phone_number.retrieve(IMPORTED_NUMBER)
-    with pytest.raises(NotFoundError):
-        await sdk.knowledge_base.retrieve(results["knowledge_base.create"].knowledge_base_id)
-    with pytest.raises(NotFoundError):
+async def test_deleted_objects_404(client: Any, results: dict[str, Any]) -> None:
+    with pytest.raises(NOT_FOUND):
+        await client.agent.retrieve(results["agent.create"].agent_id)
+    with pytest.raises(NOT_FOUND):
+        await client.contact.get(results["contact.create"].contact_id)
+    with pytest.raises(NOT_FOUND):
+        await client.contact.get_by_phone(CALLER)
+    with pytest.raises(NOT_FOUND):
+        await client.phone_number.retrieve(IMPORTED_NUMBER)
+    with pytest.raises(NOT_FOUND):
+        await client.knowledge_base.retrieve(results["knowledge_base.create"].knowledge_base_id)
+    with pytest.raises(NOT_FOUND):
         definition = results["tests.create_test_case_definition"]
-        await sdk.tests.get_test_case_definition(definition.test_case_definition_id)
+        await client.tests.get_test_case_definition(definition.test_case_definition_id)
     # What was not deleted is still there.
-    kept = await sdk.phone_number.retrieve(results["phone_number.create"].phone_number)
+    kept = await client.phone_number.retrieve(results["phone_number.create"].phone_number)
     assert kept.nickname == "Reception"
 
 
 async def test_identity_never_echoes_the_key(
-    api_key: str, recorder: Recorder, results: dict[str, Any]
+    api_key: str, sdk: AsyncRetell, recorder: Recorder
 ) -> None:
+    """Checked on the raw bodies the SDK recorded (the same answers aioretell decodes)."""
+    results = await run_scenario(sdk)
     assert results["identity.retrieve"].org_id
+    assert len(recorder.exchanges) == len(SCENARIO)
     assert all(api_key.encode() not in exchange.body for exchange in recorder.exchanges)
     imported = next(e for e in recorder.exchanges if e.path == "/import-phone-number")
     assert b"not-a-real-password" not in imported.body
