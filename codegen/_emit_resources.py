@@ -327,7 +327,8 @@ class ResourceEmitter:
                 "(connection refused, 429); any other failure raises AmbiguousOutcomeError, "
                 "unless the client has retry_ambiguous_creates=True."
             )
-        lines += list(extra)
+        for paragraph in extra:
+            lines += ["", paragraph]
         return lines
 
     @staticmethod

@@ -276,7 +276,9 @@ class AgentResource(Resource):
         """Fetch one page of agents matching the filter; page on with pagination_key.
 
         Sends ``POST /v2/list-agents``. Safe to repeat: retried on connection errors, 408, 409, 429
-        and 5xx. One page; ``list_all`` iterates over every item.
+        and 5xx.
+
+        One page; ``list_all`` iterates over every item.
         """
         sent_query = build_params(
             AgentListQuery,
@@ -324,7 +326,9 @@ class AgentResource(Resource):
         """Fetch one page of an agent's saved versions; page on with pagination_key.
 
         Sends ``GET /list-agent-versions/{agent_id}``. Safe to repeat: retried on connection errors,
-        408, 409, 429 and 5xx. One page; ``list_versions_all`` iterates over every item.
+        408, 409, 429 and 5xx.
+
+        One page; ``list_versions_all`` iterates over every item.
         """
         agent_id = require_id("agent_id", agent_id)
         sent_query = build_params(

@@ -137,7 +137,9 @@ class AppResource(Resource):
         """Fetch one page of your organization's app connections; page on with pagination_key.
 
         Sends ``GET /list-apps``. Safe to repeat: retried on connection errors, 408, 409, 429 and
-        5xx. One page; ``list_all`` iterates over every item.
+        5xx.
+
+        One page; ``list_all`` iterates over every item.
         """
         sent_query = build_params(
             AppListQuery,
@@ -178,7 +180,9 @@ class AppResource(Resource):
         """Fetch one page of the agents and knowledge bases that depend on an app.
 
         Sends ``GET /list-app-usages/{app_id}``. Safe to repeat: retried on connection errors, 408,
-        409, 429 and 5xx. One page; ``list_usages_all`` iterates over every item.
+        409, 429 and 5xx.
+
+        One page; ``list_usages_all`` iterates over every item.
         """
         app_id = require_id("app_id", app_id)
         sent_query = build_params(

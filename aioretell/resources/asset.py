@@ -26,9 +26,10 @@ class AssetResource(Resource):
 
         Sends ``POST /create-asset``. May act twice if repeated, so it is retried only when it
         surely did not arrive (connection refused, 429); any other failure raises
-        AmbiguousOutcomeError, unless the client has retry_ambiguous_creates=True. Sent as
-        multipart/form-data. A file is bytes, a path, an open binary file or a (filename, bytes)
-        tuple.
+        AmbiguousOutcomeError, unless the client has retry_ambiguous_creates=True.
+
+        Sent as multipart/form-data. A file is bytes, a path, an open binary file or a (filename,
+        bytes) tuple.
         """
         sent_body = build_params(AssetCreateParams, {"file": file})
         form = await encode_form(sent_body, ("file",))

@@ -158,7 +158,9 @@ class CallResource(Resource):
         """Fetch one page of calls matching the filter; page on with pagination_key.
 
         Sends ``POST /v3/list-calls``. Safe to repeat: retried on connection errors, 408, 409, 429
-        and 5xx. One page; ``list_all`` iterates over every item.
+        and 5xx.
+
+        One page; ``list_all`` iterates over every item.
         """
         if skip is not UNSET and pagination_key is not UNSET:
             raise ValueError("pass skip or pagination_key, not both")

@@ -181,7 +181,9 @@ class ChatAgentResource(Resource):
         """Fetch one page of agents matching the filter; page on with pagination_key.
 
         Sends ``POST /v2/list-agents``. Safe to repeat: retried on connection errors, 408, 409, 429
-        and 5xx. One page; ``list_all`` iterates over every item.
+        and 5xx.
+
+        One page; ``list_all`` iterates over every item.
         """
         sent_query = build_params(
             AgentListQuery,

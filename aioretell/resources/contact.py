@@ -221,7 +221,9 @@ class ContactResource(Resource):
         """Fetch one page of contacts matching a filter or search, with the total match count.
 
         Sends ``POST /list-contacts``. Safe to repeat: retried on connection errors, 408, 409, 429
-        and 5xx. One page; ``list_all`` iterates over every item.
+        and 5xx.
+
+        One page; ``list_all`` iterates over every item.
         """
         if skip is not UNSET and pagination_key is not UNSET:
             raise ValueError("pass skip or pagination_key, not both")
@@ -281,8 +283,9 @@ class ContactResource(Resource):
         """Fetch one page of a contact's call and chat history, latest first, matched by phone.
 
         Sends ``GET /list-contact-conversations/{contact_id}``. Safe to repeat: retried on
-        connection errors, 408, 409, 429 and 5xx. One page; ``list_conversations_all`` iterates over
-        every item.
+        connection errors, 408, 409, 429 and 5xx.
+
+        One page; ``list_conversations_all`` iterates over every item.
         """
         contact_id = require_id("contact_id", contact_id)
         sent_query = build_params(
@@ -362,9 +365,10 @@ class ContactResource(Resource):
 
         Sends ``POST /upload-contact-import-file``. May act twice if repeated, so it is retried only
         when it surely did not arrive (connection refused, 429); any other failure raises
-        AmbiguousOutcomeError, unless the client has retry_ambiguous_creates=True. Sent as
-        multipart/form-data. A file is bytes, a path, an open binary file or a (filename, bytes)
-        tuple.
+        AmbiguousOutcomeError, unless the client has retry_ambiguous_creates=True.
+
+        Sent as multipart/form-data. A file is bytes, a path, an open binary file or a (filename,
+        bytes) tuple.
         """
         sent_body = build_params(ContactUploadImportFileParams, {"file": file})
         form = await encode_form(sent_body, ("file",))

@@ -128,7 +128,9 @@ class ConversationFlowResource(Resource):
         """Fetch one page of conversation flows; page on with pagination_key.
 
         Sends ``GET /v2/list-conversation-flows``. Safe to repeat: retried on connection errors,
-        408, 409, 429 and 5xx. One page; ``list_all`` iterates over every item.
+        408, 409, 429 and 5xx.
+
+        One page; ``list_all`` iterates over every item.
         """
         sent_query = build_params(
             ConversationFlowListQuery,

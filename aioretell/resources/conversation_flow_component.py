@@ -105,7 +105,9 @@ class ConversationFlowComponentResource(Resource):
         """Fetch one page of shared conversation flow components.
 
         Sends ``GET /v2/list-conversation-flow-components``. Safe to repeat: retried on connection
-        errors, 408, 409, 429 and 5xx. One page; ``list_all`` iterates over every item.
+        errors, 408, 409, 429 and 5xx.
+
+        One page; ``list_all`` iterates over every item.
         """
         sent_query = build_params(
             ConversationFlowComponentListQuery,

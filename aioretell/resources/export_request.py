@@ -33,7 +33,9 @@ class ExportRequestResource(Resource):
         """Fetch one page of data export requests with their status and download links.
 
         Sends ``GET /v2/list-export-requests``. Safe to repeat: retried on connection errors, 408,
-        409, 429 and 5xx. One page; ``list_all`` iterates over every item.
+        409, 429 and 5xx.
+
+        One page; ``list_all`` iterates over every item.
         """
         sent_query = build_params(
             ExportRequestListQuery,

@@ -50,6 +50,7 @@ class KnowledgeBaseResource(Resource):
         Sends ``POST /add-knowledge-base-sources/{knowledge_base_id}``. May act twice if repeated,
         so it is retried only when it surely did not arrive (connection refused, 429); any other
         failure raises AmbiguousOutcomeError, unless the client has retry_ambiguous_creates=True.
+
         Sent as multipart/form-data. A file is bytes, a path, an open binary file or a (filename,
         bytes) tuple.
         """
@@ -84,9 +85,10 @@ class KnowledgeBaseResource(Resource):
 
         Sends ``POST /create-knowledge-base``. May act twice if repeated, so it is retried only when
         it surely did not arrive (connection refused, 429); any other failure raises
-        AmbiguousOutcomeError, unless the client has retry_ambiguous_creates=True. Sent as
-        multipart/form-data. A file is bytes, a path, an open binary file or a (filename, bytes)
-        tuple.
+        AmbiguousOutcomeError, unless the client has retry_ambiguous_creates=True.
+
+        Sent as multipart/form-data. A file is bytes, a path, an open binary file or a (filename,
+        bytes) tuple.
         """
         sent_body = build_params(
             KnowledgeBaseCreateParams,

@@ -114,7 +114,9 @@ class LlmResource(Resource):
         """Fetch one page of LLM response engines; page on with pagination_key.
 
         Sends ``GET /v2/list-retell-llms``. Safe to repeat: retried on connection errors, 408, 409,
-        429 and 5xx. One page; ``list_all`` iterates over every item.
+        429 and 5xx.
+
+        One page; ``list_all`` iterates over every item.
         """
         sent_query = build_params(
             LlmListQuery,

@@ -149,7 +149,9 @@ class PhoneNumberResource(Resource):
         """Fetch one page of the phone numbers you own or have imported.
 
         Sends ``GET /v2/list-phone-numbers``. Safe to repeat: retried on connection errors, 408,
-        409, 429 and 5xx. One page; ``list_all`` iterates over every item.
+        409, 429 and 5xx.
+
+        One page; ``list_all`` iterates over every item.
         """
         sent_query = build_params(
             PhoneNumberListQuery,

@@ -174,7 +174,9 @@ class TestsResource(Resource):
         """Fetch one page of batch test jobs, optionally narrowed to one response engine.
 
         Sends ``GET /v2/list-batch-tests``. Safe to repeat: retried on connection errors, 408, 409,
-        429 and 5xx. One page; ``list_batch_tests_all`` iterates over every item.
+        429 and 5xx.
+
+        One page; ``list_batch_tests_all`` iterates over every item.
         """
         sent_query = build_params(
             TestsListBatchTestsQuery,
@@ -235,8 +237,9 @@ class TestsResource(Resource):
         """Fetch one page of test case definitions, optionally for one response engine.
 
         Sends ``GET /v2/list-test-case-definitions``. Safe to repeat: retried on connection errors,
-        408, 409, 429 and 5xx. One page; ``list_test_case_definitions_all`` iterates over every
-        item.
+        408, 409, 429 and 5xx.
+
+        One page; ``list_test_case_definitions_all`` iterates over every item.
         """
         sent_query = build_params(
             TestsListTestCaseDefinitionsQuery,
@@ -292,8 +295,9 @@ class TestsResource(Resource):
         """Fetch one page of the individual test runs that belong to a batch test job.
 
         Sends ``GET /v2/list-test-runs/{test_case_batch_job_id}``. Safe to repeat: retried on
-        connection errors, 408, 409, 429 and 5xx. One page; ``list_test_runs_all`` iterates over
-        every item.
+        connection errors, 408, 409, 429 and 5xx.
+
+        One page; ``list_test_runs_all`` iterates over every item.
         """
         test_case_batch_job_id = require_id("test_case_batch_job_id", test_case_batch_job_id)
         sent_query = build_params(

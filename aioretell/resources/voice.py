@@ -70,8 +70,10 @@ class VoiceResource(Resource):
 
         Sends ``POST /clone-voice``. May act twice if repeated, so it is retried only when it surely
         did not arrive (connection refused, 429); any other failure raises AmbiguousOutcomeError,
-        unless the client has retry_ambiguous_creates=True. Sent as multipart/form-data. A file is
-        bytes, a path, an open binary file or a (filename, bytes) tuple.
+        unless the client has retry_ambiguous_creates=True.
+
+        Sent as multipart/form-data. A file is bytes, a path, an open binary file or a (filename,
+        bytes) tuple.
         """
         sent_body = build_params(
             VoiceCloneParams,
