@@ -8,9 +8,10 @@ Each resource module is imported on first access: ``import aioretell`` stays che
 from __future__ import annotations
 
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
+    from aioretell._client import AsyncRetell
     from aioretell.resources.agent import AgentResource
     from aioretell.resources.app import AppResource
     from aioretell.resources.asset import AssetResource
@@ -41,61 +42,61 @@ class Resources:
     def agent(self) -> AgentResource:
         from aioretell.resources.agent import AgentResource
 
-        return AgentResource(self)  # type: ignore[arg-type]
+        return AgentResource(cast("AsyncRetell", self))
 
     @cached_property
     def app(self) -> AppResource:
         from aioretell.resources.app import AppResource
 
-        return AppResource(self)  # type: ignore[arg-type]
+        return AppResource(cast("AsyncRetell", self))
 
     @cached_property
     def asset(self) -> AssetResource:
         from aioretell.resources.asset import AssetResource
 
-        return AssetResource(self)  # type: ignore[arg-type]
+        return AssetResource(cast("AsyncRetell", self))
 
     @cached_property
     def batch_call(self) -> BatchCallResource:
         from aioretell.resources.batch_call import BatchCallResource
 
-        return BatchCallResource(self)  # type: ignore[arg-type]
+        return BatchCallResource(cast("AsyncRetell", self))
 
     @cached_property
     def call(self) -> CallResource:
         from aioretell.resources.call import CallResource
 
-        return CallResource(self)  # type: ignore[arg-type]
+        return CallResource(cast("AsyncRetell", self))
 
     @cached_property
     def chat(self) -> ChatResource:
         from aioretell.resources.chat import ChatResource
 
-        return ChatResource(self)  # type: ignore[arg-type]
+        return ChatResource(cast("AsyncRetell", self))
 
     @cached_property
     def chat_agent(self) -> ChatAgentResource:
         from aioretell.resources.chat_agent import ChatAgentResource
 
-        return ChatAgentResource(self)  # type: ignore[arg-type]
+        return ChatAgentResource(cast("AsyncRetell", self))
 
     @cached_property
     def concurrency(self) -> ConcurrencyResource:
         from aioretell.resources.concurrency import ConcurrencyResource
 
-        return ConcurrencyResource(self)  # type: ignore[arg-type]
+        return ConcurrencyResource(cast("AsyncRetell", self))
 
     @cached_property
     def contact(self) -> ContactResource:
         from aioretell.resources.contact import ContactResource
 
-        return ContactResource(self)  # type: ignore[arg-type]
+        return ContactResource(cast("AsyncRetell", self))
 
     @cached_property
     def conversation_flow(self) -> ConversationFlowResource:
         from aioretell.resources.conversation_flow import ConversationFlowResource
 
-        return ConversationFlowResource(self)  # type: ignore[arg-type]
+        return ConversationFlowResource(cast("AsyncRetell", self))
 
     @cached_property
     def conversation_flow_component(self) -> ConversationFlowComponentResource:
@@ -103,64 +104,64 @@ class Resources:
             ConversationFlowComponentResource,
         )
 
-        return ConversationFlowComponentResource(self)  # type: ignore[arg-type]
+        return ConversationFlowComponentResource(cast("AsyncRetell", self))
 
     @cached_property
     def crm(self) -> CrmResource:
         from aioretell.resources.crm import CrmResource
 
-        return CrmResource(self)  # type: ignore[arg-type]
+        return CrmResource(cast("AsyncRetell", self))
 
     @cached_property
     def export_request(self) -> ExportRequestResource:
         from aioretell.resources.export_request import ExportRequestResource
 
-        return ExportRequestResource(self)  # type: ignore[arg-type]
+        return ExportRequestResource(cast("AsyncRetell", self))
 
     @cached_property
     def identity(self) -> IdentityResource:
         from aioretell.resources.identity import IdentityResource
 
-        return IdentityResource(self)  # type: ignore[arg-type]
+        return IdentityResource(cast("AsyncRetell", self))
 
     @cached_property
     def knowledge_base(self) -> KnowledgeBaseResource:
         from aioretell.resources.knowledge_base import KnowledgeBaseResource
 
-        return KnowledgeBaseResource(self)  # type: ignore[arg-type]
+        return KnowledgeBaseResource(cast("AsyncRetell", self))
 
     @cached_property
     def llm(self) -> LlmResource:
         from aioretell.resources.llm import LlmResource
 
-        return LlmResource(self)  # type: ignore[arg-type]
+        return LlmResource(cast("AsyncRetell", self))
 
     @cached_property
     def mcp_tool(self) -> McpToolResource:
         from aioretell.resources.mcp_tool import McpToolResource
 
-        return McpToolResource(self)  # type: ignore[arg-type]
+        return McpToolResource(cast("AsyncRetell", self))
 
     @cached_property
     def phone_number(self) -> PhoneNumberResource:
         from aioretell.resources.phone_number import PhoneNumberResource
 
-        return PhoneNumberResource(self)  # type: ignore[arg-type]
+        return PhoneNumberResource(cast("AsyncRetell", self))
 
     @cached_property
     def playground(self) -> PlaygroundResource:
         from aioretell.resources.playground import PlaygroundResource
 
-        return PlaygroundResource(self)  # type: ignore[arg-type]
+        return PlaygroundResource(cast("AsyncRetell", self))
 
     @cached_property
     def tests(self) -> TestsResource:
         from aioretell.resources.tests import TestsResource
 
-        return TestsResource(self)  # type: ignore[arg-type]
+        return TestsResource(cast("AsyncRetell", self))
 
     @cached_property
     def voice(self) -> VoiceResource:
         from aioretell.resources.voice import VoiceResource
 
-        return VoiceResource(self)  # type: ignore[arg-type]
+        return VoiceResource(cast("AsyncRetell", self))

@@ -115,9 +115,10 @@ class ResourceEmitter:
             "from __future__ import annotations",
             "",
             "from functools import cached_property",
-            "from typing import TYPE_CHECKING",
+            "from typing import TYPE_CHECKING, cast",
             "",
             "if TYPE_CHECKING:",
+            "    from aioretell._client import AsyncRetell",
         ]
         for resource in self.resources():
             out.append(f"    from aioretell.resources.{resource} import {self._class(resource)}")
@@ -135,7 +136,7 @@ class ResourceEmitter:
                 f"    def {resource}(self) -> {cls}:",
                 f"        from aioretell.resources.{resource} import {cls}",
                 "",
-                f"        return {cls}(self)  # type: ignore[arg-type]",
+                f'        return {cls}(cast("AsyncRetell", self))',
             ]
         return "\n".join(out) + "\n"
 
