@@ -90,15 +90,16 @@ class EmulatorState:
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
         self._rng = random.Random(f"ids:{config.seed}")
-        self.llms: dict[str, JSON] = {}
-        self.agents: dict[str, JSON] = {}
-        self.chat_agents: dict[str, JSON] = {}
         self.calls: dict[str, CallRecord] = {}
         self.chats: dict[str, ChatRecord] = {}
         #: Records of the table-driven resources: store name -> record id -> record.
         self.records: dict[str, dict[str, JSON]] = {
             "voices": {v["voice_id"]: dict(v) for v in BUILTIN_VOICES}
         }
+        #: The agent and LLM stores, named for the handlers that reach into them.
+        self.llms = self.store("llms")
+        self.agents = self.store("agents")
+        self.chat_agents = self.store("chat_agents")
         #: Earlier versions of voice and chat agents: agent id -> version -> snapshot.
         #: The agent record itself (``agents`` / ``chat_agents``) is the newest version.
         self.agent_versions: dict[str, dict[int, JSON]] = {}
@@ -114,24 +115,21 @@ class EmulatorState:
         #: Webhook delivery (``emulator.webhooks``) listens here.
         self.lifecycle_listeners: list[Callable[[str, CallRecord | ChatRecord], None]] = []
         engine = {"type": "retell-llm", "llm_id": DEFAULT_LLM_ID, "version": 0}
-        self.llms[DEFAULT_LLM_ID] = self._stamp({"llm_id": DEFAULT_LLM_ID, "version": 0})
-        self.agents[DEFAULT_AGENT_ID] = self._stamp(
-            {
-                "agent_id": DEFAULT_AGENT_ID,
-                "agent_name": "Emulator voice agent",
-                "response_engine": engine,
-                "voice_id": "11labs-Adrian",
-                "version": 0,
-            }
-        )
-        self.chat_agents[DEFAULT_CHAT_AGENT_ID] = self._stamp(
-            {
-                "agent_id": DEFAULT_CHAT_AGENT_ID,
-                "agent_name": "Emulator chat agent",
-                "response_engine": engine,
-                "version": 0,
-            }
-        )
+        seeded = {"version": 0, "is_published": False, "last_modification_timestamp": self.now_ms()}
+        self.llms[DEFAULT_LLM_ID] = {"llm_id": DEFAULT_LLM_ID, **seeded}
+        self.agents[DEFAULT_AGENT_ID] = {
+            "agent_id": DEFAULT_AGENT_ID,
+            "agent_name": "Emulator voice agent",
+            "response_engine": engine,
+            "voice_id": "11labs-Adrian",
+            **seeded,
+        }
+        self.chat_agents[DEFAULT_CHAT_AGENT_ID] = {
+            "agent_id": DEFAULT_CHAT_AGENT_ID,
+            "agent_name": "Emulator chat agent",
+            "response_engine": engine,
+            **seeded,
+        }
 
     # -- time and ids -------------------------------------------------------------------
 
@@ -148,27 +146,9 @@ class EmulatorState:
         for listener in self.lifecycle_listeners:
             listener(change, record)
 
-    def _stamp(self, record: JSON) -> JSON:
-        record.setdefault("is_published", False)
-        record["last_modification_timestamp"] = self.now_ms()
-        return record
-
     def store(self, name: str) -> dict[str, JSON]:
         """The records of one table-driven resource (created empty on first use)."""
         return self.records.setdefault(name, {})
-
-    # -- agents and LLMs ----------------------------------------------------------------
-
-    def create_config(self, store: dict[str, JSON], id_field: str, prefix: str, body: JSON) -> JSON:
-        """Create an agent, chat agent or LLM from its request body."""
-        record_id = self.new_id(prefix)
-        record = self._stamp({id_field: record_id, **body, "version": 0})
-        store[record_id] = record
-        return record
-
-    def update_config(self, record: JSON, body: JSON) -> JSON:
-        record.update(body)
-        return self._stamp(record)
 
     # -- calls --------------------------------------------------------------------------
 

@@ -2,70 +2,77 @@
 
 from __future__ import annotations
 
+from ..crud import Collection, register
 from ..listing import match_filter, query_response
-from ..registry import Reply, Request, found, handles
+from ..registry import Reply, Request, handles
 from ..state import JSON
 from .agent_versions import version_of
 
+#: A new agent or LLM starts as version 0, unpublished; the create body adds the rest.
+_CONFIG_DEFAULTS = {"version": 0, "is_published": False}
 
-def _crud(
-    store: str, id_field: str, prefix: str, what: str, ops: tuple[str, str, str, str]
-) -> None:
-    """Register create / get / update / delete handlers over ``state.<store>``."""
-    create_op, get_op, update_op, delete_op = ops
 
-    @handles(create_op)
-    def create(req: Request) -> Reply:
-        record = req.state.create_config(getattr(req.state, store), id_field, prefix, req.body)
-        return Reply(201, record)
+def _versioned(c: Collection, get: str, delete: str) -> Collection:
+    """Get and delete for an agent store: ``?version=`` reads a snapshot; delete drops them."""
 
-    def record(req: Request) -> JSON:
-        return found(getattr(req.state, store), req.path[id_field], what)
-
-    @handles(get_op)
-    def get(req: Request) -> Reply:
+    @handles(get)
+    def get_agent(req: Request) -> Reply:
         version = req.query.get("version")
-        # LLM versions are not modelled: any version of an LLM reads as its current one.
-        if version is None or store == "llms":
-            return Reply(200, record(req))
-        return Reply(200, version_of(req.state, record(req), version))
+        record = c.at(req)
+        return Reply(200, record if version is None else version_of(req.state, record, version))
 
-    @handles(update_op)
-    def update(req: Request) -> Reply:
-        return Reply(200, req.state.update_config(record(req), req.body))
-
-    @handles(delete_op)
-    def delete(req: Request) -> Reply:
-        record_id = record(req)[id_field]
-        del getattr(req.state, store)[record_id]
-        req.state.agent_versions.pop(record_id, None)  # an LLM id never has versions here
+    @handles(delete)
+    def delete_agent(req: Request) -> Reply:
+        record = c.at(req)
+        c.remove(req.state, record)
+        req.state.agent_versions.pop(record[c.id_field], None)
         return Reply(204)
 
+    return c
 
-for _spec in (
-    (
-        "agents",
-        "agent_id",
-        "agent_",
-        "Agent",
-        ("createAgent", "getAgent", "updateAgent", "deleteAgent"),
+
+AGENTS = _versioned(
+    register(
+        Collection(
+            "agents",
+            "agent_",
+            "Agent",
+            create="createAgent",
+            update="updateAgent",
+            defaults=_CONFIG_DEFAULTS,
+        )
     ),
-    (
-        "chat_agents",
-        "agent_id",
-        "agent_",
-        "Chat agent",
-        ("createChatAgent", "getChatAgent", "updateChatAgent", "deleteChatAgent"),
+    get="getAgent",
+    delete="deleteAgent",
+)
+CHAT_AGENTS = _versioned(
+    register(
+        Collection(
+            "chat_agents",
+            "agent_",
+            "Chat agent",
+            create="createChatAgent",
+            update="updateChatAgent",
+            defaults=_CONFIG_DEFAULTS,
+        )
     ),
-    (
+    get="getChatAgent",
+    delete="deleteChatAgent",
+)
+# LLM versions are not modelled: any ``version`` of an LLM reads as its current one.
+LLMS = register(
+    Collection(
         "llms",
-        "llm_id",
         "llm_",
         "Retell LLM",
-        ("createRetellLLM", "getRetellLLM", "updateRetellLLM", "deleteRetellLLM"),
-    ),
-):
-    _crud(*_spec)
+        create="createRetellLLM",
+        get="getRetellLLM",
+        update="updateRetellLLM",
+        delete="deleteRetellLLM",
+        list="listRetellLLM",
+        defaults=_CONFIG_DEFAULTS,
+    )
+)
 
 
 def _list_item(agent: JSON, channel: str) -> JSON:
@@ -97,8 +104,3 @@ def list_agents(req: Request) -> Reply:
         needle = query.lower()
         items = [i for i in items if needle in i["agent_name"].lower() or query in i["agent_id"]]
     return Reply(200, query_response(req.query, items, "agent_id"))
-
-
-@handles("listRetellLLM")
-def list_llms(req: Request) -> Reply:
-    return Reply(200, query_response(req.query, req.state.llms.values(), "llm_id"))
