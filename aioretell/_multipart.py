@@ -84,9 +84,9 @@ def _guess_type(filename: str) -> str:
 async def read_file(name: str, value: Any, *, default_filename: str = "file") -> FilePart:
     """The file's name, bytes and content type; paths and open files are read off the loop.
 
-    ``name`` names the argument in errors; bare bytes are sent as ``default_filename``.
+    ``value`` has passed :func:`check_file`. ``name`` names the argument in errors; bare bytes
+    are sent as ``default_filename``.
     """
-    check_file(name, value)
     if _is_bytes(value):
         return FilePart(default_filename, bytes(value), "application/octet-stream")
     if isinstance(value, tuple):
@@ -127,7 +127,7 @@ def _quote(text: str) -> str:
 async def encode_form(params: msgspec.Struct, file_fields: tuple[str, ...]) -> Form:
     """Encode a multipart request Struct; ``file_fields`` (wire names) hold files."""
     texts: list[tuple[str, str]] = []
-    files: list[tuple[str, Any]] = []
+    files: list[tuple[str, str, Any]] = []  # (argument name for errors, field, file)
     for info in msgspec.structs.fields(params):
         value = getattr(params, info.name)
         if value is msgspec.UNSET:
@@ -135,21 +135,22 @@ async def encode_form(params: msgspec.Struct, file_fields: tuple[str, ...]) -> F
         wire = info.encode_name
         if wire in file_fields:
             if isinstance(value, list):
-                files += [(f"{wire}[{i}]", (wire, item)) for i, item in enumerate(value)]
+                files += [(f"{wire}[{i}]", wire, item) for i, item in enumerate(value)]
             else:
-                files.append((wire, (wire, value)))
+                files.append((wire, wire, value))
             continue
         text = _text(value)
         if text is not None:
             texts.append((wire, text))
-    for label, (_, value) in files:
+    # Every file argument is checked before the first one is read.
+    for label, _, value in files:
         check_file(label, value)
     boundary = secrets.token_hex(16)
     chunks: list[bytes] = []
     for wire, text in texts:
         head = f'--{boundary}\r\nContent-Disposition: form-data; name="{_quote(wire)}"\r\n\r\n'
         chunks.append(head.encode() + text.encode() + b"\r\n")
-    for label, (wire, value) in files:
+    for label, wire, value in files:
         part = await read_file(label, value, default_filename=wire)
         head = (
             f'--{boundary}\r\nContent-Disposition: form-data; name="{_quote(wire)}"; '

@@ -83,6 +83,10 @@ class ResourceEmitter:
         self.types = types
         self.header = header
         self.summaries = summaries
+        #: Response Structs by public name (a paged list is recognised by its fields).
+        self._response_structs = {
+            types.names[key]: key for key in types.structs if key[1] == "response"
+        }
         missing = sorted({op.operation_id for op in build.ops} - set(summaries))
         if missing:
             raise SpecError(
@@ -462,12 +466,12 @@ class ResourceEmitter:
         paging = self._paging(op)
         if paging is not None:
             extra.append(f"One page; ``{row.method}_all`` iterates over every item.")
-        body_fields = {p.field.wire_name for p in params}
+        wire_names = {p.field.wire_name for p in params}
         lines = self._head(row.method, op, required, optional, returns, needs)
         lines += self._format_doc(self._docstring(op, extra), "        ")
         indent = "        "
         lines += self._checks(op, params, indent, needs)
-        if {"skip", CURSOR} <= body_fields:
+        if {"skip", CURSOR} <= wire_names:
             needs.add("UNSET")
             lines += [
                 f"{indent}if skip is not UNSET and {CURSOR} is not UNSET:",
@@ -493,14 +497,7 @@ class ResourceEmitter:
         types = self.build.op_types[op.operation_id]
         if types.response is None:
             return None
-        key = next(
-            (
-                k
-                for k in self.types.structs
-                if k[1] == "response" and self.types.names[k] == types.response
-            ),
-            None,
-        )
+        key = self._response_structs.get(types.response)
         if key is None:
             return None
         fields = {f.wire_name: f for f in self.types.structs[key].fields}
