@@ -6,12 +6,15 @@ per official SDK method) and ``aioretell/_resources.py`` (the client's resource 
 
 Run from the repository root::
 
-    .venv/bin/python -m codegen.generate_client [--spec PATH] [--methods PATH] [--out DIR]
+    python -m codegen.generate_client [--spec PATH] [--methods PATH] [--out DIR]
 
-Inputs: Retell's OpenAPI 3 spec and ``official-sdk-methods.tsv`` (resource, method, http_method,
-path: the official SDK's name for every endpoint). Only names, types and structure are taken
-from the spec, never its prose. The output is deterministic and ruff-formatted; a second run
-changes nothing.
+Inputs: the committed structure-only spec ``aioretell/_spec/retell-openapi.json`` (or, with
+``--spec``, a full Retell OpenAPI 3 YAML/JSON: the output is byte-identical either way, since
+only names, types and structure are read, never prose) and ``codegen/official-sdk-methods.tsv``
+(resource, method, http_method, path: the official SDK's name for every endpoint). To take in a
+new Retell spec, refresh the stripped copy first (``python -m codegen.strip_spec --spec NEW.yaml``,
+see ``codegen/strip_spec.py``), then run this. The output is deterministic and ruff-formatted; a
+second run changes nothing.
 
 Rules
 -----
@@ -76,8 +79,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml  # type: ignore[import-untyped, unused-ignore]
-
 from codegen._emit_resources import ResourceEmitter
 from codegen._emit_types import Emitter
 from codegen._model import (
@@ -88,9 +89,15 @@ from codegen._model import (
     TNode,
 )
 from codegen._naming import camel, method_camel
+from codegen.strip_spec import DEFAULT_OUT as DEFAULT_STRIPPED_SPEC
+from codegen.strip_spec import load_spec
 from codegen.summaries import SUMMARIES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+#: The committed structure-only spec (``python -m codegen.strip_spec`` refreshes it).
+DEFAULT_SPEC = DEFAULT_STRIPPED_SPEC
+#: The official SDK's name for every endpoint (resource, method, http_method, path).
+DEFAULT_METHODS = REPO_ROOT / "codegen" / "official-sdk-methods.tsv"
 
 SAFE = "SAFE"
 SIDE_EFFECT = "SIDE_EFFECT"
@@ -576,16 +583,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m codegen.generate_client", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
-        "--spec", type=Path, default=REPO_ROOT.parent / "shared" / "retell-openapi.yaml"
+        "--spec",
+        type=Path,
+        default=DEFAULT_SPEC,
+        help="the stripped spec (default) or a full Retell OpenAPI YAML/JSON",
     )
-    parser.add_argument(
-        "--methods", type=Path, default=REPO_ROOT.parent / "shared" / "official-sdk-methods.tsv"
-    )
+    parser.add_argument("--methods", type=Path, default=DEFAULT_METHODS)
     parser.add_argument("--out", type=Path, default=REPO_ROOT)
     args = parser.parse_args(argv)
     try:
-        with args.spec.open() as handle:
-            spec = yaml.safe_load(handle)
+        spec = load_spec(args.spec)
         build = Build(spec, load_rows(args.methods))
         header = HEADER.format(revision=build.revision)
         types = Emitter(build, SHARED_MODULE, header)
