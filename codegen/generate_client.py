@@ -279,6 +279,47 @@ voice list VoiceListResponse; voice add_resource VoiceResponse; voice clone Voic
 voice search VoiceSearchResponse
 """
 
+_NULLABLE_NUMBER = {"type": "number", "nullable": True}
+_NULLABLE_BOOLEAN = {"type": "boolean", "nullable": True}
+_MAPPING = {"type": "object"}  # the SDK's TypedDicts: any mapping of that shape
+_NULLABLE_MAPPING = {"type": "object", "nullable": True}
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+
+#: Keywords retell-sdk 6.2.13 accepts, and sends, that the spec does not define: without them a
+#: call written for the SDK would raise TypeError here. Keyed by the SDK's (resource, method);
+#: each field joins the operation's JSON body (or, for an operation without one, its query).
+#: Types follow the SDK's annotations (``Optional[X]`` -> nullable; a TypedDict, or a union of
+#: them, -> a mapping); tests/unit/test_generated_api.py checks them against the installed SDK.
+#: A field the spec comes to define stops the generator: then drop it from here.
+SDK_ONLY_FIELDS: dict[tuple[str, str], dict[str, Mapping[str, Any]]] = {
+    ("agent", "create"): {
+        "denoising_enhancement_level": _NULLABLE_NUMBER,  # Optional[float]
+        "is_transfer_agent": {"type": "boolean"},  # bool
+    },
+    ("agent", "update"): {"denoising_enhancement_level": _NULLABLE_NUMBER},
+    ("app", "list"): {"privacy_scope": {"type": "string", "enum": ["standard", "pci"]}},
+    ("conversation_flow", "create"): {
+        "backup_model": _NULLABLE_MAPPING,  # Union[BackupModelChoice, Optional[object]]
+        "model_config": _MAPPING,  # Union[CascadingModelConfig, S2SModelConfig]
+    },
+    ("conversation_flow", "update"): {
+        "backup_model": _NULLABLE_MAPPING,
+        "model_config": _MAPPING,
+    },
+    ("llm", "create"): {
+        "backup_model": _NULLABLE_MAPPING,
+        "model_config": _MAPPING,
+        "model_ultrafast": _NULLABLE_BOOLEAN,  # Optional[bool]
+    },
+    ("llm", "update"): {
+        "backup_model": _NULLABLE_MAPPING,
+        "model_config": _MAPPING,
+        "model_ultrafast": _NULLABLE_BOOLEAN,
+    },
+    ("phone_number", "import_"): {"codecs": _STRINGS},  # SequenceNotStr[str]
+    ("phone_number", "update"): {"codecs": _STRINGS},
+}
+
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 SHARED_MODULE = "shared"
 HEADER = (
@@ -499,10 +540,36 @@ class Build:
         self.ops = load_operations(spec, rows)
         components: Mapping[str, Any] = spec["components"]["schemas"]
         self.model = SchemaModel(components, self._renames(components))
+        self._add_sdk_only_fields()
         self.aliases: list[AliasDef] = []
         self.op_types: dict[str, OpTypes] = {}
         self.roots: dict[str, list[StructKey]] = {}
         self._build()
+
+    def _add_sdk_only_fields(self) -> None:
+        """Give the operations of :data:`SDK_ONLY_FIELDS` their extra body or query fields."""
+        by_row = {(row.resource, row.method): op for op in self.ops for row in op.rows}
+        for (resource, method), extras in sorted(SDK_ONLY_FIELDS.items()):
+            op = by_row.get((resource, method))
+            if op is None:
+                raise SpecError(f"SDK_ONLY_FIELDS names unknown SDK method {resource}.{method}")
+            if op.body_kind == "json" and op.body_schema is not None:
+                have = self.model.property_names(op.body_schema)
+            elif op.body_kind is None:
+                have = {p.name for p in op.params}
+            else:
+                raise SpecError(f"SDK_ONLY_FIELDS: {resource}.{method} has a multipart body")
+            defined = sorted(set(extras) & have)
+            if defined:
+                raise SpecError(
+                    f"{resource}.{method}: the spec now defines {', '.join(defined)}; drop them "
+                    "from SDK_ONLY_FIELDS in codegen/generate_client.py"
+                )
+            if op.body_schema is not None:
+                extra_part = {"type": "object", "properties": dict(extras)}
+                op.body_schema = {"allOf": [op.body_schema, extra_part]}
+            else:
+                op.params += [Param(name, "query", False, spec) for name, spec in extras.items()]
 
     def _renames(self, components: Mapping[str, Any]) -> dict[str, str]:
         names: dict[str, set[str]] = {}

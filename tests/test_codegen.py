@@ -263,6 +263,27 @@ def test_unclassified_operation_stops_the_generator(monkeypatch: pytest.MonkeyPa
         generate_client.Build(spec, generate_client.load_rows(generate_client.DEFAULT_METHODS))
 
 
+def test_sdk_only_field_that_the_spec_defines_stops_the_generator(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from codegen import generate_client
+
+    spec = json.loads(STRIPPED_SPEC.read_text())
+    rows = generate_client.load_rows(generate_client.DEFAULT_METHODS)
+    table = dict(generate_client.SDK_ONLY_FIELDS)
+    table[("agent", "create")] = {"voice_id": {"type": "string"}}
+    monkeypatch.setattr(generate_client, "SDK_ONLY_FIELDS", table)
+    with pytest.raises(generate_client.SpecError, match=r"agent\.create: .* defines voice_id"):
+        generate_client.Build(spec, rows)
+    table[("app", "list")] = {"limit": {"type": "integer"}}  # a query parameter
+    del table[("agent", "create")]
+    with pytest.raises(generate_client.SpecError, match=r"app\.list: the spec now defines limit"):
+        generate_client.Build(spec, rows)
+    monkeypatch.setattr(generate_client, "SDK_ONLY_FIELDS", {("agent", "nope"): {}})
+    with pytest.raises(generate_client.SpecError, match=r"unknown SDK method agent\.nope"):
+        generate_client.Build(spec, rows)
+
+
 # ---------------------------------------------------------------------------------------------
 # The operation table
 
