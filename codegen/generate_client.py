@@ -81,6 +81,7 @@ from typing import Any
 
 from codegen._emit_resources import ResourceEmitter
 from codegen._emit_types import Emitter
+from codegen._io import write_atomic
 from codegen._model import (
     SchemaModel,
     SpecError,
@@ -90,7 +91,7 @@ from codegen._model import (
 )
 from codegen._naming import camel, method_camel
 from codegen.strip_spec import DEFAULT_OUT as DEFAULT_STRIPPED_SPEC
-from codegen.strip_spec import load_spec
+from codegen.strip_spec import StripError, load_spec
 from codegen.summaries import SUMMARIES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -395,11 +396,18 @@ class Op:
         return [p for p in self.params if p.location == "query"]
 
 
+_TSV_COLUMNS = ("resource", "method", "http_method", "path")
+
+
 def load_rows(path: Path) -> list[Row]:
-    with path.open(newline="") as handle:
+    with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle, delimiter="\t")
+        missing = [c for c in _TSV_COLUMNS if c not in (reader.fieldnames or ())]
+        if missing:
+            raise SpecError(f"{path}: not an SDK methods table (no {', '.join(missing)} column)")
         rows = [
-            Row(r["resource"], r["method"], r["http_method"].upper(), r["path"]) for r in reader
+            Row(r["resource"], r["method"], (r["http_method"] or "").upper(), r["path"])
+            for r in reader
         ]
     seen: set[tuple[str, str]] = set()
     for row in rows:
@@ -659,17 +667,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO_ROOT)
     args = parser.parse_args(argv)
     try:
-        spec = load_spec(args.spec)
-        build = Build(spec, load_rows(args.methods))
+        return _run(args.spec, args.methods, args.out)
+    except KeyboardInterrupt:
+        print("codegen: interrupted; rerun to finish (each file is whole)", file=sys.stderr)
+        return 130
+
+
+def _run(spec_path: Path, methods: Path, out: Path) -> int:
+    try:
+        spec = load_spec(spec_path)
+        build = Build(spec, load_rows(methods))
         header = HEADER.format(revision=build.revision)
         types = Emitter(build, SHARED_MODULE, header)
         files = types.render()
         files.update(ResourceEmitter(build, types, header, SUMMARIES).render())
-    except SpecError as exc:
+    except (SpecError, StripError) as exc:
         print(f"codegen: error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        print(f"codegen: error: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 1
+    except UnicodeDecodeError as exc:
+        print(f"codegen: error: {methods} is not UTF-8 text: {exc.reason}", file=sys.stderr)
+        return 1
     files = {path: format_source(text, path) for path, text in sorted(files.items())}
-    changed = write_files(args.out, files)
+    try:
+        changed = write_files(out, files)
+    except OSError as exc:
+        print(f"codegen: error: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 1
     for path in changed:
         print(f"codegen: wrote {path}")
     return 0
@@ -734,8 +760,7 @@ def write_files(out: Path, files: Mapping[str, str]) -> list[str]:
         target = out / rel
         if target.exists() and target.read_text() == text:
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
+        write_atomic(target, text)
         changed.append(rel)
     return changed
 

@@ -33,6 +33,8 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped, unused-ignore]
 
+from codegen._io import write_atomic
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO_ROOT / "aioretell" / "_spec" / "retell-openapi.json"
 DEFAULT_SPEC = REPO_ROOT.parent / "shared" / "retell-openapi.yaml"
@@ -238,12 +240,29 @@ def render(stripped: Mapping[str, Any]) -> str:
     return json.dumps(stripped, indent=1, ensure_ascii=False) + "\n"
 
 
-def load_spec(path: Path) -> Any:
-    """A spec file as data: YAML (or JSON, which YAML reads too)."""
-    with path.open(encoding="utf-8") as handle:
-        if path.suffix == ".json":
-            return json.load(handle)
-        return yaml.safe_load(handle)
+_REQUIRED_TOP_LEVEL = ("openapi", "info", "paths", "components")
+
+
+def load_spec(path: Path) -> dict[str, Any]:
+    """An OpenAPI document from a YAML or JSON file.
+
+    Raises :class:`StripError` (one line, naming the file) when it cannot be read, does not
+    parse, or is not an OpenAPI document, so that a wrong file never overwrites a good one.
+    """
+    try:
+        with path.open(encoding="utf-8") as handle:
+            doc = json.load(handle) if path.suffix == ".json" else yaml.safe_load(handle)
+    except OSError as exc:
+        raise StripError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except (yaml.YAMLError, ValueError) as exc:  # JSONDecodeError and UnicodeError too
+        raise StripError(f"{path} does not parse: {' '.join(str(exc).split())}") from None
+    if not isinstance(doc, dict):
+        raise StripError(f"{path} is not an OpenAPI document (not a mapping)")
+    missing = [key for key in _REQUIRED_TOP_LEVEL if key not in doc]
+    if missing or not isinstance(doc["info"], dict) or "version" not in doc["info"]:
+        what = ", ".join(missing) or "info.version"
+        raise StripError(f"{path} is not an OpenAPI document (no {what})")
+    return doc
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -254,19 +273,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     try:
-        text = render(strip_spec(load_spec(args.spec)))
+        return _run(args.spec, args.out)
+    except KeyboardInterrupt:
+        print("strip_spec: interrupted; the output is unchanged or complete", file=sys.stderr)
+        return 130
+
+
+def _run(spec: Path, out: Path) -> int:
+    try:
+        text = render(strip_spec(load_spec(spec)))
+    except StripError as exc:
+        print(f"strip_spec: error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        if out.exists() and out.read_text(encoding="utf-8") == text:
+            print(f"strip_spec: {out} is up to date")
+            return 0
+        write_atomic(out, text)
     except OSError as exc:
-        print(f"strip_spec: error: cannot read {args.spec}: {exc.strerror}", file=sys.stderr)
+        print(f"strip_spec: error: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    except (StripError, yaml.YAMLError, json.JSONDecodeError) as exc:
-        print(f"strip_spec: error: {args.spec}: {exc}", file=sys.stderr)
-        return 1
-    if args.out.exists() and args.out.read_text(encoding="utf-8") == text:
-        print(f"strip_spec: {args.out} is up to date")
-        return 0
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text, encoding="utf-8")
-    print(f"strip_spec: wrote {args.out}")
+    print(f"strip_spec: wrote {out}")
     return 0
 
 

@@ -223,15 +223,64 @@ def test_stripper_drops_prose_everywhere_and_stops_on_unknown_keys() -> None:
     }
 
 
-def test_strip_spec_command_reports_a_missing_file_in_one_line(
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "cannot read"),
+        ("", "is not an OpenAPI document (not a mapping)"),
+        ("a: [\n", "does not parse"),
+        ("{}", "is not an OpenAPI document (no openapi, info, paths, components)"),
+    ],
+)
+def test_a_wrong_spec_file_is_one_line_and_overwrites_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, message: str
+) -> None:
+    from codegen import generate_client, strip_spec
+
+    spec = tmp_path / "spec.yaml"
+    if content is not None:
+        spec.write_text(content)
+    out = tmp_path / "out.json"
+    out.write_text("the good one\n")
+    assert strip_spec.main(["--spec", str(spec), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("strip_spec: error: ") and message in err and err.count("\n") == 1
+    assert out.read_text() == "the good one\n"
+    gen_out = tmp_path / "gen"
+    assert generate_client.main(["--spec", str(spec), "--out", str(gen_out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("codegen: error: ") and message in err and err.count("\n") == 1
+    assert not gen_out.exists()
+
+
+def test_a_wrong_methods_table_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from codegen.strip_spec import main
+    from codegen.generate_client import main
 
-    assert main(["--spec", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "o.json")]) == 1
+    table = tmp_path / "methods.tsv"
+    table.write_text("a\tb\n1\t2\n")
+    assert main(["--methods", str(table), "--out", str(tmp_path / "gen")]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("strip_spec: error: cannot read") and err.count("\n") == 1
-    assert not (tmp_path / "o.json").exists()
+    assert "not an SDK methods table" in err and err.count("\n") == 1
+
+
+def test_write_atomic_leaves_the_old_file_when_writing_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from codegen._io import write_atomic
+
+    target = tmp_path / "f.py"
+    write_atomic(target, "old\n")
+
+    def interrupted(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("os.replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(target, "new\n")
+    assert target.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.py"]  # no temporary left behind
 
 
 def test_stripped_spec_ships_inside_the_package() -> None:
