@@ -7,6 +7,9 @@ import pytest
 from aioretell import AsyncRetell
 from aioretell.emulator import Emulator, EmulatorConfig, ManualClock
 
+# Every test here runs on both transports (aiohttp, fast): see tests/fast/transports.py.
+from ..fast.transports import transport_kind  # noqa: F401
+
 API_KEY = "key_integration_secret"
 START = 1_700_000_000.0
 

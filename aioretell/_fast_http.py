@@ -1,0 +1,278 @@
+"""One HTTP/1.1 keep-alive connection of :class:`~aioretell._fast_transport.FastTransport`.
+
+An ``asyncio.Protocol`` that writes a request and parses its response with ``httptools`` (the
+llhttp binding). It knows nothing of pools or timeouts: it resolves the waiter it was given with
+an :class:`HTTPResponse` or with a :class:`Failure` (a short description, never an exception
+object, so nothing of the request can hang off an error raised from it), and says whether it can
+carry another request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import httptools
+from multidict import CIMultiDict
+
+from ._sansio import HTTPResponse
+
+
+class Failure:
+    """Why a connection gave no response: a description, and whether a timer ran out."""
+
+    __slots__ = ("reason", "timed_out")
+
+    def __init__(self, reason: str, *, timed_out: bool = False) -> None:
+        self.reason = reason
+        self.timed_out = timed_out
+
+
+#: Resolved with the response, or with why there is none.
+Waiter = asyncio.Future[HTTPResponse | Failure]
+
+
+class ResponseHeaders(Mapping[str, str]):
+    """The response's headers, case-insensitive, decoded only when first looked at.
+
+    Most responses are read for their status and body alone; building a ``CIMultiDict`` for each
+    would cost more than the rest of parsing.
+    """
+
+    __slots__ = ("_decoded", "_raw")
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self._raw = raw
+        self._decoded: CIMultiDict[str] | None = None
+
+    def _headers(self) -> CIMultiDict[str]:
+        decoded = self._decoded
+        if decoded is None:
+            decoded = self._decoded = CIMultiDict(
+                (name.decode("latin-1"), value.decode("latin-1")) for name, value in self._raw
+            )
+        return decoded
+
+    def __getitem__(self, key: str) -> str:
+        return self._headers()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._headers().get(key, default)
+
+    def getall(self, key: str) -> list[str]:
+        return self._headers().getall(key, [])
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._headers()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._headers())
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __repr__(self) -> str:
+        return f"<ResponseHeaders({list(self._headers().items())!r})>"
+
+
+#: Content codings we decode; we ask for gzip only, but deflate costs nothing to accept.
+_DECODERS = {b"gzip": 16 + zlib.MAX_WBITS, b"x-gzip": 16 + zlib.MAX_WBITS, b"deflate": 0}
+
+
+def _decode_body(coding: bytes, body: bytes) -> bytes | None:
+    """``body`` without its content coding, or None when the coding is unknown or corrupt."""
+    coding = coding.strip().lower()
+    if coding in (b"", b"identity"):
+        return body
+    wbits = _DECODERS.get(coding)
+    if wbits is None:
+        return None
+    try:
+        if wbits:
+            return zlib.decompress(body, wbits)
+        try:
+            return zlib.decompress(body)  # deflate as the RFC means it: zlib-wrapped
+        except zlib.error:
+            return zlib.decompress(body, -zlib.MAX_WBITS)  # raw deflate, as some servers send
+    except zlib.error:
+        return None
+
+
+class Connection(asyncio.Protocol):
+    """A keep-alive connection to one origin, carrying one request at a time."""
+
+    __slots__ = (
+        "_body",
+        "_coding",
+        "_head_only",
+        "_headers",
+        "_parser",
+        "_until_eof",
+        "_waiter",
+        "closed",
+        "key",
+        "last_read",
+        "loop",
+        "reusable",
+        "timer",
+        "transport",
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, key: Any) -> None:
+        self.loop = loop
+        #: the pool's key for this connection's origin
+        self.key = key
+        self.transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self._waiter: Waiter | None = None
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._body: list[bytes] = []
+        self._coding = b""
+        self._head_only = False
+        #: the response ends when the server closes (no Content-Length, not chunked)
+        self._until_eof = False
+        #: False once the connection can carry no further request (closed, half-closed by the
+        #: peer, out of step with it, or told ``Connection: close``)
+        self.reusable = True
+        self.closed = False
+        #: loop time of the last bytes received (or of the request written): read timeouts and
+        #: keep-alive expiry count from it
+        self.last_read = 0.0
+        #: the pending read/total timeout of the request in flight, if any
+        self.timer: asyncio.TimerHandle | None = None
+
+    # -- the pool's side ---------------------------------------------------------------------
+
+    def start(self, data: bytes, waiter: Waiter, head: bool) -> None:
+        """Write one request; its response (or failure) resolves ``waiter``."""
+        self._waiter = waiter
+        self._head_only = head
+        self.last_read = self.loop.time()
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def close(self) -> None:
+        """Close now; a response still awaited is dropped (its waiter is left to its owner)."""
+        self._waiter = None
+        self.reusable = False
+        self.closed = True
+        transport = self.transport
+        if transport is not None:
+            transport.abort()
+
+    def time_out(self, reason: str) -> None:
+        """End the request in flight as timed out; the connection is not reused."""
+        waiter = self._waiter
+        self.close()
+        if waiter is not None and not waiter.done():
+            waiter.set_result(Failure(reason, timed_out=True))
+
+    # -- asyncio.Protocol --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self._waiter is None:
+            # Bytes nobody asked for: the peer is out of step with us; never reuse this.
+            self.close()
+            return
+        self.last_read = self.loop.time()
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self.fail("the server switched protocols")
+        except httptools.HttpParserError as exc:
+            # The parser's text says what was wrong (it quotes no request data).
+            self.fail(f"invalid HTTP response ({type(exc).__name__}: {exc})")
+
+    def eof_received(self) -> bool:
+        self.closed = True
+        self.reusable = False
+        if self._waiter is not None:
+            if self._until_eof:
+                self._complete()
+            else:
+                self.fail("the server closed the connection before the response was complete")
+        return False  # let the transport close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.reusable = False
+        if self._waiter is not None:
+            if exc is None and self._until_eof:
+                self._complete()
+                return
+            what = "closed" if exc is None else f"lost ({type(exc).__name__}: {exc})"
+            self.fail(f"the connection was {what} before the response was complete")
+
+    # -- httptools callbacks -----------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._headers = []
+        self._body = []
+        self._coding = b""
+        self._until_eof = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+        if len(name) == 16 and name.lower() == b"content-encoding":
+            self._coding = value
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        status = parser.get_status_code()
+        if status < 200:
+            return  # an interim response (100 Continue): the real one follows
+        if self._head_only:
+            # llhttp cannot be told a HEAD answer has no body: finish here, never reuse.
+            self.reusable = False
+            self._complete()
+            return
+        if status not in (204, 304) and not any(
+            len(name) in (14, 17) and name.lower() in (b"content-length", b"transfer-encoding")
+            for name, _ in self._headers
+        ):
+            self._until_eof = True  # neither length nor chunks: the body ends at close
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        if self._parser.get_status_code() < 200:
+            return
+        if not self._parser.should_keep_alive():
+            self.reusable = False
+        self._complete()
+
+    # -- resolving the waiter ----------------------------------------------------------------
+
+    def _complete(self) -> None:
+        waiter = self._waiter
+        if waiter is None:
+            return
+        self._waiter = None
+        chunks = self._body
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if self._coding:
+            decoded = _decode_body(self._coding, body)
+            if decoded is None:
+                self.close()
+                coding = self._coding.decode("latin-1")
+                waiter.set_result(Failure(f"a body in an unknown or corrupt encoding {coding!r}"))
+                return
+            body = decoded
+        if not waiter.done():
+            waiter.set_result(
+                HTTPResponse(self._parser.get_status_code(), ResponseHeaders(self._headers), body)
+            )
+
+    def fail(self, reason: str) -> None:
+        """End the request in flight (if any) with ``reason``; the connection is closed."""
+        waiter, self._waiter = self._waiter, None
+        self.close()
+        if waiter is not None and not waiter.done():
+            waiter.set_result(Failure(reason))

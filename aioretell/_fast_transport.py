@@ -1,0 +1,556 @@
+"""``FastTransport``: an opt-in transport on ``asyncio.Protocol`` and ``httptools``.
+
+It does the one thing this client needs, HTTP/1.1 requests with JSON bodies over a keep-alive
+pool, in a fraction of aiohttp's CPU time: the header block of each distinct set of headers is
+encoded once and kept, responses are parsed by llhttp (``httptools``) straight from the
+protocol's ``data_received``, response headers are decoded only when read, and each request
+costs one future and at most one timer.
+
+Its semantics match :class:`~aioretell._transport.AiohttpTransport`'s or are stricter:
+
+* ``request_sent`` is False only when no byte of the request was written: a failure while
+  waiting for a pooled connection, resolving, connecting or in the TLS handshake;
+* connect, pool, read and total timeouts as in ``aiohttp.ClientTimeout`` (non-positive values
+  disable one), raised as :class:`APITimeoutError`;
+* no request is ever sent twice: a failure is raised, never retried here;
+* a pooled connection that the server closed, half-closed, or wrote to out of turn is
+  dropped before it is reused; one idle for ``keepalive_timeout`` is dropped too;
+* errors are described in text, never chained: no object reachable from a raised exception
+  holds the request (or its ``Authorization`` header).
+
+What it does not do (proxies, HTTP/2, redirects, content codings other than gzip and deflate)
+makes construction fail, naming ``AiohttpTransport``, which does them; nothing falls back
+silently in the middle of a request. A redirect status is returned as the answer, as any
+other status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import ssl as ssl_module
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode, urlsplit
+
+from ._exceptions import APIConnectionError, APITimeoutError, ClientClosedError, RequestInfo
+from ._fast_http import Connection, Failure
+from ._sansio import HTTPRequest, HTTPResponse
+from ._transport import PoolConfig
+
+if TYPE_CHECKING:
+    import aiohttp
+
+__all__ = ["FastTransport"]
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+#: Methods whose empty body is still announced with ``Content-Length: 0`` (as aiohttp does).
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+#: Characters a request target may carry as they are; anything else is percent-encoded.
+_TARGET_SAFE = "/?&=%:@!$'()*+,;~-._[]"
+#: Content codings this transport decodes; any other asked for in a header fails up front.
+_CODINGS = frozenset({"gzip", "x-gzip", "deflate", "identity"})
+#: The header blocks kept at once (one per distinct header set: in practice a handful).
+_MAX_HEADER_BLOCKS = 256
+#: How long to wait for an IPv6 attempt before racing IPv4 (RFC 8305's recommendation).
+_HAPPY_EYEBALLS_DELAY = 0.25
+
+_EXPIRED: Any = object()  # a pool waiter's future result: its wait ran out
+_CLOSING: Any = object()  # a pool waiter's future result: the transport was closed
+
+
+def _limit(value: float | None) -> float | None:
+    """A timeout in seconds, or None when unset or non-positive (aiohttp's reading of 0)."""
+    return value if value is not None and value > 0 else None
+
+
+class _Origin:
+    """Where requests to one ``scheme://host:port`` go, and its idle connections."""
+
+    __slots__ = ("host", "host_header", "idle", "port", "prefix", "server_hostname", "tls")
+
+    def __init__(self, prefix: str, tls: ssl_module.SSLContext | None) -> None:
+        parts = urlsplit(prefix)
+        if parts.username is not None or parts.password is not None:
+            raise ValueError(
+                "FastTransport does not send credentials written into the URL; put them in a "
+                "header, or use AiohttpTransport"
+            )
+        host = parts.hostname
+        if not host:
+            raise ValueError("the request URL has no host")
+        port = parts.port or _DEFAULT_PORTS[parts.scheme]
+        self.prefix = prefix
+        self.host = host
+        self.port = port
+        self.tls = tls
+        self.server_hostname = host if tls is not None else None
+        shown = f"[{host}]" if ":" in host else host
+        if port != _DEFAULT_PORTS[parts.scheme]:
+            shown = f"{shown}:{port}"
+        self.host_header = shown.encode("idna" if not shown.isascii() else "ascii")
+        #: idle keep-alive connections, the most recently used last
+        self.idle: list[Connection] = []
+
+
+class FastTransport:
+    """HTTP/1.1 over a keep-alive pool on ``asyncio.Protocol``, parsed with ``httptools``.
+
+    ``FastTransport(pool=PoolConfig(limit=200), ssl=context)``; give it to
+    ``AsyncRetell(transport=...)``. The client does not close a transport it was given: use
+    ``async with FastTransport() as transport, AsyncRetell(transport=transport) as client``.
+    ``ssl`` is the context for ``https://`` URLs, by default ``ssl.create_default_context()``
+    (certificates and host names verified). The pool opens connections within the running loop
+    of its first request and serves that loop only. ``dns_cache_ttl`` is not used: names are
+    resolved by the event loop each time a connection is opened, which a keep-alive pool rarely
+    does.
+
+    ``proxy``, ``http2``, ``follow_redirects`` and ``accept_encoding`` exist only to fail: any
+    value but the default raises ``ValueError`` naming ``AiohttpTransport``.
+    """
+
+    def __init__(
+        self,
+        pool: PoolConfig | None = None,
+        *,
+        ssl: ssl_module.SSLContext | None = None,
+        proxy: str | None = None,
+        http2: bool = False,
+        follow_redirects: bool = False,
+        accept_encoding: str = "gzip",
+    ) -> None:
+        if pool is None:
+            pool = PoolConfig()
+        if not isinstance(pool, PoolConfig):
+            raise TypeError(f"pool must be a PoolConfig, not {type(pool).__name__}")
+        if isinstance(pool.limit, bool) or not isinstance(pool.limit, int) or pool.limit < 1:
+            raise ValueError(f"pool.limit must be an int of at least 1, got {pool.limit!r}")
+        if ssl is not None and not isinstance(ssl, ssl_module.SSLContext):
+            raise TypeError(f"ssl must be an ssl.SSLContext or None, not {type(ssl).__name__}")
+        _refuse("proxy", proxy is not None, "proxies")
+        _refuse("http2", http2 is not False, "HTTP/2")
+        _refuse("follow_redirects", follow_redirects is not False, "following redirects")
+        codings = {c.split(";")[0].strip().lower() for c in accept_encoding.split(",")}
+        _refuse(
+            "accept_encoding",
+            not codings <= _CODINGS,
+            f"the content codings {sorted(codings - _CODINGS)}",
+        )
+        self._limit = pool.limit
+        self._keepalive = pool.keepalive_timeout
+        self._accept_encoding = accept_encoding.encode("ascii")
+        self._ssl = ssl
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+        #: connections open, being opened, or promised to a waiter (never above ``_limit``)
+        self._count = 0
+        self._connections: set[Connection] = set()
+        self._waiters: collections.deque[tuple[asyncio.Future[Any], _Origin]] = collections.deque()
+        self._origins: dict[str, _Origin] = {}
+        self._blocks: dict[tuple[str, tuple[tuple[str, str], ...]], bytes] = {}
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{len(self._connections)} connections"
+        return f"FastTransport(limit={self._limit}, {state})"
+
+    async def __aenter__(self) -> FastTransport:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- building the request ----------------------------------------------------------------
+
+    def _origin(self, prefix: str) -> _Origin:
+        origin = self._origins.get(prefix)
+        if origin is None:
+            scheme = prefix.partition(":")[0].lower()
+            if scheme not in _DEFAULT_PORTS:
+                raise ValueError(f"FastTransport speaks http and https, not {scheme!r}")
+            tls = None
+            if scheme == "https":
+                if self._ssl is None:
+                    self._ssl = ssl_module.create_default_context()
+                tls = self._ssl
+            origin = self._origins[prefix] = _Origin(prefix, tls)
+        return origin
+
+    def _header_block(self, origin: _Origin, headers: Any) -> bytes:
+        """``Host`` and ``headers`` encoded once per distinct set (the key among them)."""
+        key = (origin.prefix, tuple(headers.items()))
+        block = self._blocks.get(key)
+        if block is None:
+            lines = [b"Host: " + origin.host_header]
+            names = set()
+            for name, value in key[1]:
+                if not isinstance(name, str) or not isinstance(value, str):
+                    raise TypeError("header names and values must be str")
+                lowered = name.lower()
+                if "\r" in name or "\n" in name or ":" in name or not name.strip():
+                    raise ValueError(f"invalid header name {name!r}")
+                if "\r" in value or "\n" in value:
+                    # The value is not shown: it may be a credential.
+                    raise ValueError(f"the value of header {name!r} contains a line break")
+                if lowered in ("host", "content-length", "transfer-encoding", "connection"):
+                    raise ValueError(f"header {name!r} is set by the transport")
+                if lowered == "accept-encoding":
+                    codings = {c.split(";")[0].strip().lower() for c in value.split(",")}
+                    _refuse(
+                        "Accept-Encoding",
+                        not codings <= _CODINGS,
+                        f"the content codings {sorted(codings - _CODINGS)}",
+                    )
+                names.add(lowered)
+                lines.append(name.encode("ascii") + b": " + value.encode("utf-8"))
+            if "accept-encoding" not in names:
+                lines.append(b"Accept-Encoding: " + self._accept_encoding)
+            block = b"\r\n".join(lines) + b"\r\n"
+            if len(self._blocks) >= _MAX_HEADER_BLOCKS:
+                self._blocks.clear()
+            self._blocks[key] = block
+        return block
+
+    def _encode(self, request: HTTPRequest) -> tuple[_Origin, bytes]:
+        """Where ``request`` goes, and its bytes on the wire."""
+        url = request.url
+        end = url.find("/", 8)  # past "https://" and at least one character of host
+        query = url.find("?", 8)
+        if query != -1 and (end == -1 or query < end):
+            end = query
+        if end == -1:
+            prefix, target = url, "/"
+        else:
+            prefix, target = url[:end], url[end:]
+            if target[0] == "?":
+                target = "/" + target
+        origin = self._origin(prefix)
+        params = request.params
+        if params:
+            target += ("&" if "?" in target else "?") + urlencode(params, quote_via=quote)
+        if not (target.isascii() and target.isprintable()) or " " in target or "#" in target:
+            target = quote(target.partition("#")[0], safe=_TARGET_SAFE)
+        method = request.method
+        head = b"%s %s HTTP/1.1\r\n" % (method.encode("ascii"), target.encode("ascii"))
+        block = self._header_block(origin, request.headers)
+        body = request.body
+        if body is None:
+            tail = b"Content-Length: 0\r\n\r\n" if method in _BODY_METHODS else b"\r\n"
+            return origin, head + block + tail
+        return origin, b"".join((head, block, b"Content-Length: %d\r\n\r\n" % len(body), body))
+
+    # -- sending -----------------------------------------------------------------------------
+
+    async def send(
+        self, request: HTTPRequest, timeout: aiohttp.ClientTimeout, info: RequestInfo
+    ) -> HTTPResponse:
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        elif loop is not asyncio.get_running_loop():
+            raise RuntimeError(
+                "This FastTransport was used from an event loop other than the one it first "
+                "sent a request in; its connections belong to that loop. Create the client "
+                "inside the loop that uses it, one per loop."
+            )
+        if self._closed:
+            raise ClientClosedError("This AsyncRetell client is closed; create a new one.")
+        origin, data = self._encode(request)
+        now = loop.time()
+        total = _limit(timeout.total)
+        deadline = None if total is None else now + total
+        conn: Connection | None = None
+        idle = origin.idle
+        while idle:
+            candidate = idle.pop()
+            if candidate.reusable and now - candidate.last_read < self._keepalive:
+                conn = candidate
+                break
+            self._discard(candidate)
+        if conn is None:
+            got = await self._acquire(origin, timeout, now, deadline, info)
+            if isinstance(got, APIConnectionError):
+                raise got
+            conn = got
+        waiter: asyncio.Future[HTTPResponse | Failure] = loop.create_future()
+        conn.start(data, waiter, request.method == "HEAD")
+        # From here on the request may have reached the server.
+        read = _limit(timeout.sock_read)
+        if read is not None or deadline is not None:
+            self._arm(conn, waiter, read, deadline)
+        try:
+            result = await waiter
+        except BaseException:
+            # Cancelled: the response will never be read, so the connection cannot be reused.
+            self._discard(conn)
+            raise
+        timer = conn.timer
+        if timer is not None:
+            conn.timer = None
+            timer.cancel()
+        if type(result) is HTTPResponse:
+            if conn.reusable:
+                self._release(conn)
+            else:
+                self._discard(conn)
+            return result
+        self._discard(conn)
+        assert isinstance(result, Failure)
+        if result.timed_out:
+            raise APITimeoutError(f"{result.reason} ({info.operation_id})", request=info)
+        raise APIConnectionError(
+            f"Connection failed during {info.operation_id}: {result.reason}", request=info
+        )
+
+    def _arm(
+        self,
+        conn: Connection,
+        waiter: asyncio.Future[Any],
+        read: float | None,
+        deadline: float | None,
+    ) -> None:
+        """Schedule the read/total timeout of the request on ``conn``: one timer, re-armed
+        from when it fires while bytes are still arriving (not on every read)."""
+        if read is None:
+            when = deadline
+        else:
+            when = conn.last_read + read
+            if deadline is not None and deadline < when:
+                when = deadline
+        assert when is not None
+        conn.timer = conn.loop.call_at(when, self._on_timer, conn, waiter, read, deadline)
+
+    def _on_timer(
+        self,
+        conn: Connection,
+        waiter: asyncio.Future[Any],
+        read: float | None,
+        deadline: float | None,
+    ) -> None:
+        conn.timer = None
+        if waiter.done():
+            return
+        now = conn.loop.time()
+        if deadline is not None and now >= deadline:
+            conn.time_out("the request exceeded its total timeout")
+        elif read is not None and now >= conn.last_read + read:
+            conn.time_out(f"no response data for {read:g} s")
+        else:
+            self._arm(conn, waiter, read, deadline)
+
+    # -- the pool ----------------------------------------------------------------------------
+
+    async def _acquire(
+        self,
+        origin: _Origin,
+        timeout: aiohttp.ClientTimeout,
+        now: float,
+        deadline: float | None,
+        info: RequestInfo,
+    ) -> Connection | APIConnectionError:
+        """A connection to ``origin``, or the error (nothing was written) that prevented one.
+
+        Called once the origin's idle list is empty. aiohttp's ``connect`` bounds waiting for
+        the pool and connecting together, ``sock_connect`` the connecting alone.
+        """
+        acquire = _limit(timeout.connect)
+        acquire_deadline = None if acquire is None else now + acquire
+        if deadline is not None and (acquire_deadline is None or deadline < acquire_deadline):
+            acquire_deadline = deadline
+        while True:
+            if self._count < self._limit:
+                self._count += 1
+                return await self._connect(origin, timeout, acquire_deadline, info)
+            if self._evict_elsewhere(origin):
+                return await self._connect(origin, timeout, acquire_deadline, info)
+            got = await self._wait(origin, acquire_deadline)
+            if got is _EXPIRED:
+                return APITimeoutError(
+                    f"Timed out waiting for a connection to {origin.prefix} "
+                    f"({info.operation_id}); nothing was sent",
+                    request=info,
+                    request_sent=False,
+                )
+            if got is _CLOSING:
+                return APIConnectionError(
+                    f"The transport was closed while {info.operation_id} waited for a "
+                    "connection; nothing was sent",
+                    request=info,
+                    request_sent=False,
+                )
+            if got is None:  # a slot was handed over: open a connection in it
+                return await self._connect(origin, timeout, acquire_deadline, info)
+            if got.reusable:
+                return got  # type: ignore[no-any-return]
+            self._discard(got)  # closed by the server before this request woke up
+
+    async def _wait(self, origin: _Origin, deadline: float | None) -> Any:
+        """Queue for a connection: a handed-over connection, None (a free slot), or a marker."""
+        loop = self._loop
+        assert loop is not None
+        waiter: asyncio.Future[Any] = loop.create_future()
+        self._waiters.append((waiter, origin))
+        expiry = None
+        if deadline is not None:
+            expiry = loop.call_at(deadline, _expire, waiter)
+        try:
+            return await waiter
+        except BaseException:
+            # Cancelled; what may have been handed over in the meantime goes back.
+            if waiter.done() and not waiter.cancelled():
+                got = waiter.result()
+                if got is None:
+                    self._count -= 1
+                    self._hand_over_slot()
+                elif isinstance(got, Connection):
+                    self._release(got)
+            raise
+        finally:
+            if expiry is not None:
+                expiry.cancel()
+
+    async def _connect(
+        self,
+        origin: _Origin,
+        timeout: aiohttp.ClientTimeout,
+        acquire_deadline: float | None,
+        info: RequestInfo,
+    ) -> Connection | APIConnectionError:
+        """Open a connection in a slot already counted; on failure the slot is given back."""
+        loop = self._loop
+        assert loop is not None
+        limit = _limit(timeout.sock_connect)
+        if acquire_deadline is not None:
+            left = max(acquire_deadline - loop.time(), 0.0)
+            limit = left if limit is None else min(limit, left)
+        conn = Connection(loop, origin)
+        self._connections.add(conn)
+        connecting = loop.create_task(
+            loop.create_connection(
+                lambda: conn,
+                origin.host,
+                origin.port,
+                ssl=origin.tls,
+                server_hostname=origin.server_hostname,
+                happy_eyeballs_delay=_HAPPY_EYEBALLS_DELAY,
+            )
+        )
+        try:
+            await asyncio.wait((connecting,), timeout=limit)
+        except BaseException:
+            connecting.cancel()
+            connecting.add_done_callback(_retrieve)
+            self._discard(conn)
+            raise
+        if not connecting.done():
+            connecting.cancel()
+            connecting.add_done_callback(_retrieve)
+            self._discard(conn)
+            return APITimeoutError(
+                f"Timed out connecting to {origin.prefix} ({info.operation_id}); nothing was sent",
+                request=info,
+                request_sent=False,
+            )
+        error = connecting.exception()
+        if error is not None:
+            self._discard(conn)
+            return APIConnectionError(
+                f"Could not connect for {info.operation_id}: {type(error).__name__}: {error}",
+                request=info,
+                request_sent=False,
+            )
+        if self._closed:
+            self._discard(conn)
+            return APIConnectionError(
+                f"The transport was closed while {info.operation_id} was connecting; "
+                "nothing was sent",
+                request=info,
+                request_sent=False,
+            )
+        return conn
+
+    def _release(self, conn: Connection) -> None:
+        """A reusable connection after its response: to the first waiter, else idle."""
+        waiters = self._waiters
+        while waiters:
+            waiter, origin = waiters.popleft()
+            if waiter.done():
+                continue
+            if origin is conn.key:
+                waiter.set_result(conn)
+            else:
+                # The waiter wants another origin: this connection's slot is its to open.
+                conn.close()
+                self._connections.discard(conn)
+                waiter.set_result(None)
+            return
+        conn.key.idle.append(conn)
+
+    def _discard(self, conn: Connection) -> None:
+        """Close ``conn`` and free its slot (for the first waiter, if any)."""
+        conn.close()
+        if conn in self._connections:  # not yet discarded, nor dropped by ``aclose``
+            self._connections.discard(conn)
+            self._count -= 1
+            self._hand_over_slot()
+
+    def _hand_over_slot(self) -> None:
+        waiters = self._waiters
+        while waiters:
+            waiter, _ = waiters.popleft()
+            if not waiter.done():
+                self._count += 1
+                waiter.set_result(None)
+                return
+
+    def _evict_elsewhere(self, origin: _Origin) -> bool:
+        """Close the longest-idle connection of another origin, keeping its slot; False when
+        there is none. (A pool full of one origin's idle connections must not starve another.)
+        """
+        for other in self._origins.values():
+            if other is not origin and other.idle:
+                conn = other.idle.pop(0)
+                self._connections.discard(conn)
+                conn.close()
+                return True
+        return False
+
+    async def aclose(self) -> None:
+        """Close every connection; requests in flight fail, queued ones fail unsent."""
+        self._closed = True
+        for origin in self._origins.values():
+            origin.idle.clear()
+        connections, self._connections = self._connections, set()
+        for conn in connections:
+            conn.fail("the transport was closed")  # a request in flight on it fails
+        self._count = 0
+        waiters, self._waiters = self._waiters, collections.deque()
+        for waiter, _ in waiters:
+            if not waiter.done():
+                waiter.set_result(_CLOSING)
+        self._blocks.clear()  # they hold the credentials
+
+
+def _refuse(parameter: str, asked: bool, what: str) -> None:
+    if asked:
+        raise ValueError(
+            f"FastTransport does not support {what} ({parameter}); "
+            "use aioretell's default AiohttpTransport, which does"
+        )
+
+
+def _expire(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_result(_EXPIRED)
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Consume the outcome of an abandoned connect, so asyncio does not log it as lost."""
+    if not task.cancelled():
+        transport_and_protocol = None if task.exception() else task.result()
+        if transport_and_protocol is not None:
+            transport_and_protocol[0].close()
