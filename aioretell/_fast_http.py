@@ -101,14 +101,25 @@ def _decode_body(coding: bytes, body: bytes) -> bytes | None:
 
 
 class Connection(asyncio.Protocol):
-    """A keep-alive connection to one origin, carrying one request at a time."""
+    """A keep-alive connection to one origin, carrying one request at a time.
+
+    Read and total timeouts are watched by one timer per connection, not one per request: it
+    is armed for the earliest moment the request in flight could time out and, when it fires
+    early (bytes arrived meanwhile, or the request finished and another began), re-armed for
+    the next such moment. A request that ends in time leaves the timer alone.
+    """
 
     __slots__ = (
         "_body",
         "_coding",
+        "_deadline",
+        "_framed",
         "_head_only",
         "_headers",
         "_parser",
+        "_read_timeout",
+        "_timer",
+        "_timer_when",
         "_until_eof",
         "_waiter",
         "closed",
@@ -116,7 +127,6 @@ class Connection(asyncio.Protocol):
         "last_read",
         "loop",
         "reusable",
-        "timer",
         "transport",
     )
 
@@ -130,6 +140,7 @@ class Connection(asyncio.Protocol):
         self._headers: list[tuple[bytes, bytes]] = []
         self._body: list[bytes] = []
         self._coding = b""
+        self._framed = False  # a Content-Length or Transfer-Encoding header came
         self._head_only = False
         #: the response ends when the server closes (no Content-Length, not chunked)
         self._until_eof = False
@@ -140,40 +151,95 @@ class Connection(asyncio.Protocol):
         #: loop time of the last bytes received (or of the request written): read timeouts and
         #: keep-alive expiry count from it
         self.last_read = 0.0
-        #: the pending read/total timeout of the request in flight, if any
-        self.timer: asyncio.TimerHandle | None = None
+        self._read_timeout: float | None = None
+        self._deadline: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_when = 0.0
 
     # -- the pool's side ---------------------------------------------------------------------
 
-    def start(self, data: bytes, waiter: Waiter, head: bool) -> None:
-        """Write one request; its response (or failure) resolves ``waiter``."""
+    def start(
+        self,
+        data: bytes,
+        waiter: Waiter,
+        now: float,
+        read_timeout: float | None,
+        deadline: float | None,
+        head: bool,
+    ) -> None:
+        """Write one request; its response (or failure, or timeout) resolves ``waiter``.
+
+        ``read_timeout``: longest silence while waiting for the response; ``deadline``: loop
+        time by which it must be complete. Either may be None.
+        """
         self._waiter = waiter
         self._head_only = head
-        self.last_read = self.loop.time()
-        assert self.transport is not None
-        self.transport.write(data)
+        self._headers = []
+        self._body = []
+        self._coding = b""
+        self._framed = self._until_eof = False
+        self.last_read = now
+        self._read_timeout = read_timeout
+        self._deadline = deadline
+        if read_timeout is not None or deadline is not None:
+            due = now + read_timeout if read_timeout is not None else deadline
+            if deadline is not None and deadline < due:  # type: ignore[operator]
+                due = deadline
+            timer = self._timer
+            if timer is None or self._timer_when > due:  # type: ignore[operator]
+                if timer is not None:
+                    timer.cancel()
+                self._arm(due)  # type: ignore[arg-type]
+        self.transport.write(data)  # type: ignore[union-attr]
 
     def close(self) -> None:
         """Close now; a response still awaited is dropped (its waiter is left to its owner)."""
         self._waiter = None
         self.reusable = False
         self.closed = True
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
         transport = self.transport
         if transport is not None:
             transport.abort()
 
-    def time_out(self, reason: str) -> None:
-        """End the request in flight as timed out; the connection is not reused."""
+    def fail(self, reason: str, *, timed_out: bool = False) -> None:
+        """End the request in flight (if any) with ``reason``; the connection is closed."""
         waiter = self._waiter
         self.close()
         if waiter is not None and not waiter.done():
-            waiter.set_result(Failure(reason, timed_out=True))
+            waiter.set_result(Failure(reason, timed_out=timed_out))
+
+    # -- the timeout watchdog ----------------------------------------------------------------
+
+    def _arm(self, when: float) -> None:
+        self._timer_when = when
+        self._timer = self.loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self._waiter is None:
+            return  # idle, or closed: nothing to watch until the next request
+        now = self.loop.time()
+        deadline, read = self._deadline, self._read_timeout
+        if deadline is not None and now >= deadline:
+            self.fail("the request exceeded its total timeout", timed_out=True)
+            return
+        if read is not None:
+            silent_until = self.last_read + read
+            if now >= silent_until:
+                self.fail(f"no response data for {read:g} s", timed_out=True)
+                return
+            if deadline is None or silent_until < deadline:
+                deadline = silent_until
+        if deadline is not None:
+            self._arm(deadline)
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
 
     def data_received(self, data: bytes) -> None:
         if self._waiter is None:
@@ -211,31 +277,24 @@ class Connection(asyncio.Protocol):
 
     # -- httptools callbacks -----------------------------------------------------------------
 
-    def on_message_begin(self) -> None:
-        self._headers = []
-        self._body = []
-        self._coding = b""
-        self._until_eof = False
-
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
-        if len(name) == 16 and name.lower() == b"content-encoding":
-            self._coding = value
+        if len(name) > 13:  # the three we look at are 14, 16 and 17 long
+            lowered = name.lower()
+            if lowered == b"content-length" or lowered == b"transfer-encoding":
+                self._framed = True
+            elif lowered == b"content-encoding":
+                self._coding = value
 
     def on_headers_complete(self) -> None:
-        parser = self._parser
-        status = parser.get_status_code()
+        status = self._parser.get_status_code()
         if status < 200:
             return  # an interim response (100 Continue): the real one follows
         if self._head_only:
             # llhttp cannot be told a HEAD answer has no body: finish here, never reuse.
             self.reusable = False
             self._complete()
-            return
-        if status not in (204, 304) and not any(
-            len(name) in (14, 17) and name.lower() in (b"content-length", b"transfer-encoding")
-            for name, _ in self._headers
-        ):
+        elif not self._framed and status != 204 and status != 304:
             self._until_eof = True  # neither length nor chunks: the body ends at close
 
     def on_body(self, body: bytes) -> None:
@@ -243,6 +302,9 @@ class Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         if self._parser.get_status_code() < 200:
+            self._headers = []  # the interim response's; the real one's follow
+            self._framed = False
+            self._coding = b""
             return
         if not self._parser.should_keep_alive():
             self.reusable = False
@@ -260,8 +322,8 @@ class Connection(asyncio.Protocol):
         if self._coding:
             decoded = _decode_body(self._coding, body)
             if decoded is None:
-                self.close()
                 coding = self._coding.decode("latin-1")
+                self.close()
                 waiter.set_result(Failure(f"a body in an unknown or corrupt encoding {coding!r}"))
                 return
             body = decoded
@@ -269,10 +331,3 @@ class Connection(asyncio.Protocol):
             waiter.set_result(
                 HTTPResponse(self._parser.get_status_code(), ResponseHeaders(self._headers), body)
             )
-
-    def fail(self, reason: str) -> None:
-        """End the request in flight (if any) with ``reason``; the connection is closed."""
-        waiter, self._waiter = self._waiter, None
-        self.close()
-        if waiter is not None and not waiter.done():
-            waiter.set_result(Failure(reason))

@@ -276,22 +276,16 @@ class FastTransport:
             if isinstance(got, APIConnectionError):
                 raise got
             conn = got
+            now = loop.time()  # the wait for a connection took time
         waiter: asyncio.Future[HTTPResponse | Failure] = loop.create_future()
-        conn.start(data, waiter, request.method == "HEAD")
+        conn.start(data, waiter, now, _limit(timeout.sock_read), deadline, request.method == "HEAD")
         # From here on the request may have reached the server.
-        read = _limit(timeout.sock_read)
-        if read is not None or deadline is not None:
-            self._arm(conn, waiter, read, deadline)
         try:
             result = await waiter
         except BaseException:
             # Cancelled: the response will never be read, so the connection cannot be reused.
             self._discard(conn)
             raise
-        timer = conn.timer
-        if timer is not None:
-            conn.timer = None
-            timer.cancel()
         if type(result) is HTTPResponse:
             if conn.reusable:
                 self._release(conn)
@@ -305,42 +299,6 @@ class FastTransport:
         raise APIConnectionError(
             f"Connection failed during {info.operation_id}: {result.reason}", request=info
         )
-
-    def _arm(
-        self,
-        conn: Connection,
-        waiter: asyncio.Future[Any],
-        read: float | None,
-        deadline: float | None,
-    ) -> None:
-        """Schedule the read/total timeout of the request on ``conn``: one timer, re-armed
-        from when it fires while bytes are still arriving (not on every read)."""
-        if read is None:
-            when = deadline
-        else:
-            when = conn.last_read + read
-            if deadline is not None and deadline < when:
-                when = deadline
-        assert when is not None
-        conn.timer = conn.loop.call_at(when, self._on_timer, conn, waiter, read, deadline)
-
-    def _on_timer(
-        self,
-        conn: Connection,
-        waiter: asyncio.Future[Any],
-        read: float | None,
-        deadline: float | None,
-    ) -> None:
-        conn.timer = None
-        if waiter.done():
-            return
-        now = conn.loop.time()
-        if deadline is not None and now >= deadline:
-            conn.time_out("the request exceeded its total timeout")
-        elif read is not None and now >= conn.last_read + read:
-            conn.time_out(f"no response data for {read:g} s")
-        else:
-            self._arm(conn, waiter, read, deadline)
 
     # -- the pool ----------------------------------------------------------------------------
 
@@ -429,6 +387,9 @@ class FastTransport:
             limit = left if limit is None else min(limit, left)
         conn = Connection(loop, origin)
         self._connections.add(conn)
+        options: dict[str, Any] = {}
+        if isinstance(loop, asyncio.BaseEventLoop):  # asyncio's own loops; uvloop has no such knob
+            options["happy_eyeballs_delay"] = _HAPPY_EYEBALLS_DELAY
         connecting = loop.create_task(
             loop.create_connection(
                 lambda: conn,
@@ -436,7 +397,7 @@ class FastTransport:
                 origin.port,
                 ssl=origin.tls,
                 server_hostname=origin.server_hostname,
-                happy_eyeballs_delay=_HAPPY_EYEBALLS_DELAY,
+                **options,
             )
         )
         try:
