@@ -206,7 +206,7 @@ class InternalServerError(APIStatusError):
 
 
 class AmbiguousOutcomeError(RetellError):
-    """A create that may have taken effect failed, and was not retried.
+    """A create that may have taken effect failed, and was not retried (or retries ran out).
 
     The request may or may not have placed the call or started the conversation. Check with a
     read (``client.call.list`` filtered on your metadata) before trying again, or build the
