@@ -326,6 +326,14 @@ class ResourceEmitter:
         lines.append(f"Sends ``{op.http_method} {op.path}``.")
         if RETRY[op.operation_id] == SAFE:
             lines.append("Safe to repeat: retried on connection errors, 408, 409, 429 and 5xx.")
+        elif (field := self.build.idempotency_field(op)) is not None:
+            lines.append(
+                f"Given no {field}, the client makes one and sends it on every attempt, so it is "
+                "retried on connection errors, timeouts, 408, 409, 429 and 5xx and acts once; "
+                "a failure after the last retry raises AmbiguousOutcomeError carrying the key. "
+                f"Given your own {field}, it is retried only when it surely did not arrive "
+                "(connection refused, 429), unless the client has retry_ambiguous_creates=True."
+            )
         else:
             lines.append(
                 "May act twice if repeated, so it is retried only when it surely did not arrive "
