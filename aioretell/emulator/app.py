@@ -28,7 +28,7 @@ from .ratelimit import RateLimiter
 from .registry import HANDLERS, SHAPED, ApiError, Handler, Reply
 from .registry import Request as HandlerRequest
 from .state import EmulatorState
-from .validation import check_query, decode_body, decode_form
+from .validation import check_params, decode_body, decode_form
 
 _JSON = "application/json"
 _encode = msgspec.json.Encoder().encode
@@ -160,7 +160,7 @@ def _handle(
     payload: bytes | Form,
 ) -> web.Response:
     try:
-        check_query(op, request.query)
+        check_params(op, request.match_info, request.query)
         body = decode_form(op, payload) if isinstance(payload, Form) else decode_body(op, payload)
         if handler is None:
             raise ApiError(501, f"The emulator does not implement {op.operation_id} yet.")
