@@ -6,6 +6,7 @@ from typing import Any
 
 import aiohttp
 
+from aioretell import AsyncRetell
 from aioretell.emulator import Emulator
 
 
@@ -119,3 +120,16 @@ async def test_skip_with_a_cursor_where_the_spec_allows_it(http: aiohttp.ClientS
             assert resp.status == 400
             message = (await _json(resp))["message"]
             assert "skip and pagination_key must not be sent together" in message
+
+
+async def test_aioretell_lists_contacts_in_either_order(emu: Emulator, api_key: str) -> None:
+    """The client's own ``contact.list(sort_order="asc")`` against its own emulator."""
+    async with AsyncRetell(api_key=api_key, base_url=emu.base_url, max_retries=0) as client:
+        for i in range(3):
+            await client.contact.create(phone_number=f"+1415555012{i}")
+        asc = await client.contact.list(sort_order="asc")
+        desc = await client.contact.list(sort_order="desc")
+        every = [c.contact_id async for c in client.contact.list_all(limit=2, sort_order="asc")]
+    assert [c.contact_id for c in asc.items] == every
+    assert [c.contact_id for c in desc.items] == every[::-1]
+    assert len(every) == 3
