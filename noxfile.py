@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import nox
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
@@ -16,9 +18,18 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *session.posargs)
 
 
+def dev_pin(name: str) -> str:
+    """The exact requirement for ``name`` in pyproject's dev extra (``ruff==X.Y.Z``)."""
+    dev = nox.project.load_toml("pyproject.toml")["project"]["optional-dependencies"]["dev"]
+    for requirement in dev:
+        if re.fullmatch(rf"{re.escape(name)}==[\w.]+", requirement.strip()):
+            return str(requirement).strip()
+    raise ValueError(f"pyproject.toml's dev extra does not pin {name} to an exact version")
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("ruff")
+    session.install(dev_pin("ruff"))
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
 

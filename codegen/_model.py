@@ -247,6 +247,11 @@ class SchemaModel:
             out.extend(self.variants(alt, owner))
         return out
 
+    def property_names(self, schema: Schema) -> set[str]:
+        """The wire names of every property of an object-like schema (all parts, variants)."""
+        fields, _ = self._flatten(schema, "")
+        return set(fields)
+
     def is_object_like(self, schema: Schema) -> bool:
         schema, _ = self.deref(schema, "")
         if "properties" in schema:

@@ -6,12 +6,15 @@ per official SDK method) and ``aioretell/_resources.py`` (the client's resource 
 
 Run from the repository root::
 
-    .venv/bin/python -m codegen.generate_client [--spec PATH] [--methods PATH] [--out DIR]
+    python -m codegen.generate_client [--spec PATH] [--methods PATH] [--out DIR]
 
-Inputs: Retell's OpenAPI 3 spec and ``official-sdk-methods.tsv`` (resource, method, http_method,
-path: the official SDK's name for every endpoint). Only names, types and structure are taken
-from the spec, never its prose. The output is deterministic and ruff-formatted; a second run
-changes nothing.
+Inputs: the committed structure-only spec ``aioretell/_spec/retell-openapi.json`` (or, with
+``--spec``, a full Retell OpenAPI 3 YAML/JSON: the output is byte-identical either way, since
+only names, types and structure are read, never prose) and ``codegen/official-sdk-methods.tsv``
+(resource, method, http_method, path: the official SDK's name for every endpoint). To take in a
+new Retell spec, refresh the stripped copy first (``python -m codegen.strip_spec --spec NEW.yaml``,
+see ``codegen/strip_spec.py``), then run this. The output is deterministic and ruff-formatted; a
+second run changes nothing.
 
 Rules
 -----
@@ -76,10 +79,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml  # type: ignore[import-untyped, unused-ignore]
-
 from codegen._emit_resources import ResourceEmitter
 from codegen._emit_types import Emitter
+from codegen._io import write_atomic
 from codegen._model import (
     SchemaModel,
     SpecError,
@@ -88,9 +90,15 @@ from codegen._model import (
     TNode,
 )
 from codegen._naming import camel, method_camel
+from codegen.strip_spec import DEFAULT_OUT as DEFAULT_STRIPPED_SPEC
+from codegen.strip_spec import StripError, load_spec
 from codegen.summaries import SUMMARIES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+#: The committed structure-only spec (``python -m codegen.strip_spec`` refreshes it).
+DEFAULT_SPEC = DEFAULT_STRIPPED_SPEC
+#: The official SDK's name for every endpoint (resource, method, http_method, path).
+DEFAULT_METHODS = REPO_ROOT / "codegen" / "official-sdk-methods.tsv"
 
 SAFE = "SAFE"
 SIDE_EFFECT = "SIDE_EFFECT"
@@ -272,6 +280,47 @@ voice list VoiceListResponse; voice add_resource VoiceResponse; voice clone Voic
 voice search VoiceSearchResponse
 """
 
+_NULLABLE_NUMBER = {"type": "number", "nullable": True}
+_NULLABLE_BOOLEAN = {"type": "boolean", "nullable": True}
+_MAPPING = {"type": "object"}  # the SDK's TypedDicts: any mapping of that shape
+_NULLABLE_MAPPING = {"type": "object", "nullable": True}
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+
+#: Keywords retell-sdk 6.2.13 accepts, and sends, that the spec does not define: without them a
+#: call written for the SDK would raise TypeError here. Keyed by the SDK's (resource, method);
+#: each field joins the operation's JSON body (or, for an operation without one, its query).
+#: Types follow the SDK's annotations (``Optional[X]`` -> nullable; a TypedDict, or a union of
+#: them, -> a mapping); tests/unit/test_generated_api.py checks them against the installed SDK.
+#: A field the spec comes to define stops the generator: then drop it from here.
+SDK_ONLY_FIELDS: dict[tuple[str, str], dict[str, Mapping[str, Any]]] = {
+    ("agent", "create"): {
+        "denoising_enhancement_level": _NULLABLE_NUMBER,  # Optional[float]
+        "is_transfer_agent": {"type": "boolean"},  # bool
+    },
+    ("agent", "update"): {"denoising_enhancement_level": _NULLABLE_NUMBER},
+    ("app", "list"): {"privacy_scope": {"type": "string", "enum": ["standard", "pci"]}},
+    ("conversation_flow", "create"): {
+        "backup_model": _NULLABLE_MAPPING,  # Union[BackupModelChoice, Optional[object]]
+        "model_config": _MAPPING,  # Union[CascadingModelConfig, S2SModelConfig]
+    },
+    ("conversation_flow", "update"): {
+        "backup_model": _NULLABLE_MAPPING,
+        "model_config": _MAPPING,
+    },
+    ("llm", "create"): {
+        "backup_model": _NULLABLE_MAPPING,
+        "model_config": _MAPPING,
+        "model_ultrafast": _NULLABLE_BOOLEAN,  # Optional[bool]
+    },
+    ("llm", "update"): {
+        "backup_model": _NULLABLE_MAPPING,
+        "model_config": _MAPPING,
+        "model_ultrafast": _NULLABLE_BOOLEAN,
+    },
+    ("phone_number", "import_"): {"codecs": _STRINGS},  # SequenceNotStr[str]
+    ("phone_number", "update"): {"codecs": _STRINGS},
+}
+
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 SHARED_MODULE = "shared"
 HEADER = (
@@ -347,11 +396,18 @@ class Op:
         return [p for p in self.params if p.location == "query"]
 
 
+_TSV_COLUMNS = ("resource", "method", "http_method", "path")
+
+
 def load_rows(path: Path) -> list[Row]:
-    with path.open(newline="") as handle:
+    with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle, delimiter="\t")
+        missing = [c for c in _TSV_COLUMNS if c not in (reader.fieldnames or ())]
+        if missing:
+            raise SpecError(f"{path}: not an SDK methods table (no {', '.join(missing)} column)")
         rows = [
-            Row(r["resource"], r["method"], r["http_method"].upper(), r["path"]) for r in reader
+            Row(r["resource"], r["method"], (r["http_method"] or "").upper(), r["path"])
+            for r in reader
         ]
     seen: set[tuple[str, str]] = set()
     for row in rows:
@@ -492,10 +548,36 @@ class Build:
         self.ops = load_operations(spec, rows)
         components: Mapping[str, Any] = spec["components"]["schemas"]
         self.model = SchemaModel(components, self._renames(components))
+        self._add_sdk_only_fields()
         self.aliases: list[AliasDef] = []
         self.op_types: dict[str, OpTypes] = {}
         self.roots: dict[str, list[StructKey]] = {}
         self._build()
+
+    def _add_sdk_only_fields(self) -> None:
+        """Give the operations of :data:`SDK_ONLY_FIELDS` their extra body or query fields."""
+        by_row = {(row.resource, row.method): op for op in self.ops for row in op.rows}
+        for (resource, method), extras in sorted(SDK_ONLY_FIELDS.items()):
+            op = by_row.get((resource, method))
+            if op is None:
+                raise SpecError(f"SDK_ONLY_FIELDS names unknown SDK method {resource}.{method}")
+            if op.body_kind == "json" and op.body_schema is not None:
+                have = self.model.property_names(op.body_schema)
+            elif op.body_kind is None:
+                have = {p.name for p in op.params}
+            else:
+                raise SpecError(f"SDK_ONLY_FIELDS: {resource}.{method} has a multipart body")
+            defined = sorted(set(extras) & have)
+            if defined:
+                raise SpecError(
+                    f"{resource}.{method}: the spec now defines {', '.join(defined)}; drop them "
+                    "from SDK_ONLY_FIELDS in codegen/generate_client.py"
+                )
+            if op.body_schema is not None:
+                extra_part = {"type": "object", "properties": dict(extras)}
+                op.body_schema = {"allOf": [op.body_schema, extra_part]}
+            else:
+                op.params += [Param(name, "query", False, spec) for name, spec in extras.items()]
 
     def _renames(self, components: Mapping[str, Any]) -> dict[str, str]:
         names: dict[str, set[str]] = {}
@@ -576,26 +658,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m codegen.generate_client", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
-        "--spec", type=Path, default=REPO_ROOT.parent / "shared" / "retell-openapi.yaml"
+        "--spec",
+        type=Path,
+        default=DEFAULT_SPEC,
+        help="the stripped spec (default) or a full Retell OpenAPI YAML/JSON",
     )
-    parser.add_argument(
-        "--methods", type=Path, default=REPO_ROOT.parent / "shared" / "official-sdk-methods.tsv"
-    )
+    parser.add_argument("--methods", type=Path, default=DEFAULT_METHODS)
     parser.add_argument("--out", type=Path, default=REPO_ROOT)
     args = parser.parse_args(argv)
     try:
-        with args.spec.open() as handle:
-            spec = yaml.safe_load(handle)
-        build = Build(spec, load_rows(args.methods))
+        return _run(args.spec, args.methods, args.out)
+    except KeyboardInterrupt:
+        print("codegen: interrupted; rerun to finish (each file is whole)", file=sys.stderr)
+        return 130
+
+
+def _run(spec_path: Path, methods: Path, out: Path) -> int:
+    try:
+        spec = load_spec(spec_path)
+        build = Build(spec, load_rows(methods))
         header = HEADER.format(revision=build.revision)
         types = Emitter(build, SHARED_MODULE, header)
         files = types.render()
         files.update(ResourceEmitter(build, types, header, SUMMARIES).render())
-    except SpecError as exc:
+    except (SpecError, StripError) as exc:
         print(f"codegen: error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        print(f"codegen: error: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 1
+    except UnicodeDecodeError as exc:
+        print(f"codegen: error: {methods} is not UTF-8 text: {exc.reason}", file=sys.stderr)
+        return 1
     files = {path: format_source(text, path) for path, text in sorted(files.items())}
-    changed = write_files(args.out, files)
+    try:
+        changed = write_files(out, files)
+    except OSError as exc:
+        print(f"codegen: error: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 1
     for path in changed:
         print(f"codegen: wrote {path}")
     return 0
@@ -660,8 +760,7 @@ def write_files(out: Path, files: Mapping[str, str]) -> list[str]:
         target = out / rel
         if target.exists() and target.read_text() == text:
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
+        write_atomic(target, text)
         changed.append(rel)
     return changed
 

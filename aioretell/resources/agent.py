@@ -143,6 +143,8 @@ class AgentResource(Resource):
         post_session_tools: Sequence[PostSessionTool | Mapping[str, Any]]
         | UnsetType
         | None = UNSET,
+        denoising_enhancement_level: float | UnsetType | None = UNSET,
+        is_transfer_agent: bool | UnsetType = UNSET,
     ) -> AgentResponse:
         """Create a voice agent wired to a response engine, with its voice and call settings.
 
@@ -212,6 +214,8 @@ class AgentResource(Resource):
                 "timezone": timezone,
                 "pre_session_tools": pre_session_tools,
                 "post_session_tools": post_session_tools,
+                "denoising_enhancement_level": denoising_enhancement_level,
+                "is_transfer_agent": is_transfer_agent,
             },
         )
         result: AgentResponse = await self._client._request(_CREATE_AGENT, body=sent_body)
@@ -510,6 +514,7 @@ class AgentResource(Resource):
         post_session_tools: Sequence[PostSessionTool | Mapping[str, Any]]
         | UnsetType
         | None = UNSET,
+        denoising_enhancement_level: float | UnsetType | None = UNSET,
     ) -> AgentResponse:
         """Change settings on a voice agent's draft version; omitted fields stay as they are.
 
@@ -579,6 +584,7 @@ class AgentResource(Resource):
                 "timezone": timezone,
                 "pre_session_tools": pre_session_tools,
                 "post_session_tools": post_session_tools,
+                "denoising_enhancement_level": denoising_enhancement_level,
             },
         )
         result: AgentResponse = await self._client._request(

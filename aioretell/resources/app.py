@@ -133,6 +133,7 @@ class AppResource(Resource):
         limit: int | UnsetType = UNSET,
         sort_order: str | UnsetType = UNSET,
         pagination_key: str | UnsetType = UNSET,
+        privacy_scope: str | UnsetType = UNSET,
     ) -> AppListResponse:
         """Fetch one page of your organization's app connections; page on with pagination_key.
 
@@ -143,7 +144,12 @@ class AppResource(Resource):
         """
         sent_query = build_params(
             AppListQuery,
-            {"limit": limit, "sort_order": sort_order, "pagination_key": pagination_key},
+            {
+                "limit": limit,
+                "sort_order": sort_order,
+                "pagination_key": pagination_key,
+                "privacy_scope": privacy_scope,
+            },
         )
         result: AppListResponse = await self._client._request(_LIST_APPS, query=sent_query)
         return result
@@ -154,6 +160,7 @@ class AppResource(Resource):
         limit: int = 1000,
         sort_order: str | UnsetType = UNSET,
         pagination_key: str | UnsetType = UNSET,
+        privacy_scope: str | UnsetType = UNSET,
     ) -> Pager[AppResponse]:
         """Every item of ``list``, fetching each next page only when it is needed.
 
@@ -165,7 +172,12 @@ class AppResource(Resource):
         require_page_size("limit", limit)
         sent_query = build_params(
             AppListQuery,
-            {"limit": limit, "sort_order": sort_order, "pagination_key": pagination_key},
+            {
+                "limit": limit,
+                "sort_order": sort_order,
+                "pagination_key": pagination_key,
+                "privacy_scope": privacy_scope,
+            },
         )
         return Pager(self._client, _LIST_APPS, query=sent_query, cursor_in="query")
 

@@ -64,6 +64,8 @@ class ConversationFlowResource(Resource):
         notes: Sequence[Note | Mapping[str, Any]] | UnsetType | None = UNSET,
         mcps: Sequence[MCP | Mapping[str, Any]] | UnsetType | None = UNSET,
         is_transfer_cf: bool | UnsetType | None = UNSET,
+        backup_model: Mapping[str, Any] | UnsetType | None = UNSET,
+        model_config: Mapping[str, Any] | UnsetType = UNSET,
     ) -> ConversationFlowResponse:
         """Create a conversation flow: a node graph that can drive an agent's replies.
 
@@ -92,6 +94,8 @@ class ConversationFlowResource(Resource):
                 "notes": notes,
                 "mcps": mcps,
                 "is_transfer_cf": is_transfer_cf,
+                "backup_model": backup_model,
+                "model_config": model_config,
             },
         )
         result: ConversationFlowResponse = await self._client._request(
@@ -210,6 +214,8 @@ class ConversationFlowResource(Resource):
         mcps: Sequence[MCP | Mapping[str, Any]] | UnsetType | None = UNSET,
         is_transfer_cf: bool | UnsetType | None = UNSET,
         nodes: Sequence[ConversationFlowNode | Mapping[str, Any]] | UnsetType = UNSET,
+        backup_model: Mapping[str, Any] | UnsetType | None = UNSET,
+        model_config: Mapping[str, Any] | UnsetType = UNSET,
     ) -> ConversationFlowResponse:
         """Edit a conversation flow's nodes or settings on its draft version.
 
@@ -239,6 +245,8 @@ class ConversationFlowResource(Resource):
                 "mcps": mcps,
                 "is_transfer_cf": is_transfer_cf,
                 "nodes": nodes,
+                "backup_model": backup_model,
+                "model_config": model_config,
             },
         )
         result: ConversationFlowResponse = await self._client._request(

@@ -57,6 +57,9 @@ class LlmResource(Resource):
         default_dynamic_variables: Mapping[str, str] | UnsetType | None = UNSET,
         mcps: Sequence[MCP | Mapping[str, Any]] | UnsetType | None = UNSET,
         is_transfer_llm: bool | UnsetType | None = UNSET,
+        backup_model: Mapping[str, Any] | UnsetType | None = UNSET,
+        model_config: Mapping[str, Any] | UnsetType = UNSET,
+        model_ultrafast: bool | UnsetType | None = UNSET,
     ) -> LlmResponse:
         """Create a prompt-based LLM response engine that an agent can use to reply.
 
@@ -84,6 +87,9 @@ class LlmResource(Resource):
                 "default_dynamic_variables": default_dynamic_variables,
                 "mcps": mcps,
                 "is_transfer_llm": is_transfer_llm,
+                "backup_model": backup_model,
+                "model_config": model_config,
+                "model_ultrafast": model_ultrafast,
             },
         )
         result: LlmResponse = await self._client._request(_CREATE_RETELL_L_L_M, body=sent_body)
@@ -186,6 +192,9 @@ class LlmResource(Resource):
         default_dynamic_variables: Mapping[str, str] | UnsetType | None = UNSET,
         mcps: Sequence[MCP | Mapping[str, Any]] | UnsetType | None = UNSET,
         is_transfer_llm: bool | UnsetType | None = UNSET,
+        backup_model: Mapping[str, Any] | UnsetType | None = UNSET,
+        model_config: Mapping[str, Any] | UnsetType = UNSET,
+        model_ultrafast: bool | UnsetType | None = UNSET,
     ) -> LlmResponse:
         """Edit an LLM response engine's prompt, model or tools on its draft version.
 
@@ -214,6 +223,9 @@ class LlmResource(Resource):
                 "default_dynamic_variables": default_dynamic_variables,
                 "mcps": mcps,
                 "is_transfer_llm": is_transfer_llm,
+                "backup_model": backup_model,
+                "model_config": model_config,
+                "model_ultrafast": model_ultrafast,
             },
         )
         result: LlmResponse = await self._client._request(

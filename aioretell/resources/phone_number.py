@@ -108,6 +108,7 @@ class PhoneNumberResource(Resource):
         allowed_inbound_country_list: Sequence[str] | UnsetType | None = UNSET,
         allowed_outbound_country_list: Sequence[str] | UnsetType | None = UNSET,
         transport: str | UnsetType | None = UNSET,
+        codecs: Sequence[str] | UnsetType = UNSET,
     ) -> PhoneNumberResponse:
         """Bring a number from your own SIP trunk or carrier and optionally attach agents.
 
@@ -132,6 +133,7 @@ class PhoneNumberResource(Resource):
                 "allowed_inbound_country_list": allowed_inbound_country_list,
                 "allowed_outbound_country_list": allowed_outbound_country_list,
                 "transport": transport,
+                "codecs": codecs,
             },
         )
         result: PhoneNumberResponse = await self._client._request(
@@ -216,6 +218,7 @@ class PhoneNumberResource(Resource):
         auth_password: str | UnsetType = UNSET,
         transport: str | UnsetType | None = UNSET,
         fallback_number: str | UnsetType | None = UNSET,
+        codecs: Sequence[str] | UnsetType = UNSET,
     ) -> PhoneNumberResponse:
         """Change which agents answer or place calls for one of your phone numbers.
 
@@ -240,6 +243,7 @@ class PhoneNumberResource(Resource):
                 "auth_password": auth_password,
                 "transport": transport,
                 "fallback_number": fallback_number,
+                "codecs": codecs,
             },
         )
         result: PhoneNumberResponse = await self._client._request(

@@ -136,6 +136,8 @@ class AgentCreateParams(msgspec.Struct, kw_only=True, omit_defaults=True):
     post_session_tools: (
         Annotated[list[PostSessionTool], msgspec.Meta(max_length=15)] | msgspec.UnsetType | None
     ) = msgspec.UNSET
+    denoising_enhancement_level: float | msgspec.UnsetType | None = msgspec.UNSET
+    is_transfer_agent: bool | msgspec.UnsetType = msgspec.UNSET
 
 
 class AgentCreateVersionParams(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -587,6 +589,7 @@ class AgentUpdateParams(msgspec.Struct, kw_only=True, omit_defaults=True):
     post_session_tools: (
         Annotated[list[PostSessionTool], msgspec.Meta(max_length=15)] | msgspec.UnsetType | None
     ) = msgspec.UNSET
+    denoising_enhancement_level: float | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class AgentUpdateQuery(msgspec.Struct, kw_only=True, omit_defaults=True):

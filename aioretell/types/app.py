@@ -98,6 +98,7 @@ class AppListQuery(msgspec.Struct, kw_only=True, omit_defaults=True):
     limit: Annotated[int, msgspec.Meta(le=1000)] | msgspec.UnsetType = msgspec.UNSET
     sort_order: str | msgspec.UnsetType = msgspec.UNSET
     pagination_key: str | msgspec.UnsetType = msgspec.UNSET
+    privacy_scope: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class AppResponse(msgspec.Struct, kw_only=True, gc=False):

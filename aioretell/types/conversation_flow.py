@@ -2,7 +2,7 @@
 # ruff: noqa: E501
 """Request and response types of the ``conversation_flow`` resource."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -87,6 +87,8 @@ class ConversationFlowCreateParams(msgspec.Struct, kw_only=True, omit_defaults=T
     mcps: list[MCP] | msgspec.UnsetType | None = msgspec.UNSET
     is_transfer_cf: bool | msgspec.UnsetType | None = msgspec.UNSET
     nodes: list[ConversationFlowNode]
+    backup_model: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+    model_config: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
 
 
 class ConversationFlowDeleteQuery(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -175,6 +177,8 @@ class ConversationFlowUpdateParams(msgspec.Struct, kw_only=True, omit_defaults=T
     mcps: list[MCP] | msgspec.UnsetType | None = msgspec.UNSET
     is_transfer_cf: bool | msgspec.UnsetType | None = msgspec.UNSET
     nodes: list[ConversationFlowNode] | msgspec.UnsetType = msgspec.UNSET
+    backup_model: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+    model_config: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
 
 
 class ConversationFlowUpdateQuery(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -2,7 +2,7 @@
 # ruff: noqa: E501
 """Request and response types of the ``llm`` resource."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -64,6 +64,9 @@ class LlmCreateParams(msgspec.Struct, kw_only=True, omit_defaults=True):
     default_dynamic_variables: dict[str, str] | msgspec.UnsetType | None = msgspec.UNSET
     mcps: list[MCP] | msgspec.UnsetType | None = msgspec.UNSET
     is_transfer_llm: bool | msgspec.UnsetType | None = msgspec.UNSET
+    backup_model: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+    model_config: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    model_ultrafast: bool | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class LlmDeleteQuery(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -141,6 +144,9 @@ class LlmUpdateParams(msgspec.Struct, kw_only=True, omit_defaults=True):
     default_dynamic_variables: dict[str, str] | msgspec.UnsetType | None = msgspec.UNSET
     mcps: list[MCP] | msgspec.UnsetType | None = msgspec.UNSET
     is_transfer_llm: bool | msgspec.UnsetType | None = msgspec.UNSET
+    backup_model: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+    model_config: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    model_ultrafast: bool | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class LlmUpdateQuery(msgspec.Struct, kw_only=True, omit_defaults=True):

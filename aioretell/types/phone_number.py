@@ -71,6 +71,7 @@ class PhoneNumberImportParams(msgspec.Struct, kw_only=True, omit_defaults=True):
     allowed_inbound_country_list: list[str] | msgspec.UnsetType | None = msgspec.UNSET
     allowed_outbound_country_list: list[str] | msgspec.UnsetType | None = msgspec.UNSET
     transport: str | msgspec.UnsetType | None = msgspec.UNSET
+    codecs: list[str] | msgspec.UnsetType = msgspec.UNSET
 
 
 class PhoneNumberListQuery(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -125,3 +126,4 @@ class PhoneNumberUpdateParams(msgspec.Struct, kw_only=True, omit_defaults=True):
     auth_password: str | msgspec.UnsetType = msgspec.UNSET
     transport: str | msgspec.UnsetType | None = msgspec.UNSET
     fallback_number: str | msgspec.UnsetType | None = msgspec.UNSET
+    codecs: list[str] | msgspec.UnsetType = msgspec.UNSET

@@ -3,33 +3,38 @@
 from __future__ import annotations
 
 import inspect
+import json
 import sys
-from collections.abc import AsyncIterator
+import types
+import typing
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any, Literal
 
 import pytest
 import retell
+import typing_extensions
+from aioresponses import aioresponses
+from msgspec import UnsetType
+from msgspec import inspect as mi
 
 from aioretell import AsyncRetell
 from aioretell._operation_table import METHODS, OPERATIONS
 from aioretell.resources._base import Resource
+from aioretell.types import (
+    AgentResponse,
+    AppListResponse,
+    ConversationFlowResponse,
+    LlmResponse,
+    PhoneNumberResponse,
+)
+from codegen.generate_client import SDK_ONLY_FIELDS
+
+BASE = "http://retell.test"
 
 #: The official SDK's per-request options; aioretell sets these per client or per view
 #: (``client.with_options(timeout=..., max_retries=...)``).
 SDK_REQUEST_OPTIONS = {"extra_headers", "extra_query", "extra_body", "timeout", "max_retries"}
-
-#: Body fields that retell-sdk 6.2.13 sends but the spec we generate from does not define.
-SDK_FIELDS_NOT_IN_SPEC = {
-    ("agent", "create"): {"denoising_enhancement_level", "is_transfer_agent"},
-    ("agent", "update"): {"denoising_enhancement_level"},
-    ("app", "list"): {"privacy_scope"},
-    ("conversation_flow", "create"): {"model_config", "backup_model"},
-    ("conversation_flow", "update"): {"model_config", "backup_model"},
-    ("llm", "create"): {"model_ultrafast", "model_config", "backup_model"},
-    ("llm", "update"): {"model_ultrafast", "model_config", "backup_model"},
-    ("phone_number", "import_"): {"codecs"},
-    ("phone_number", "update"): {"codecs"},
-}
 
 #: Fields the spec requires that the SDK leaves optional; aioretell follows the spec.
 REQUIRED_BY_SPEC_ONLY = {("conversation_flow", "create"): {"model_choice"}}
@@ -37,13 +42,13 @@ REQUIRED_BY_SPEC_ONLY = {("conversation_flow", "create"): {"model_choice"}}
 
 @pytest.fixture
 async def client() -> AsyncIterator[AsyncRetell]:
-    async with AsyncRetell(api_key="key_unit", base_url="http://retell.test") as c:
+    async with AsyncRetell(api_key="key_unit", base_url=BASE) as c:
         yield c
 
 
 @pytest.fixture
 def sdk() -> retell.AsyncRetell:
-    return retell.AsyncRetell(api_key="key_unit", base_url="http://retell.test")
+    return retell.AsyncRetell(api_key="key_unit", base_url=BASE)
 
 
 def test_every_official_method_is_an_async_method_with_our_docstring(client: AsyncRetell) -> None:
@@ -85,7 +90,6 @@ def _params(func: object) -> dict[str, inspect.Parameter]:
 
 def test_signatures_match_the_official_sdk(client: AsyncRetell, sdk: retell.AsyncRetell) -> None:
     """Moving from ``retell.AsyncRetell`` is a change of import: same names, same arguments."""
-    sdk_only_seen: dict[tuple[str, str], set[str]] = {}
     for resource, method in METHODS:
         ours = _params(getattr(getattr(client, resource), method))
         theirs = _params(getattr(getattr(sdk, resource), method))
@@ -95,18 +99,60 @@ def test_signatures_match_the_official_sdk(client: AsyncRetell, sdk: retell.Asyn
         their_positional = [n for n, p in theirs.items() if p.kind is p.POSITIONAL_OR_KEYWORD]
         assert positional[: len(their_positional)] == their_positional, where
         assert set(positional) - set(their_positional) <= set(theirs), where
-        # Every keyword we take, the SDK takes (a call written for us runs on the SDK too)...
-        assert set(ours) <= set(theirs), (where, set(ours) - set(theirs))
+        # The same keywords: a call written for either runs on the other (the SDK's keywords
+        # that the spec lacks come from SDK_ONLY_FIELDS in codegen/generate_client.py)...
+        assert set(ours) == set(theirs), (where, set(ours) ^ set(theirs))
         # ...and every argument the SDK requires, we require.
         required = {n for n, p in theirs.items() if p.default is p.empty}
         ours_required = {n for n, p in ours.items() if p.default is p.empty}
         assert required <= ours_required, where
         extra_required = ours_required - required
         assert extra_required == REQUIRED_BY_SPEC_ONLY.get((resource, method), set()), where
-        missing = set(theirs) - set(ours)
-        if missing:
-            sdk_only_seen[(resource, method)] = missing
-    assert sdk_only_seen == SDK_FIELDS_NOT_IN_SPEC
+
+
+def _kinds(annotation: Any) -> tuple[set[str], bool]:
+    """What values an annotation admits, coarsely: ({kinds}, accepts None)."""
+    members = typing.get_args(annotation) if _is_union(annotation) else (annotation,)
+    kinds: set[str] = set()
+    nullable = False
+    for member in members:
+        origin = typing.get_origin(member)
+        if member is type(None):
+            nullable = True
+        elif member is UnsetType or getattr(member, "__name__", "") == "Omit":
+            continue  # "not given"
+        elif member in (float, bool, str):
+            kinds.add(member.__name__)
+        elif origin is Literal and all(isinstance(v, str) for v in typing.get_args(member)):
+            kinds.add("str")
+        elif origin in (Sequence, list):
+            kinds.add(f"sequence[{','.join(sorted(_kinds(typing.get_args(member)[0])[0]))}]")
+        elif typing_extensions.is_typeddict(member) or origin in (Mapping, dict):
+            kinds.add("mapping")
+        elif member is object:
+            kinds.add("object")
+        else:
+            raise AssertionError(f"unclassified annotation {member!r}")
+    return kinds, nullable
+
+
+def _is_union(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType)
+
+
+@pytest.mark.parametrize(("resource", "method"), sorted(SDK_ONLY_FIELDS))
+def test_sdk_only_keywords_take_what_the_sdk_takes(
+    client: AsyncRetell, sdk: retell.AsyncRetell, resource: str, method: str
+) -> None:
+    """The keywords the spec lacks are typed after the installed retell-sdk's annotations."""
+    ours = typing.get_type_hints(getattr(getattr(client, resource), method))
+    theirs = typing.get_type_hints(getattr(getattr(sdk, resource), method))
+    for name in SDK_ONLY_FIELDS[(resource, method)]:
+        our_kinds, our_nullable = _kinds(ours[name])
+        their_kinds, their_nullable = _kinds(theirs[name])
+        assert our_nullable == their_nullable, (resource, method, name)
+        # ``object`` is the SDK's catch-all beside a TypedDict; the API takes the mapping.
+        assert our_kinds == their_kinds - {"object"}, (resource, method, name)
 
 
 def test_path_parameters_are_positional_or_keyword(client: AsyncRetell) -> None:
@@ -166,3 +212,91 @@ def test_generated_modules_name_their_generator() -> None:
     assert len(generated) == 21  # one per official SDK resource
     for name in generated:
         assert (root / name).read_text().startswith("# Generated by codegen/generate_client.py")
+
+
+def _minimal(kind: Any) -> Any:
+    """The smallest JSON value that decodes as ``kind``: its required fields, recursively."""
+    info = kind if isinstance(kind, mi.Type) else mi.type_info(kind)
+    if isinstance(info, mi.StructType):
+        return {f.encode_name: _minimal(f.type) for f in info.fields if f.required}
+    if isinstance(info, mi.UnionType):
+        return _minimal(info.types[0])
+    if isinstance(info, mi.ListType):
+        return []
+    if isinstance(info, mi.DictType):
+        return {}
+    if isinstance(info, mi.StrType):
+        return "x"
+    if isinstance(info, mi.BoolType):
+        return False
+    if isinstance(info, (mi.IntType, mi.FloatType)):
+        return 1
+    return None
+
+
+async def test_sdk_only_keywords_are_sent(client: AsyncRetell) -> None:
+    """A call written for retell-sdk with a keyword the spec lacks runs, and sends it."""
+    flow = {"start_speaker": "agent", "model_choice": {"type": "cascading", "model": "gpt-5"}}
+    flow_nodes: list[dict[str, Any]] = [{"id": "start", "type": "end"}]
+    model_config = {"type": "cascading", "primary": {"model": "gpt-5", "tier": "fast"}}
+    backup = {"type": "cascading", "model": "gpt-4.1"}
+    engine = {"type": "retell-llm", "llm_id": "llm_1"}
+    with aioresponses() as mocked:
+        for method, path, answer in (
+            ("POST", "/create-agent", AgentResponse),
+            ("PATCH", "/update-agent/agent_1", AgentResponse),
+            ("GET", "/list-apps?privacy_scope=pci", AppListResponse),
+            ("POST", "/create-conversation-flow", ConversationFlowResponse),
+            ("PATCH", "/update-conversation-flow/flow_1", ConversationFlowResponse),
+            ("POST", "/create-retell-llm", LlmResponse),
+            ("PATCH", "/update-retell-llm/llm_1", LlmResponse),
+            ("POST", "/import-phone-number", PhoneNumberResponse),
+            ("PATCH", "/update-phone-number/%2B14155550100", PhoneNumberResponse),
+        ):
+            mocked.add(BASE + path, method, status=200, payload=_minimal(answer))
+        await client.agent.create(
+            response_engine=engine,
+            voice_id="v",
+            denoising_enhancement_level=0.4,
+            is_transfer_agent=True,
+        )
+        await client.agent.update("agent_1", denoising_enhancement_level=None)
+        await client.app.list(privacy_scope="pci")
+        await client.conversation_flow.create(
+            **flow, nodes=flow_nodes, model_config=model_config, backup_model=backup
+        )
+        await client.conversation_flow.update("flow_1", backup_model=None)
+        await client.llm.create(model_config=model_config, backup_model=backup)
+        await client.llm.update("llm_1", model_ultrafast=None)
+        await client.phone_number.import_(
+            phone_number="+14155550100", termination_uri="t.pstn.twilio.com", codecs=["PCMU"]
+        )
+        await client.phone_number.update("+14155550100", codecs=[])
+        sent = {
+            (method, url.path): call
+            for (method, url), calls in mocked.requests.items()
+            for call in calls
+        }
+
+    def body(method: str, path: str) -> Any:
+        return json.loads(sent[(method, path)].kwargs["data"])
+
+    assert body("POST", "/create-agent") == {
+        "response_engine": engine,
+        "voice_id": "v",
+        "denoising_enhancement_level": 0.4,
+        "is_transfer_agent": True,
+    }
+    assert body("PATCH", "/update-agent/agent_1") == {"denoising_enhancement_level": None}
+    assert ("GET", "/list-apps") in sent  # matched with ?privacy_scope=pci above
+    created_flow = body("POST", "/create-conversation-flow")
+    assert created_flow["model_config"] == model_config
+    assert created_flow["backup_model"] == backup
+    assert body("PATCH", "/update-conversation-flow/flow_1") == {"backup_model": None}
+    assert body("POST", "/create-retell-llm") == {
+        "model_config": model_config,
+        "backup_model": backup,
+    }
+    assert body("PATCH", "/update-retell-llm/llm_1") == {"model_ultrafast": None}
+    assert body("POST", "/import-phone-number")["codecs"] == ["PCMU"]
+    assert body("PATCH", "/update-phone-number/+14155550100") == {"codecs": []}
