@@ -39,8 +39,9 @@ SPEC_FILE = "_spec/retell-openapi.json"
 #: The converted document's URI in the registry; every ``$ref`` is made absolute to it.
 _URI = "urn:aioretell:retell-openapi"
 _INTEGER = re.compile(r"-?\d+")
-#: Longest error message sent back (jsonschema quotes the offending value, which may be big).
+#: Longest error message sent back, and longest quote of the offending value in it.
 MAX_MESSAGE = 300
+MAX_VALUE = 60
 
 
 @functools.cache
@@ -347,6 +348,10 @@ def describe(error: ValidationError) -> str:
             message = error.message
     else:
         message = error.message
+    # jsonschema's messages start with the offending value: keep its start and what is wrong.
+    shown = repr(error.instance)
+    if len(shown) > MAX_VALUE and message.startswith(shown):
+        message = f"{shown[:MAX_VALUE]}...{shown[-1]}{message[len(shown) :]}"
     if len(message) > MAX_MESSAGE:
         message = message[: MAX_MESSAGE - 3] + "..."
     where = location(error.absolute_path)

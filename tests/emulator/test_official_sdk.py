@@ -66,3 +66,14 @@ async def test_chats_with_the_sdk(sdk: AsyncRetell) -> None:
     assert got.chat_status == "ended"
     assert got.transcript is not None and got.transcript.startswith("User: Hello\nAgent: ")
     assert got.message_with_tool_calls is not None and len(got.message_with_tool_calls) == 4
+
+
+async def test_contacts_page_by_cursor_and_skip_with_the_sdk(sdk: AsyncRetell) -> None:
+    """The SDK sends ``skip`` and ``pagination_key`` together; list-contacts' spec allows it."""
+    created = [
+        (await sdk.contact.create(phone_number=f"+1415555013{i}")).contact_id for i in range(4)
+    ]
+    first = await sdk.contact.list(limit=1, sort_order="asc")
+    assert first.pagination_key is not None
+    rest = await sdk.contact.list(sort_order="asc", pagination_key=first.pagination_key, skip=1)
+    assert [c.contact_id for c in rest.items] == created[2:]

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -19,6 +22,7 @@ from aioretell._operation_table import OPERATIONS
 from aioretell.emulator import Emulator, spec
 
 JSON = dict[str, Any]
+REPO = Path(__file__).resolve().parents[2]
 
 
 # -- bodies from the spec ---------------------------------------------------------------------
@@ -277,3 +281,27 @@ async def test_query_parameters_read_from_text(http: aiohttp.ClientSession) -> N
             assert resp.status == 200, await resp.json()
     async with http.delete("/delete-retell-llm/llm_missing", params={"force_delete": "true"}) as r:
         assert r.status == 404  # the parameter passed; the LLM does not exist
+
+
+async def test_a_long_value_is_quoted_short(http: aiohttp.ClientSession) -> None:
+    body = {"from_number": "+1", "to_number": "+1", "idempotency_key": "k" * 5000}
+    async with http.post("/v2/create-phone-call", json=body) as resp:
+        message = (await resp.json())["message"]
+    assert resp.status == 400
+    assert message.startswith("Invalid request body: idempotency_key: 'kkk")
+    assert message.endswith("...' is too long")
+    assert len(message) < 200
+
+
+def test_jsonschema_loads_with_the_first_checked_request_only() -> None:
+    """``import aioretell`` (and building an emulator app) stays free of jsonschema."""
+    code = (
+        "import sys, aioretell, aioretell.emulator\n"
+        "from aioretell.emulator import EmulatorConfig, create_app\n"
+        "create_app(EmulatorConfig(api_key='k'))\n"
+        "print(sorted({'jsonschema', 'referencing'} & set(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert done.stdout.strip() == "[]"
