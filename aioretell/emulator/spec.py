@@ -55,7 +55,7 @@ def openapi() -> JSON:
 # -- OpenAPI 3.0 schema -> JSON Schema 2020-12 --------------------------------------------------
 
 
-def _resolve(schema: Any) -> Any:
+def resolve(schema: Any) -> Any:
     """``schema`` with ``$ref`` into this document followed (OpenAPI form, unconverted)."""
     while isinstance(schema, dict) and "$ref" in schema:
         node: Any = openapi()
@@ -65,15 +65,15 @@ def _resolve(schema: Any) -> Any:
     return schema
 
 
-def _object_shape(schema: Any) -> tuple[JSON, set[str]]:
+def object_shape(schema: Any) -> tuple[JSON, set[str]]:
     """Properties and required names of an object schema, through ``$ref`` and ``allOf``."""
-    schema = _resolve(schema)
+    schema = resolve(schema)
     properties: JSON = {}
     required: set[str] = set()
     if not isinstance(schema, dict):
         return properties, required
     for part in schema.get("allOf", ()):
-        more, needed = _object_shape(part)
+        more, needed = object_shape(part)
         properties.update(more)
         required |= needed
     properties.update(schema.get("properties", {}))
@@ -84,7 +84,7 @@ def _object_shape(schema: Any) -> tuple[JSON, set[str]]:
 def _tag_value(shape: tuple[JSON, set[str]], name: str) -> Any:
     """The one value a member allows for its required property ``name``, else ``None``."""
     properties, required = shape
-    prop = _resolve(properties.get(name))
+    prop = resolve(properties.get(name))
     if name in required and isinstance(prop, dict) and len(prop.get("enum", ())) == 1:
         return prop["enum"][0]
     return None
@@ -96,7 +96,7 @@ def _tag(members: list[Any]) -> tuple[str, list[Any]] | None:
     A tag is a required property with a one-value ``enum`` in every member, its values all
     different (``ConversationFlowNode`` by ``type``). Without one, ``None``.
     """
-    shapes = [_object_shape(m) for m in members]
+    shapes = [object_shape(m) for m in members]
     if not shapes:
         return None
     for name in shapes[0][0]:
@@ -248,7 +248,7 @@ class OperationSpec:
 
 
 @functools.cache
-def _operations() -> dict[str, tuple[JSON, list[JSON]]]:
+def operations() -> dict[str, tuple[JSON, list[JSON]]]:
     """operationId -> (the operation, its path-level parameters)."""
     found: dict[str, tuple[JSON, list[JSON]]] = {}
     for item in openapi().get("paths", {}).values():
@@ -259,12 +259,8 @@ def _operations() -> dict[str, tuple[JSON, list[JSON]]]:
     return found
 
 
-def operation_ids() -> frozenset[str]:
-    return frozenset(_operations())
-
-
 def _types(schema: Any) -> frozenset[str]:
-    schema = _resolve(schema)
+    schema = resolve(schema)
     if not isinstance(schema, dict):
         return frozenset()
     types = {schema["type"]} if isinstance(schema.get("type"), str) else set()
@@ -274,8 +270,9 @@ def _types(schema: Any) -> frozenset[str]:
     return frozenset(types)
 
 
-def _body_schema(operation: JSON) -> Any:
-    content = _resolve(operation.get("requestBody", {})).get("content", {})
+def body_schema(operation: JSON) -> Any:
+    """The request body schema of an operation (JSON or multipart), or ``None``."""
+    content = resolve(operation.get("requestBody", {})).get("content", {})
     for media in ("application/json", "multipart/form-data"):
         if media in content:
             return content[media].get("schema", {})
@@ -285,17 +282,17 @@ def _body_schema(operation: JSON) -> Any:
 @functools.cache
 def operation_spec(operation_id: str) -> OperationSpec:
     """The validators of one operation (``KeyError`` if the spec has no such operation)."""
-    operation, shared = _operations()[operation_id]
+    operation, shared = operations()[operation_id]
     params: dict[tuple[str, str], Param] = {}
     for raw in (*shared, *operation.get("parameters", ())):
-        p = _resolve(raw)
+        p = resolve(raw)
         if p.get("in") not in ("path", "query"):
             continue
         schema = p.get("schema", {})
         params[(p["in"], p["name"])] = Param(
             p["name"], p["in"], bool(p.get("required")), _validator(schema), _types(schema)
         )
-    body = _body_schema(operation)
+    body = body_schema(operation)
     statuses = frozenset(int(s) for s in operation.get("responses", {}) if s.isdigit())
     return OperationSpec(
         operation_id,

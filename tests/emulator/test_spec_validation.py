@@ -30,13 +30,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 def valid(schema: Any) -> Any:
     """A small value the (OpenAPI) ``schema`` accepts: required fields only, lowest bounds."""
-    schema = spec._resolve(schema)
+    schema = spec.resolve(schema)
     members = schema.get("oneOf") or schema.get("anyOf")
     if members:
         return valid(members[0])
     if "enum" in schema:
         return next(v for v in schema["enum"] if v is not None)
-    properties, required = spec._object_shape(schema)
+    properties, required = spec.object_shape(schema)
     kind = schema.get("type") or ("object" if properties or "allOf" in schema else None)
     if kind == "object":
         return {name: valid(properties.get(name, {})) for name in sorted(required)}
@@ -74,7 +74,7 @@ _WRONG_TYPE = {
 
 def invalid_values(field: Any) -> dict[str, Any]:
     """Values the spec refuses for ``field``, by kind: enum, type, bounds."""
-    field = spec._resolve(field)
+    field = spec.resolve(field)
     out: dict[str, Any] = {}
     if field.get("enum"):
         out["enum"] = "no_such_value"
@@ -103,18 +103,18 @@ MISSING = object()
 def _body_ops() -> list[str]:
     return sorted(
         operation_id
-        for operation_id, (operation, _) in spec._operations().items()
-        if spec._body_schema(operation) is not None
+        for operation_id, (operation, _) in spec.operations().items()
+        if spec.body_schema(operation) is not None
     )
 
 
 def cases(operation_id: str) -> tuple[JSON, list[tuple[str, str, Any]]]:
     """The minimal valid body and ``(field, kind, bad value)``: the first field of each kind
     (enum, type, bounds) and the first required field left out (:data:`MISSING`)."""
-    operation, _ = spec._operations()[operation_id]
-    schema = spec._body_schema(operation)
+    operation, _ = spec.operations()[operation_id]
+    schema = spec.body_schema(operation)
     body = valid(schema)
-    properties, required = spec._object_shape(schema)
+    properties, required = spec.object_shape(schema)
     found: dict[str, tuple[str, str, Any]] = {}
     if required:
         found["required"] = (min(required), "required", MISSING)
@@ -129,14 +129,14 @@ def cases(operation_id: str) -> tuple[JSON, list[tuple[str, str, Any]]]:
 
 
 def _is_file(field: Any) -> bool:
-    field = spec._resolve(field)
+    field = spec.resolve(field)
     if field.get("type") == "array":
-        field = spec._resolve(field.get("items", {}))
+        field = spec.resolve(field.get("items", {}))
     return field.get("format") == "binary"
 
 
 def _takes_text(field: Any) -> bool:
-    return spec._resolve(field).get("type") == "string"
+    return spec.resolve(field).get("type") == "string"
 
 
 def _multipart(operation_id: str) -> bool:
@@ -149,8 +149,8 @@ def _path(operation_id: str) -> str:
 
 
 def _form(operation_id: str, body: JSON) -> aiohttp.FormData:
-    operation, _ = spec._operations()[operation_id]
-    properties, _ = spec._object_shape(spec._body_schema(operation))
+    operation, _ = spec.operations()[operation_id]
+    properties, _ = spec.object_shape(spec.body_schema(operation))
     form = aiohttp.FormData(default_to_multipart=True)
     for name, value in body.items():
         if _is_file(properties.get(name, {})):
