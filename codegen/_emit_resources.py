@@ -365,6 +365,14 @@ class ResourceEmitter:
         out.append(f'{indent}"""')
         return out
 
+    def _refuses_together(self, op: "Op", names: set[str]) -> bool:
+        """Whether the body schema refuses ``names`` sent together (``not: {required: [...]}``)."""
+        if op.body_schema is None:
+            return False
+        schema, _ = self.build.model.deref(op.body_schema, "")
+        refused = schema.get("not")
+        return isinstance(refused, dict) and names <= set(refused.get("required") or ())
+
     def _checks(self, op: "Op", params: list[Param], indent: str, needs: set[str]) -> list[str]:
         lines: list[str] = []
         for name in op.path_params:
@@ -479,7 +487,7 @@ class ResourceEmitter:
         lines += self._format_doc(self._docstring(op, extra), "        ")
         indent = "        "
         lines += self._checks(op, params, indent, needs)
-        if {"skip", CURSOR} <= wire_names:
+        if {"skip", CURSOR} <= wire_names and self._refuses_together(op, {"skip", CURSOR}):
             needs.add("UNSET")
             lines += [
                 f"{indent}if skip is not UNSET and {CURSOR} is not UNSET:",
