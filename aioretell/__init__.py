@@ -23,6 +23,7 @@ from ._exceptions import (
     RequestInfo,
     RetellError,
     UnprocessableEntityError,
+    WrongEventLoopError,
 )
 from ._pagination import Pager
 from ._transport import Timeout
@@ -53,6 +54,7 @@ __all__ = [
     "RetellError",
     "Timeout",
     "UnprocessableEntityError",
+    "WrongEventLoopError",
     "__version__",
     "fan_out",
 ]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import aiohttp
+import msgspec
 from msgspec import UNSET
 
 from ._exceptions import AmbiguousOutcomeError, APIError, ClientClosedError, RequestInfo
@@ -323,6 +325,10 @@ class AsyncRetell(Resources):
         config = self._config
         url = config.base_url + render_path(op, path or {})
         shared = self._shared
+        idempotency_key: str | None = None
+        keyed = False  # the key is ours: every attempt carries it, so repeats are harmless
+        if op.idempotency_field is not None and body is not None:
+            body, idempotency_key, keyed = _with_idempotency_key(op.idempotency_field, body)
         if form is not None:
             headers: Mapping[str, str] = {**shared.headers, "Content-Type": form.content_type}
             payload: bytes | None = form.body
@@ -344,21 +350,21 @@ class AsyncRetell(Resources):
         try:
             return await self._attempt(op, request, info)
         except APIError as exc:
-            if not policy.max_retries or not policy.should_retry(op, exc):
+            if not policy.max_retries or not policy.should_retry(op, exc, keyed=keyed):
                 if decide(op, exc) is Decision.AMBIGUOUS:
-                    raise _ambiguous(op, exc, info, 1, metadata) from exc
+                    raise _ambiguous(op, exc, info, 1, metadata, idempotency_key) from exc
                 raise
             first = exc
         wait = policy.wait_seconds(first, 1)
         log_first_retry(op, first, wait)
         await self._sleep(wait)
-        retrying = policy.retrying(op, self._sleep, after=1)
+        retrying = policy.retrying(op, self._sleep, after=1, keyed=keyed)
         try:
             return await retrying(self._attempt, op, request, info)
         except APIError as exc:
             if decide(op, exc) is Decision.AMBIGUOUS:
                 attempts = 1 + retrying.statistics.get("attempt_number", 1)
-                raise _ambiguous(op, exc, info, attempts, metadata) from exc
+                raise _ambiguous(op, exc, info, attempts, metadata, idempotency_key) from exc
             raise
 
     async def _attempt(self, op: Operation, request: HTTPRequest, info: RequestInfo) -> Any:
@@ -382,15 +388,44 @@ class AsyncRetell(Resources):
 
 
 def _ambiguous(
-    op: Operation, error: APIError, info: RequestInfo, attempts: int, metadata: Any
+    op: Operation,
+    error: APIError,
+    info: RequestInfo,
+    attempts: int,
+    metadata: Any,
+    idempotency_key: str | None,
 ) -> AmbiguousOutcomeError:
+    tried = "once" if attempts == 1 else f"{attempts} times"
+    if idempotency_key is None:
+        advice = "look it up before sending it again."
+    else:
+        advice = (
+            f"sending it again with idempotency_key={idempotency_key!r} within the hour is "
+            "safe (Retell answers a repeat with the first result)."
+        )
     return AmbiguousOutcomeError(
-        f"{op.operation_id} may have taken effect: {error}. It was not retried "
-        "automatically; look it up before sending it again.",
+        f"{op.operation_id} may have taken effect: {error}. Sent {tried}; {advice}",
         cause=error,
         request=replace(info, attempts=attempts),
         metadata=None if metadata is UNSET else metadata,
+        idempotency_key=idempotency_key,
     )
+
+
+def _with_idempotency_key(field: str, body: Any) -> tuple[Any, str, bool]:
+    """``body`` carrying an idempotency key in ``field``: (body, key, whether the key is new).
+
+    A caller-given key is kept. A new one is 24 URL-safe characters after ``aioretell_`` (the
+    spec's pattern for ``idempotency_key`` is ``[A-Za-z0-9_-]``, 5 to 255 long). The body is
+    encoded once, so every retry of this call sends the same key.
+    """
+    given = body.get(field) if isinstance(body, Mapping) else getattr(body, field, None)
+    if isinstance(given, str):
+        return body, given, False
+    key = f"aioretell_{secrets.token_urlsafe(18)}"
+    if isinstance(body, Mapping):
+        return {**body, field: key}, key, True
+    return msgspec.structs.replace(body, **{field: key}), key, True
 
 
 def _check_retries(max_retries: object) -> None:

@@ -4,11 +4,12 @@
 
     RetellError                       anything aioretell raises on purpose
     ├── ClientClosedError             the client was used after ``aclose()`` / ``async with``
+    ├── WrongEventLoopError           the client was used from an event loop other than its own
     ├── AmbiguousOutcomeError         a create failed in a way that may have taken effect
     └── APIError                      a request to Retell failed
-        ├── APIConnectionError        no usable response (DNS, refused, reset, bad body)
+        ├── APIConnectionError        no usable response (DNS, refused, reset, cut-off body)
         │   └── APITimeoutError       a connect, pool, read or total timeout
-        ├── APIResponseValidationError  a 2xx body that does not fit its type
+        ├── APIResponseValidationError  a complete 2xx body that does not decode into its type
         └── APIStatusError            Retell answered with a non-2xx status
             ├── BadRequestError               400
             ├── AuthenticationError           401
@@ -48,6 +49,7 @@ __all__ = [
     "RequestInfo",
     "RetellError",
     "UnprocessableEntityError",
+    "WrongEventLoopError",
 ]
 
 
@@ -69,6 +71,14 @@ class ClientClosedError(RetellError, RuntimeError):
     """The client was used after it was closed."""
 
 
+class WrongEventLoopError(RetellError, RuntimeError):
+    """The client was used from another event loop than the one that opened its connections.
+
+    A connection pool belongs to one event loop. Create the client inside the loop that uses
+    it (in the coroutine given to ``asyncio.run``), one client per loop.
+    """
+
+
 class APIError(RetellError):
     """A request to the Retell API failed."""
 
@@ -82,11 +92,11 @@ class APIError(RetellError):
 
 
 class APIConnectionError(APIError):
-    """No usable response: the connection failed, was reset, or the body was unreadable.
+    """No usable response: the connection failed or was reset, or the body was cut off.
 
     ``request_sent`` is False only when the request certainly never reached the server
-    (connect refused, DNS failure, pool acquire timeout); such failures are safe to retry even
-    for operations with side effects.
+    (connect refused, DNS failure, a timeout while waiting for a pooled connection); such
+    failures are safe to retry even for operations with side effects.
     """
 
     def __init__(
@@ -114,7 +124,11 @@ class APITimeoutError(APIConnectionError):
 
 
 class APIResponseValidationError(APIError):
-    """A success response whose JSON does not fit the expected type. Never retried."""
+    """A complete success response whose body does not decode into the expected type.
+
+    Not valid JSON, JSON that msgspec refuses (such as a lone surrogate escape), or JSON of the
+    wrong shape: the server answered, so it is never retried. ``body`` holds the raw bytes.
+    """
 
     def __init__(
         self,
@@ -192,11 +206,13 @@ class InternalServerError(APIStatusError):
 
 
 class AmbiguousOutcomeError(RetellError):
-    """A create that may have taken effect failed, and was not retried.
+    """A create that may have taken effect failed, and was not retried (or retries ran out).
 
     The request may or may not have placed the call or started the conversation. Check with a
     read (``client.call.list`` filtered on your metadata) before trying again, or build the
-    client with ``retry_ambiguous_creates=True`` if a duplicate is acceptable.
+    client with ``retry_ambiguous_creates=True`` if a duplicate is acceptable. A create that
+    carried an ``idempotency_key`` may be sent again with the same key (for up to an hour):
+    Retell then answers with the first result instead of acting twice.
     """
 
     def __init__(
@@ -206,6 +222,7 @@ class AmbiguousOutcomeError(RetellError):
         cause: BaseException,
         request: RequestInfo,
         metadata: Any = None,
+        idempotency_key: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -213,6 +230,8 @@ class AmbiguousOutcomeError(RetellError):
         self.request = request
         #: the ``metadata`` the create carried, so the caller can look the call up
         self.metadata = metadata
+        #: the idempotency key the create carried (the caller's, or the one the client made)
+        self.idempotency_key = idempotency_key
         self.__cause__ = cause
 
 

@@ -1,9 +1,10 @@
 """One API endpoint described as data.
 
 Every endpoint is an :class:`Operation`: its HTTP method and path template, the Structs for its
-query, body and response, and whether retrying it is safe. The table of all operations is
-generated from the OpenAPI spec (``aioretell/_operation_table.py``); resources name an operation
-and the client's single request pipeline does the rest.
+query, body and response, whether retrying it is safe, and the body field that makes a repeat
+harmless when it has one. The table of all operations is generated from the OpenAPI spec
+(``aioretell/_operation_table.py``); resources name an operation and the client's single
+request pipeline does the rest.
 
 Types are referenced by dotted name (``"aioretell.types.call:PhoneCallResponse"``) and resolved
 on first use, so importing the table does not import every type module.
@@ -49,6 +50,10 @@ class Operation:
     body_ref: str | None = None
     query_ref: str | None = None
     response_ref: str | None = None
+    #: The optional body field Retell deduplicates repeats on (a repeat with the same key gets
+    #: the first result). The client fills it when the caller leaves it unset, which makes
+    #: retrying this create safe.
+    idempotency_field: str | None = None
     _types: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod

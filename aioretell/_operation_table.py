@@ -224,6 +224,7 @@ OPERATIONS: dict[str, Operation] = {
         body_ref="aioretell.types.call:CallCreatePhoneCallParams",
         query_ref=None,
         response_ref="aioretell.types.call:PhoneCallResponse",
+        idempotency_field="idempotency_key",
     ),
     "createPhoneNumber": Operation(
         operation_id="createPhoneNumber",

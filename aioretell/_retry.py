@@ -7,14 +7,20 @@ failure                  safe operation (reads, updates, deletes)     create wit
 =======================  ==========================================  ==========================
 429                      retry                                        retry (nothing was done)
 never written            retry                                        retry
-(refused, DNS, pool)
+(refused, DNS, timeout
+waiting for the pool)
 408, 409, 5xx            retry                                        ambiguous
 reset, read timeout      retry                                        ambiguous
 other 4xx                raise                                        raise
 =======================  ==========================================  ==========================
 
 *Ambiguous* failures of a create raise :class:`AmbiguousOutcomeError` unless the client was built
-with ``retry_ambiguous_creates=True``.
+with ``retry_ambiguous_creates=True``, or the client made the create's idempotency key itself
+(``create_phone_call`` without a caller-given ``idempotency_key``): every attempt then carries the
+same key, Retell answers a repeat with the first result, so they are retried; one that still
+fails after the last retry raises :class:`AmbiguousOutcomeError` carrying that key.
+
+``max_retries=N`` means at most N + 1 requests on the wire.
 """
 
 from __future__ import annotations
@@ -68,10 +74,12 @@ class RetryPolicy:
     initial_backoff: float = 0.5
     max_backoff: float = 8.0
 
-    def should_retry(self, op: Operation, error: BaseException) -> bool:
+    def should_retry(self, op: Operation, error: BaseException, *, keyed: bool = False) -> bool:
+        """Whether to repeat ``op`` after ``error``; ``keyed``: the request carries an
+        idempotency key the client made for it, so an ambiguous failure is safe to repeat."""
         decision = decide(op, error)
         return decision is Decision.RETRY or (
-            decision is Decision.AMBIGUOUS and self.retry_ambiguous_creates
+            decision is Decision.AMBIGUOUS and (keyed or self.retry_ambiguous_creates)
         )
 
     def wait_seconds(
@@ -85,7 +93,12 @@ class RetryPolicy:
         return backoff_delay(attempt, initial=self.initial_backoff, maximum=self.max_backoff)
 
     def retrying(
-        self, op: Operation, sleep: Callable[[float], Awaitable[None]], *, after: int = 0
+        self,
+        op: Operation,
+        sleep: Callable[[float], Awaitable[None]],
+        *,
+        after: int = 0,
+        keyed: bool = False,
     ) -> AsyncRetrying:
         """A fresh tenacity controller for the attempts of ``op`` that follow ``after`` failed ones.
 
@@ -99,7 +112,7 @@ class RetryPolicy:
 
         return AsyncRetrying(
             stop=stop_after_attempt(self.max_retries + 1 - after),
-            retry=retry_if_exception(lambda exc: self.should_retry(op, exc)),
+            retry=retry_if_exception(lambda exc: self.should_retry(op, exc, keyed=keyed)),
             wait=wait,
             sleep=sleep,
             before_sleep=lambda state: _log_retry(op, after + state.attempt_number, state),

@@ -18,7 +18,6 @@ from urllib.parse import quote
 import msgspec
 
 from ._exceptions import (
-    APIConnectionError,
     APIResponseValidationError,
     APIStatusError,
     RequestInfo,
@@ -87,7 +86,12 @@ def decoder_for(response_type: Any) -> msgspec.json.Decoder[Any]:
 
 
 def decode_success(op: Operation, response: HTTPResponse, request: RequestInfo) -> Any:
-    """Decode a 2xx body into the operation's response type (``None`` when it has none)."""
+    """Decode a 2xx body into the operation's response type (``None`` when it has none).
+
+    The body is complete (the transport reports one cut off on the wire as a connection
+    failure), so one that does not decode is the server's answer, not a transport fault: it
+    raises :class:`APIResponseValidationError` with the raw bytes, and is never retried.
+    """
     response_type = op.response_type
     if response_type is None:
         return None
@@ -95,18 +99,18 @@ def decode_success(op: Operation, response: HTTPResponse, request: RequestInfo) 
         return None  # ``client.request`` without ``cast_to`` on an empty answer (204)
     try:
         return decoder_for(response_type).decode(response.body)
-    except msgspec.ValidationError as exc:
+    except msgspec.DecodeError as exc:  # also ValidationError: valid JSON of the wrong shape
+        what = (
+            "did not match its type"
+            if isinstance(exc, msgspec.ValidationError)
+            else "did not decode"
+        )
         raise APIResponseValidationError(
-            f"Response of {op.operation_id} did not match its type: {exc}",
+            f"Response of {op.operation_id} {what}: {exc}",
             status_code=response.status,
             body=response.body,
             headers=response.headers,
             request=request,
-        ) from exc
-    except msgspec.DecodeError as exc:
-        # Truncated or garbled JSON: the connection, not the schema, is at fault.
-        raise APIConnectionError(
-            f"Response of {op.operation_id} was not valid JSON ({exc})", request=request
         ) from exc
 
 

@@ -2,7 +2,8 @@
 
 :class:`AiohttpTransport` owns the pooled ``aiohttp.ClientSession`` and turns aiohttp's
 exceptions into ours, recording whether the request can have reached the server. Cancellation
-passes through untouched.
+passes through untouched. aiohttp's exceptions are described in ours, never chained to them:
+some hold the request's headers, API key included (``ClientResponseError.request_info``).
 """
 
 from __future__ import annotations
@@ -10,13 +11,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import aiohttp
 
-from ._exceptions import APIConnectionError, APITimeoutError, ClientClosedError, RequestInfo
+from ._exceptions import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    ClientClosedError,
+    RequestInfo,
+    WrongEventLoopError,
+)
 from ._sansio import HTTPRequest, HTTPResponse
+
+if TYPE_CHECKING:
+    from aiohttp.connector import Connection
+    from aiohttp.tracing import Trace
 
 log = logging.getLogger("aioretell")
 
@@ -66,34 +79,96 @@ class Transport(Protocol):
     async def aclose(self) -> None: ...
 
 
+#: Marks the CancelledError that interrupted :meth:`_Connector.connect`.
+_CUT_SHORT_CONNECTING = "_aioretell_cut_short_connecting"
+
+
+class _Connector(aiohttp.TCPConnector):
+    """aiohttp's TCP pool, marking an attempt cut short before it held a connection.
+
+    aiohttp's total timeout cancels the attempt wherever it is and raises ``TimeoutError`` from
+    that cancellation. Cancelled here - queued for a pooled connection, resolving or
+    connecting - nothing was written, so the attempt is safe to repeat whatever it does.
+    """
+
+    async def connect(
+        self, req: aiohttp.ClientRequest, traces: list[Trace], timeout: aiohttp.ClientTimeout
+    ) -> Connection:
+        try:
+            return await super().connect(req, traces, timeout)
+        except asyncio.CancelledError as exc:
+            setattr(exc, _CUT_SHORT_CONNECTING, True)
+            raise
+
+
+async def _closed_with_its_loop(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
+    """Closes ``session`` once closed itself: by :meth:`AiohttpTransport.aclose`, or else by
+    the event loop's shutdown, which closes every async generator started in it
+    (``asyncio.run`` does). A client left open still closes its connections in their own loop.
+    """
+    try:
+        yield
+    finally:
+        await session.close()
+
+
 class AiohttpTransport:
-    """A transport over one pooled ``aiohttp.ClientSession``, created inside the running loop."""
+    """A transport over one pooled ``aiohttp.ClientSession``, created inside the running loop.
+
+    The session belongs to the loop of the first request; using it from another loop raises
+    :class:`WrongEventLoopError`.
+    """
 
     def __init__(self, pool: PoolConfig) -> None:
         self._pool = pool
         self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closer: AsyncGenerator[None, None] | None = None
         self._closed = False
 
-    def _open(self) -> aiohttp.ClientSession:
+    async def _open(self) -> aiohttp.ClientSession:
         if self._closed:
             raise ClientClosedError("This AsyncRetell client is closed; create a new one.")
-        connector = aiohttp.TCPConnector(
+        connector = _Connector(
             limit=self._pool.limit,
             keepalive_timeout=self._pool.keepalive_timeout,
             ttl_dns_cache=self._pool.dns_cache_ttl,
         )
-        self._session = aiohttp.ClientSession(
+        session = aiohttp.ClientSession(
             connector=connector,
             raise_for_status=False,
             # Our own Authorization header is the only credential; never read ~/.netrc.
             trust_env=False,
+            # An API client keeps no state between requests: no cookie is stored or replayed.
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
-        return self._session
+        # aiohttp resends a GET, PUT or DELETE once by itself when the connection drops after
+        # the request was written, unseen by our retry loop (max_retries=0 would still send
+        # twice). There is no public switch; this is the flag aiohttp's own test client clears.
+        session._retry_connection = False
+        self._session, self._loop = session, asyncio.get_running_loop()
+        self._closer = _closed_with_its_loop(session)
+        await anext(self._closer)
+        return session
+
+    def _wrong_loop(self, loop: asyncio.AbstractEventLoop) -> WrongEventLoopError:
+        state = "has since closed" if loop.is_closed() else "is another one"
+        return WrongEventLoopError(
+            f"This AsyncRetell client was used from an event loop other than the one it first "
+            f"sent a request in (which {state}); its connection pool belongs to that loop. "
+            "Create the client inside the loop that uses it, e.g. in the coroutine given to "
+            "asyncio.run(), one client per loop."
+        )
 
     async def send(
         self, request: HTTPRequest, timeout: aiohttp.ClientTimeout, info: RequestInfo
     ) -> HTTPResponse:
-        session = self._session or self._open()
+        session = self._session
+        if session is None:
+            session = await self._open()
+        elif self._loop is not asyncio.get_running_loop():
+            assert self._loop is not None
+            raise self._wrong_loop(self._loop)
         started = time.perf_counter()
         try:
             async with session.request(
@@ -106,43 +181,59 @@ class AiohttpTransport:
             ) as resp:
                 body = await resp.read()
                 response = HTTPResponse(resp.status, resp.headers, body)
-        except aiohttp.ConnectionTimeoutError as exc:
-            # Raised while acquiring a pooled connection or connecting: nothing was written.
-            raise APITimeoutError(
-                f"Timed out connecting to {info.url}", request=info, request_sent=False
-            ) from exc
-        except aiohttp.ClientConnectorError as exc:
-            # DNS failure, refused, TLS handshake: the request never left.
-            raise APIConnectionError(
-                f"Could not connect for {info.operation_id}: {exc.os_error}",
-                request=info,
-                request_sent=False,
-            ) from exc
-        except aiohttp.ServerTimeoutError as exc:
-            raise APITimeoutError(
-                f"Timed out reading the response of {info.operation_id}", request=info
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise APIConnectionError(
-                f"Connection failed during {info.operation_id}: {type(exc).__name__}: {exc}",
-                request=info,
-            ) from exc
-        except asyncio.TimeoutError as exc:
-            raise APITimeoutError(
-                f"{info.operation_id} exceeded its total timeout", request=info
-            ) from exc
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "%s %s -> %d in %.1f ms",
-                request.method,
-                request.url,
-                response.status,
-                (time.perf_counter() - started) * 1000,
-            )
-        return response
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            error = _translate(exc, info)
+        else:
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "%s %s -> %d in %.1f ms",
+                    request.method,
+                    request.url,
+                    response.status,
+                    (time.perf_counter() - started) * 1000,
+                )
+            return response
+        # Raised outside the except block, so aiohttp's exception is not its __context__ either.
+        raise error
 
     async def aclose(self) -> None:
         self._closed = True
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        closer, self._closer = self._closer, None
+        self._session = None
+        # From another loop the session cannot be closed safely; its own loop's shutdown does.
+        if closer is not None and self._loop is asyncio.get_running_loop():
+            await closer.aclose()
+
+
+def _translate(exc: BaseException, info: RequestInfo) -> APIError:
+    """Our exception for aiohttp's ``exc``, which it describes but does not reference."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        # Raised while acquiring a pooled connection or connecting: nothing was written.
+        return APITimeoutError(
+            f"Timed out connecting to {info.url}", request=info, request_sent=False
+        )
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        # DNS failure, refused, TLS handshake: the request never left.
+        return APIConnectionError(
+            f"Could not connect for {info.operation_id}: {exc.os_error}",
+            request=info,
+            request_sent=False,
+        )
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        return APITimeoutError(
+            f"Timed out reading the response of {info.operation_id}", request=info
+        )
+    if isinstance(exc, aiohttp.ClientError):
+        return APIConnectionError(
+            f"Connection failed during {info.operation_id}: {type(exc).__name__}: {exc}",
+            request=info,
+        )
+    interrupted = exc.__cause__ or exc.__context__
+    if getattr(interrupted, _CUT_SHORT_CONNECTING, False):
+        return APITimeoutError(
+            f"{info.operation_id} exceeded its total timeout before it had a connection; "
+            "nothing was sent",
+            request=info,
+            request_sent=False,
+        )
+    return APITimeoutError(f"{info.operation_id} exceeded its total timeout", request=info)

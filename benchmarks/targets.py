@@ -74,8 +74,9 @@ async def _prepare_emulator(base_url: str, calls: int) -> str:
     from aioretell import AsyncRetell
 
     async with AsyncRetell(api_key=API_KEY, base_url=base_url) as client:
+        # The emulator refuses an engine naming an LLM it does not hold: use its built-in one.
         agent = await client.chat_agent.create(
-            response_engine={"type": "retell-llm", "llm_id": "llm_bench"},
+            response_engine={"type": "retell-llm", "llm_id": "llm_emulator_default"},
             agent_name="bench",
         )
         chat = await client.chat.create(agent_id=agent.agent_id)

@@ -326,6 +326,14 @@ class ResourceEmitter:
         lines.append(f"Sends ``{op.http_method} {op.path}``.")
         if RETRY[op.operation_id] == SAFE:
             lines.append("Safe to repeat: retried on connection errors, 408, 409, 429 and 5xx.")
+        elif (field := self.build.idempotency_field(op)) is not None:
+            lines.append(
+                f"Given no {field}, the client makes one and sends it on every attempt, so it is "
+                "retried on connection errors, timeouts, 408, 409, 429 and 5xx and acts once; "
+                "a failure after the last retry raises AmbiguousOutcomeError carrying the key. "
+                f"Given your own {field}, it is retried only when it surely did not arrive "
+                "(connection refused, 429), unless the client has retry_ambiguous_creates=True."
+            )
         else:
             lines.append(
                 "May act twice if repeated, so it is retried only when it surely did not arrive "
@@ -356,6 +364,14 @@ class ResourceEmitter:
             out += [f"{indent}{line}" for line in wrapped]
         out.append(f'{indent}"""')
         return out
+
+    def _refuses_together(self, op: "Op", names: set[str]) -> bool:
+        """Whether the body schema refuses ``names`` sent together (``not: {required: [...]}``)."""
+        if op.body_schema is None:
+            return False
+        schema, _ = self.build.model.deref(op.body_schema, "")
+        refused = schema.get("not")
+        return isinstance(refused, dict) and names <= set(refused.get("required") or ())
 
     def _checks(self, op: "Op", params: list[Param], indent: str, needs: set[str]) -> list[str]:
         lines: list[str] = []
@@ -471,7 +487,7 @@ class ResourceEmitter:
         lines += self._format_doc(self._docstring(op, extra), "        ")
         indent = "        "
         lines += self._checks(op, params, indent, needs)
-        if {"skip", CURSOR} <= wire_names:
+        if {"skip", CURSOR} <= wire_names and self._refuses_together(op, {"skip", CURSOR}):
             needs.add("UNSET")
             lines += [
                 f"{indent}if skip is not UNSET and {CURSOR} is not UNSET:",

@@ -340,8 +340,11 @@ class Emitter:
                 f"        body_ref={ref(module, types.body)},",
                 f"        query_ref={ref(module, types.query)},",
                 f"        response_ref={ref(module, types.response)},",
-                "    ),",
             ]
+            field = build.idempotency_field(op)
+            if field is not None:
+                out.append(f"        idempotency_field={field!r},")
+            out += ["    ),"]
         out += ["}", "", "METHODS: dict[tuple[str, str], str] = {"]
         methods = sorted(
             ((row.resource, row.method), op.operation_id) for op in build.ops for row in op.rows

@@ -103,6 +103,9 @@ DEFAULT_METHODS = REPO_ROOT / "codegen" / "official-sdk-methods.tsv"
 SAFE = "SAFE"
 SIDE_EFFECT = "SIDE_EFFECT"
 
+#: The body field Retell deduplicates repeated creates on, for an hour.
+IDEMPOTENCY_FIELD = "idempotency_key"
+
 #: Retry safety of every operation, by operationId. SAFE: reads (including the POST list,
 #: search and schema endpoints), updates, reruns and deletes. SIDE_EFFECT: creates something
 #: or acts in the world, so a blind repeat could do it twice.
@@ -578,6 +581,21 @@ class Build:
                 op.body_schema = {"allOf": [op.body_schema, extra_part]}
             else:
                 op.params += [Param(name, "query", False, spec) for name, spec in extras.items()]
+
+    def idempotency_field(self, op: Op) -> str | None:
+        """The optional idempotency-key field of a side-effect create's JSON body, if any.
+
+        The client fills it when the caller leaves it out, which makes retrying that create
+        safe. A required key (the caller always gives one) or none keeps the create's rule.
+        """
+        if RETRY[op.operation_id] != SIDE_EFFECT or op.body_kind != "json" or not op.body_schema:
+            return None
+        schema, _ = self.model.deref(op.body_schema, "")
+        if IDEMPOTENCY_FIELD in schema.get("properties", {}) and IDEMPOTENCY_FIELD not in (
+            schema.get("required") or ()
+        ):
+            return IDEMPOTENCY_FIELD
+        return None
 
     def _renames(self, components: Mapping[str, Any]) -> dict[str, str]:
         names: dict[str, set[str]] = {}

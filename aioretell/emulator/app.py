@@ -1,7 +1,8 @@
 """The aiohttp application: one route per operation of the API, one request pipeline.
 
-Per request: auth -> record -> rate limit -> fault -> read and validate the query and body ->
-handler -> conform the answer to the response type.
+Per request: auth -> record -> rate limit -> fault -> read and validate the parameters and body
+against the spec -> check the objects the body names exist -> handler -> conform the answer to
+the response type.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from .conform import conform
 from .faults import Fault, FaultInjector, FaultKind
 from .multipart import Form, read_form
 from .ratelimit import RateLimiter
+from .references import check_references
 from .registry import HANDLERS, SHAPED, ApiError, Handler, Reply
 from .registry import Request as HandlerRequest
 from .state import EmulatorState
-from .validation import check_query, decode_body, decode_form
+from .validation import check_params, decode_body, decode_form
 
 _JSON = "application/json"
 _encode = msgspec.json.Encoder().encode
@@ -160,10 +162,11 @@ def _handle(
     payload: bytes | Form,
 ) -> web.Response:
     try:
-        check_query(op, request.query)
+        check_params(op, request.match_info, request.query)
         body = decode_form(op, payload) if isinstance(payload, Form) else decode_body(op, payload)
         if handler is None:
             raise ApiError(501, f"The emulator does not implement {op.operation_id} yet.")
+        check_references(op.operation_id, ctx.state, body)
         reply = handler(HandlerRequest(ctx.state, request.match_info, body, request.query))
     except ApiError as exc:
         return error_response(exc.status, exc.message)

@@ -1,7 +1,10 @@
 """List endpoints: filter criteria and cursor pagination.
 
 The cursor (``pagination_key``) is the id of the last item of the previous page; pages follow
-the store's creation order, reversed for ``descending`` (the default).
+the store's creation order, reversed for ``descending`` (the default). Which ``sort_order``
+values an operation takes (``ascending``/``descending``, or ``asc``/``desc`` for contacts)
+and whether ``skip`` may come with a cursor is the spec's to say: requests are checked
+against it before they get here (:mod:`.validation`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from .state import JSON
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 50
+#: ``sort_order`` values that page oldest first; any other (or none) pages newest first.
+_ASCENDING = frozenset({"ascending", "asc"})
 
 
 def match_filter(spec: Mapping[str, Any], value: Any) -> bool:
@@ -103,18 +108,16 @@ def paginate(
     if not 1 <= limit <= MAX_LIMIT:
         raise ApiError(400, f"limit must be between 1 and {MAX_LIMIT}")
     ordered = list(items)
-    if sort_order in (None, "descending"):
+    if sort_order not in _ASCENDING:
         ordered.reverse()
-    elif sort_order != "ascending":
-        raise ApiError(400, "sort_order must be 'ascending' or 'descending'")
     start = 0
     if pagination_key is not None:
         ids = [item[id_field] for item in ordered]
         if pagination_key not in ids:
             raise ApiError(400, "pagination_key is not a valid cursor")
         start = ids.index(pagination_key) + 1
-    elif skip is not None:
-        start = _int(skip, "skip")
+    if skip is not None:  # after the cursor, when both are given
+        start += _int(skip, "skip")
     page = ordered[start : start + limit]
     has_more = start + limit < len(ordered)
     out: JSON = {"items": page, "has_more": has_more}
@@ -125,8 +128,6 @@ def paginate(
 
 def list_response(body: JSON, items: Iterable[JSON], id_field: str) -> JSON:
     """The answer of a POST list endpoint (list-calls, list-chats) for its request ``body``."""
-    if "skip" in body and "pagination_key" in body:
-        raise ApiError(400, "Use either skip or pagination_key, not both")
     criteria = body.get("filter_criteria") or {}
     matching = [item for item in items if match_criteria(criteria, item)]
     page = paginate(

@@ -41,7 +41,7 @@ class Request:
     state: EmulatorState
     #: Path parameters, e.g. ``{"call_id": "call_..."}``.
     path: Mapping[str, str]
-    #: The JSON body, validated against the operation's params type; ``{}`` without a body.
+    #: The body, checked against the operation's schema in the spec; ``{}`` without a body.
     body: JSON
     query: Mapping[str, str]
 

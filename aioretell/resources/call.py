@@ -70,9 +70,11 @@ class CallResource(Resource):
     ) -> PhoneCallResponse:
         """Dial an outbound phone call from one of your numbers; the call is billed.
 
-        Sends ``POST /v2/create-phone-call``. May act twice if repeated, so it is retried only when
-        it surely did not arrive (connection refused, 429); any other failure raises
-        AmbiguousOutcomeError, unless the client has retry_ambiguous_creates=True.
+        Sends ``POST /v2/create-phone-call``. Given no idempotency_key, the client makes one and
+        sends it on every attempt, so it is retried on connection errors, timeouts, 408, 409, 429
+        and 5xx and acts once; a failure after the last retry raises AmbiguousOutcomeError carrying
+        the key. Given your own idempotency_key, it is retried only when it surely did not arrive
+        (connection refused, 429), unless the client has retry_ambiguous_creates=True.
         """
         if ignore_e164_validation is not True:
             require_e164("from_number", from_number)

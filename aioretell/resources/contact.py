@@ -225,8 +225,6 @@ class ContactResource(Resource):
 
         One page; ``list_all`` iterates over every item.
         """
-        if skip is not UNSET and pagination_key is not UNSET:
-            raise ValueError("pass skip or pagination_key, not both")
         sent_body = build_params(
             ContactListParams,
             {

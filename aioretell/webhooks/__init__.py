@@ -15,6 +15,8 @@
     receiver.add_routes(app, path="/retell-webhook")
 """
 
+from typing import TYPE_CHECKING
+
 from ._events import (
     CALL_EVENTS,
     CHAT_EVENTS,
@@ -39,6 +41,19 @@ from ._receiver import (
 from ._signature import SIGNATURE_HEADER, parse_signature, sign, verify
 from ._store import DedupStore, MemoryDedupStore
 
+if TYPE_CHECKING:
+    from ._redis_store import RedisDedupStore
+
+
+def __getattr__(name: str) -> object:
+    # RedisDedupStore imports redis-py only when asked for (the optional "redis" extra).
+    if name == "RedisDedupStore":
+        from ._redis_store import RedisDedupStore
+
+        return RedisDedupStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "ANY",
     "CALL_EVENTS",
@@ -53,6 +68,7 @@ __all__ = [
     "DedupStore",
     "Handler",
     "MemoryDedupStore",
+    "RedisDedupStore",
     "TransferEvent",
     "UnknownEvent",
     "WebhookEvent",

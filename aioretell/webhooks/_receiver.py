@@ -220,9 +220,16 @@ class WebhookReceiver:
             self._dead(DeadLetter(None, body, None, exc, self._clock()))
             return web.Response(status=400, text="undecodable event")
         key = self._dedup_key(event, body)
-        if key is not None and not await self.store.claim(key, self.dedup_ttl_s):
-            logger.debug("duplicate %s for %s ignored", event.event, event.session_id)
-            return web.Response(status=200)
+        if key is not None:
+            try:
+                claimed = await self.store.claim(key, self.dedup_ttl_s)
+            except Exception as exc:  # noqa: BLE001 - whatever the store raised
+                # A shared store that is down must not drop the event: 503 makes Retell retry.
+                logger.error("webhook deduplication store failed (%s); answering 503", exc)
+                return web.Response(status=503, text="deduplication store unavailable")
+            if not claimed:
+                logger.debug("duplicate %s for %s ignored", event.event, event.session_id)
+                return web.Response(status=200)
         handlers = self.handlers_for(event.event)
         if not handlers:
             return web.Response(status=204)

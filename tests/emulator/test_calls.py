@@ -8,6 +8,7 @@ from typing import Any
 import aiohttp
 
 from aioretell.emulator import Emulator, EmulatorConfig, ManualClock
+from aioretell.emulator.state import DEFAULT_AGENT_ID
 
 START_MS = 1_700_000_000_000
 
@@ -127,7 +128,9 @@ async def test_reserved_inbound_concurrency_limits_outbound_only(
             assert (await create_call(http, "+14155550101"))["call_status"] == "registered"
             rejected = await create_call(http, "+14155550102")
             assert rejected["call_status"] == "not_connected"
-            async with http.post("/v2/register-phone-call", json={"agent_id": "a"}) as resp:
+            async with http.post(
+                "/v2/register-phone-call", json={"agent_id": DEFAULT_AGENT_ID}
+            ) as resp:
                 assert resp.status == 201
                 registered = await resp.json()
             assert registered["call_status"] == "registered"
@@ -139,7 +142,7 @@ async def test_reserved_inbound_concurrency_limits_outbound_only(
 
 
 async def test_web_call(http: aiohttp.ClientSession, clock: ManualClock) -> None:
-    async with http.post("/v3/create-web-call", json={"agent_id": "agent_x"}) as resp:
+    async with http.post("/v3/create-web-call", json={"agent_id": DEFAULT_AGENT_ID}) as resp:
         assert resp.status == 201
         created = await resp.json()
     assert set(created) == {"call_id", "access_token", "transport", "ice_servers", "expires_at"}
@@ -148,7 +151,7 @@ async def test_web_call(http: aiohttp.ClientSession, clock: ManualClock) -> None
     call = await get_call(http, created["call_id"])
     assert call["call_type"] == "web_call"
     assert call["access_token"] == created["access_token"]
-    assert call["agent_id"] == "agent_x"
+    assert call["agent_id"] == DEFAULT_AGENT_ID
 
 
 async def test_idempotency_key_returns_the_same_call(

@@ -7,8 +7,9 @@ from typing import Any
 import aiohttp
 
 from aioretell.emulator import Emulator, ManualClock
+from aioretell.emulator.state import DEFAULT_LLM_ID
 
-ENGINE = {"type": "retell-llm", "llm_id": "llm_1"}
+ENGINE = {"type": "retell-llm", "llm_id": DEFAULT_LLM_ID}
 
 
 async def post(http: aiohttp.ClientSession, path: str, body: Any, status: int = 201) -> Any:
@@ -61,11 +62,12 @@ async def test_chat_flow(emu: Emulator, http: aiohttp.ClientSession, clock: Manu
 
 
 async def test_chat_needs_an_existing_agent(emu: Emulator, http: aiohttp.ClientSession) -> None:
-    body = await post(http, "/create-chat", {"agent_id": "agent_missing"}, 404)
+    """The spec lists 422 (no 404) for both: Retell's "cannot find requested asset"."""
+    body = await post(http, "/create-chat", {"agent_id": "agent_missing"}, 422)
     assert body["status"] == "error" and "agent_missing" in body["message"]
     assert emu.state.chats == {}
     missing = {"chat_id": "chat_missing", "content": "hi"}
-    await post(http, "/create-chat-completion", missing, 404)
+    await post(http, "/create-chat-completion", missing, 422)
 
 
 async def test_sms_chat_starts_with_an_agent_message(http: aiohttp.ClientSession) -> None:

@@ -8,6 +8,7 @@ import pytest
 from retell import AsyncRetell, NotFoundError
 
 from aioretell.emulator import Emulator, ManualClock
+from aioretell.emulator.state import DEFAULT_AGENT_ID, DEFAULT_LLM_ID
 
 
 @pytest.fixture
@@ -37,7 +38,7 @@ async def test_calls_with_the_sdk(emu: Emulator, sdk: AsyncRetell, clock: Manual
     assert got.transcript
     assert got.disconnection_reason in ("agent_hangup", "user_hangup")
 
-    web = await sdk.call.create_web_call(agent_id="agent_web")
+    web = await sdk.call.create_web_call(agent_id=DEFAULT_AGENT_ID)
     assert web.call_id and web.access_token and web.transport == "gateway"
 
     concurrency = await sdk.concurrency.retrieve()
@@ -50,7 +51,9 @@ async def test_calls_with_the_sdk(emu: Emulator, sdk: AsyncRetell, clock: Manual
 
 
 async def test_chats_with_the_sdk(sdk: AsyncRetell) -> None:
-    agent = await sdk.chat_agent.create(response_engine={"type": "retell-llm", "llm_id": "llm_1"})
+    agent = await sdk.chat_agent.create(
+        response_engine={"type": "retell-llm", "llm_id": DEFAULT_LLM_ID}
+    )
     chat = await sdk.chat.create(agent_id=agent.agent_id)
     assert chat.chat_status == "ongoing"
 
@@ -63,3 +66,14 @@ async def test_chats_with_the_sdk(sdk: AsyncRetell) -> None:
     assert got.chat_status == "ended"
     assert got.transcript is not None and got.transcript.startswith("User: Hello\nAgent: ")
     assert got.message_with_tool_calls is not None and len(got.message_with_tool_calls) == 4
+
+
+async def test_contacts_page_by_cursor_and_skip_with_the_sdk(sdk: AsyncRetell) -> None:
+    """The SDK sends ``skip`` and ``pagination_key`` together; list-contacts' spec allows it."""
+    created = [
+        (await sdk.contact.create(phone_number=f"+1415555013{i}")).contact_id for i in range(4)
+    ]
+    first = await sdk.contact.list(limit=1, sort_order="asc")
+    assert first.pagination_key is not None
+    rest = await sdk.contact.list(sort_order="asc", pagination_key=first.pagination_key, skip=1)
+    assert [c.contact_id for c in rest.items] == created[2:]

@@ -10,8 +10,9 @@ import pytest
 from aioretell._operation_table import OPERATIONS
 from aioretell.emulator import Emulator, ManualClock
 from aioretell.emulator.registry import HANDLERS
+from aioretell.emulator.state import DEFAULT_LLM_ID
 
-ENGINE = {"type": "retell-llm", "llm_id": "llm_1"}
+ENGINE = {"type": "retell-llm", "llm_id": DEFAULT_LLM_ID}
 
 
 async def _call(
@@ -157,7 +158,7 @@ async def test_query_strings_are_validated(
 async def test_references_must_exist(http: aiohttp.ClientSession) -> None:
     batch = {"response_engine": ENGINE, "test_case_definition_ids": ["test_case_definition_x"]}
     status, _ = await _call(http, "POST", "/create-batch-test", json=batch)
-    assert status == 404
+    assert status == 400  # the spec lists neither 404 nor 422 for create-batch-test
     add = {"provider_voice_id": "cv_unknown", "voice_name": "Nope"}
     status, _ = await _call(http, "POST", "/add-community-voice", json=add)
     assert status == 404

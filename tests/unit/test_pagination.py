@@ -159,6 +159,16 @@ async def test_one_page_list_refuses_skip_with_a_cursor(
     assert not mocked.requests
 
 
+async def test_contact_list_sends_skip_with_a_cursor_as_the_spec_allows(
+    mocked: aioresponses, client: AsyncRetell
+) -> None:
+    # list-contacts' spec takes both (list-calls and list-chats refuse the pair).
+    mocked.post(BASE + "/list-contacts", payload={"items": [], "has_more": False})
+    await client.contact.list(skip=5, pagination_key="contact_1")
+    [calls] = mocked.requests.values()
+    assert json.loads(calls[0].kwargs["data"]) == {"skip": 5, "pagination_key": "contact_1"}
+
+
 async def test_pages_needs_a_fresh_pager(mocked: aioresponses, client: AsyncRetell) -> None:
     mocked.post(LIST_CALLS, callback=PagedServer(4, make=_call), repeat=True)
     pager = client.call.list_all(limit=2)

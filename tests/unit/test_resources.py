@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,10 @@ async def test_create_phone_call_shape(mocked: aioresponses, client: AsyncRetell
     assert call.transcript_object is not None
     assert call.transcript_object[0].words[0].word == "hi"
     [request] = sent(mocked, "POST", "/v2/create-phone-call")
-    assert body_of(request) == {
+    body = body_of(request)
+    # Given none, the client makes the idempotency key (see test_idempotency_key.py).
+    assert re.fullmatch(r"aioretell_[A-Za-z0-9_-]{24}", body.pop("idempotency_key"))
+    assert body == {
         "from_number": "+14157774444",
         "to_number": "+12137774445",
         "agent_override": {"agent": {"voice_id": "11labs-Adrian"}},

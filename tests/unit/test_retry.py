@@ -57,6 +57,29 @@ def test_decision_table(error: BaseException, safe: Decision, create: Decision) 
 
 
 @pytest.mark.parametrize(
+    ("error", "keyed", "plain"),
+    [
+        (status(500), True, False),
+        (status(408), True, False),
+        (WRITTEN, True, False),
+        (READ_TIMEOUT, True, False),
+        (status(429), True, True),
+        (NOT_WRITTEN, True, True),
+        (status(422), False, False),
+        (asyncio.CancelledError(), False, False),
+    ],
+)
+def test_a_create_carrying_the_clients_key_retries_ambiguous_failures(
+    error: BaseException, keyed: bool, plain: bool
+) -> None:
+    policy = RetryPolicy()
+    assert policy.should_retry(CREATE, error, keyed=True) is keyed
+    assert policy.should_retry(CREATE, error) is plain
+    # Still ambiguous in itself: the last failure, retries spent, raises AmbiguousOutcomeError.
+    assert decide(CREATE, error) is not Decision.RETRY or plain
+
+
+@pytest.mark.parametrize(
     ("headers", "attempt", "expected"),
     [
         ({"retry-after-ms": "1200"}, 1, 1.2),

@@ -67,10 +67,24 @@ def test_decode_success_ignores_unknown_fields_and_null() -> None:
     assert thing == Thing(thing_id="a", size=None)
 
 
-def test_decode_success_truncated_body_is_a_connection_error() -> None:
-    with pytest.raises(E.APIConnectionError) as info:
-        decode_success(OP, HTTPResponse(200, {}, b'{"thing_id": "a'), INFO)
-    assert info.value.request_sent is True
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"thing_id": "\\ud800"}',  # valid JSON (json.loads takes it) that msgspec refuses
+        b'{"thing_id": "a',  # a complete body holding half an object: the server's answer
+        b"<html>gateway</html>",
+    ],
+    ids=["lone-surrogate", "half-object", "html"],
+)
+def test_decode_success_undecodable_body_is_a_validation_error(body: bytes) -> None:
+    # Only the transport can tell a body cut off on the wire; a body that arrived whole and
+    # does not decode is not a connection failure (never retried, never ambiguous).
+    with pytest.raises(E.APIResponseValidationError) as info:
+        decode_success(OP, HTTPResponse(200, {"x": "1"}, body), INFO)
+    assert info.value.body == body
+    assert info.value.status_code == 200
+    assert info.value.request is INFO
+    assert not isinstance(info.value, E.APIConnectionError)
 
 
 def test_decode_success_wrong_shape_is_a_validation_error() -> None:

@@ -22,8 +22,8 @@ def create_phone_call(req: Request) -> Reply:
             return Reply(201, render_call(earlier, state))
     call = state.create_call(
         "phone_call",
-        # Phone numbers are not modelled, so no agent is bound to from_number: use the
-        # override or the built-in default agent. Any agent id is accepted for calls.
+        # No agent is looked up from from_number: the call uses the override (a stored
+        # agent, checked by .references) or the built-in default agent.
         body.get("override_agent_id") or DEFAULT_AGENT_ID,
         idempotency_key=key,
         dial=True,

@@ -28,6 +28,8 @@ CONTACTS = register(
         defaults={"org_id": ORG_ID, "do_not_call": False, "custom_fields": {}},
     )
 )
+#: Uploaded CSV files, kept for the import that names them.
+UPLOADS = Collection("contact_uploads", "upload_", "Upload")
 #: Contact fields a CSV column may map to; other mapped names become custom fields.
 _CONTACT_FIELDS = ("phone_number", "first_name", "last_name", "contact_memory")
 
@@ -134,8 +136,8 @@ def _conversation(call: JSON) -> JSON:
 @handles("uploadContactImportFile")
 def upload_import_file(req: Request) -> Reply:
     file = req.body["file"]
-    upload_id = req.state.new_id("upload_")
-    req.state.store("contact_uploads")[upload_id] = {
+    upload_id = req.state.new_id(UPLOADS.prefix)
+    UPLOADS.records(req.state)[upload_id] = {
         "upload_id": upload_id,
         "file_name": file["filename"],
         "data": file["data"],
@@ -147,9 +149,7 @@ def upload_import_file(req: Request) -> Reply:
 def create_import(req: Request) -> Reply:
     """Create a contact per CSV row (mapped by ``column_mapping``) with a new E.164 number."""
     state = req.state
-    upload = state.store("contact_uploads").get(req.body["upload_id"])
-    if upload is None:
-        raise ApiError(400, f"Unknown upload_id: {req.body['upload_id']}")
+    upload = UPLOADS.records(state)[req.body["upload_id"]]  # checked by .references
     try:
         rows = list(csv.DictReader(io.StringIO(upload["data"].decode("utf-8-sig"))))
     except (UnicodeDecodeError, csv.Error) as exc:

@@ -57,7 +57,8 @@ def list_definitions(req: Request) -> Reply:
 @handles("createBatchTest")
 def create_batch_test(req: Request) -> Reply:
     state = req.state
-    cases = [DEFINITIONS.find(state, i) for i in req.body["test_case_definition_ids"]]
+    stored = DEFINITIONS.records(state)  # every id is checked by .references
+    cases = [stored[i] for i in req.body["test_case_definition_ids"]]
     batch = BATCHES.add(
         state,
         {

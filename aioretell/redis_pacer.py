@@ -1,0 +1,316 @@
+"""Pacing shared by every process that names the same Redis namespace.
+
+``AsyncRetell(pacer=RedisPacer("redis://host:6379/0", namespace="acct-1", create_rate_limit=20))``
+in each process, and together they keep to one request bucket and one create bucket, pause
+together on a 429 (one worker's 429 holds them all until Retry-After), adapt one shared rate
+when none is set, and optionally share a cap on requests in flight.
+
+Every decision is one Lua script on the Redis server, timed by the server's clock alone
+(:mod:`aioretell._redis_scripts`). Within a process, only one task at a time asks Redis for a
+turn that was refused, so a queue of thousands of local tasks costs Redis one caller, and a
+cancelled task holds nothing: a refused turn is never reserved.
+
+When Redis cannot be reached the pacer fails closed by default: the request raises
+:class:`PacerUnavailableError` and nothing is sent. ``on_unavailable="local"`` paces with the
+same limits inside this process instead until Redis answers again. Needs
+``pip install "aioretell[redis]"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import secrets
+import time
+from collections.abc import Awaitable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from . import _redis_scripts as scripts
+from ._exceptions import RetellError
+from ._operation import Operation
+from ._sansio import parse_retry_after
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+__all__ = ["PacerUnavailableError", "RedisPacer", "RedisTurn"]
+
+logger = logging.getLogger("aioretell.pacing")
+
+#: Pause after a 429 that carried no Retry-After (as the in-process pacer).
+DEFAULT_PAUSE_S = 1.0
+#: A request may take its turn this fraction of an interval early, which absorbs the wake-up
+#: lag of the process that waited for it without letting a 1 s window exceed rate + 1.
+TOLERANCE = 0.5
+#: Bucket hashes expire after this much idleness.
+BUCKET_TTL_MS = 3_600_000
+#: Longest sleep between two asks for a concurrency lease.
+LEASE_POLL_S = 0.05
+
+
+def _paced_create(op: Operation) -> bool:
+    from ._pacing import PACED_CREATES
+
+    return op.operation_id in PACED_CREATES
+
+
+class PacerUnavailableError(RetellError):
+    """The shared pacer could not be reached; the request was not sent."""
+
+    request_sent = False
+
+
+class RedisTurn:
+    """One request's turn: when Redis granted it (server ms) and its lease, if any."""
+
+    __slots__ = ("granted_ms", "lease")
+
+    def __init__(self, granted_ms: float, lease: str | None) -> None:
+        self.granted_ms = granted_ms
+        self.lease = lease
+
+
+def _rate(name: str, value: float | None) -> float:
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of requests per second or None")
+    if not value > 0 or math.isinf(value):
+        raise ValueError(f"{name} must be a positive, finite number of requests/s, got {value}")
+    return float(value)
+
+
+class RedisPacer:
+    """A pacer whose buckets, 429 pauses and concurrency cap live in Redis."""
+
+    def __init__(
+        self,
+        redis: str | Redis,
+        *,
+        namespace: str,
+        rate_limit: float | None = None,
+        create_rate_limit: float | None = None,
+        max_concurrency: int | None = None,
+        lease_ttl_s: float = 30.0,
+        on_unavailable: Literal["fail", "local"] = "fail",
+    ) -> None:
+        if not isinstance(namespace, str) or not namespace or any(c.isspace() for c in namespace):
+            raise ValueError(
+                f"namespace must be a non-empty string without spaces, got {namespace!r}"
+            )
+        self._fixed = {
+            "requests": _rate("rate_limit", rate_limit),
+            "creates": _rate("create_rate_limit", create_rate_limit),
+        }
+        if max_concurrency is not None and (
+            isinstance(max_concurrency, bool)
+            or not isinstance(max_concurrency, int)
+            or max_concurrency < 1
+        ):
+            raise ValueError(f"max_concurrency must be a positive int, got {max_concurrency!r}")
+        if isinstance(lease_ttl_s, bool) or not isinstance(lease_ttl_s, (int, float)):
+            raise TypeError("lease_ttl_s must be a number of seconds")
+        if not 1 <= lease_ttl_s < math.inf:
+            raise ValueError(f"lease_ttl_s must be at least 1 second, got {lease_ttl_s}")
+        if on_unavailable not in ("fail", "local"):
+            raise ValueError(f"on_unavailable must be 'fail' or 'local', got {on_unavailable!r}")
+        try:
+            from redis.asyncio import Redis
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError('RedisPacer needs redis-py: pip install "aioretell[redis]"') from exc
+        if isinstance(redis, str):
+            self._redis: Redis = Redis.from_url(redis)
+            self._owns = True
+        elif isinstance(redis, Redis):
+            self._redis = redis
+            self._owns = False
+        else:
+            raise TypeError(
+                f"redis must be a URL or a redis.asyncio.Redis, not {type(redis).__name__}"
+            )
+        self.namespace = namespace
+        self.max_concurrency = max_concurrency
+        self.on_unavailable = on_unavailable
+        self._keys = {name: f"{namespace}:pace:{name}" for name in self._fixed}
+        self._lease_key = f"{namespace}:pace:leases"
+        self._lease_ttl_ms = round(lease_ttl_s * 1000)
+        self._take: Any = self._redis.register_script(scripts.TAKE)
+        self._limited: Any = self._redis.register_script(scripts.RATE_LIMITED)
+        self._lease_acquire: Any = self._redis.register_script(scripts.LEASE_ACQUIRE)
+        self._lease_heartbeat: Any = self._redis.register_script(scripts.LEASE_HEARTBEAT)
+        #: successes seen since the last script call, per bucket; sent with the next one
+        self._ok = dict.fromkeys(self._fixed, 0)
+        #: one task per process asks again for a refused turn; the others queue here
+        self._queues: dict[tuple[str, ...], asyncio.Lock] = {}
+        self._leases: set[str] = set()
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._heartbeat_error: BaseException | None = None
+        self._fallback: Any = None  # the in-process pacer used while Redis is down
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"RedisPacer(namespace={self.namespace!r}, on_unavailable={self.on_unavailable!r})"
+
+    # -- taking a turn -----------------------------------------------------------------------
+
+    def _buckets(self, op: Operation) -> tuple[str, ...]:
+        return ("requests", "creates") if _paced_create(op) else ("requests",)
+
+    async def acquire(self, op: Operation) -> RedisTurn:
+        """Wait for ``op``'s turn in the shared buckets (and a lease, with a concurrency cap)."""
+        if self._closed:
+            raise PacerUnavailableError("this RedisPacer is closed")
+        if self._heartbeat_error is not None:
+            raise PacerUnavailableError(
+                f"the lease heartbeat failed: {self._heartbeat_error}"
+            ) from None
+        buckets = self._buckets(op)
+        lease = await self._take_lease() if self.max_concurrency is not None else None
+        try:
+            queue = self._queues.get(buckets)
+            granted = None
+            if queue is None or not queue.locked():
+                granted = await self._try(buckets)
+            if granted is None:
+                queue = self._queues.setdefault(buckets, asyncio.Lock())
+                async with queue:
+                    granted = await self._wait_for_turn(buckets)
+        except BaseException:
+            if lease is not None:
+                await self._drop_lease(lease)
+            raise
+        return RedisTurn(granted, lease)
+
+    async def _wait_for_turn(self, buckets: tuple[str, ...]) -> float:
+        while True:
+            granted = await self._try(buckets)
+            if granted is not None:
+                return granted
+
+    async def _try(self, buckets: tuple[str, ...]) -> float | None:
+        """One ask: the server time of the granted turn, or ``None`` after sleeping the wait."""
+        args: list[Any] = [BUCKET_TTL_MS, TOLERANCE]
+        for name in buckets:
+            args += [self._fixed[name], self._ok[name]]
+        sent = {name: self._ok[name] for name in buckets}
+        for name in buckets:
+            self._ok[name] = 0
+        try:
+            wait_ms, now_ms = await self._call(
+                self._take, keys=[self._keys[n] for n in buckets], args=args
+            )
+        except BaseException:
+            for name, count in sent.items():  # not counted: report them next time
+                self._ok[name] += count
+            raise
+        wait = float(wait_ms)
+        if wait <= 0:
+            return float(now_ms)
+        await asyncio.sleep(wait / 1000)
+        return None
+
+    # -- responses ---------------------------------------------------------------------------
+
+    def on_response(
+        self, op: Operation, turn: RedisTurn, status: int, headers: Mapping[str, str]
+    ) -> Awaitable[None] | None:
+        """Count a success, or share a 429's pause; an awaitable only when Redis must be told."""
+        if status == 429:
+            bucket = "creates" if _paced_create(op) else "requests"
+            retry_after = parse_retry_after(headers, now=time.time)
+            pause = DEFAULT_PAUSE_S if retry_after is None else retry_after
+            return self._rate_limited(bucket, pause, turn.granted_ms)
+        if status < 400:
+            for name in self._buckets(op):
+                if not self._fixed[name]:
+                    self._ok[name] += 1
+        return None
+
+    async def _rate_limited(self, bucket: str, pause_s: float, granted_ms: float) -> None:
+        adaptive = 0 if self._fixed[bucket] else 1
+        args = [BUCKET_TTL_MS, round(pause_s * 1000), granted_ms, adaptive]
+        await self._call(self._limited, keys=[self._keys[bucket]], args=args)
+
+    async def release(self, turn: RedisTurn) -> None:
+        """The request is over (answered, failed or cancelled): give its lease back."""
+        if turn.lease is not None:
+            lease, turn.lease = turn.lease, None
+            await self._drop_lease(lease)
+
+    # -- concurrency leases ------------------------------------------------------------------
+
+    async def _take_lease(self) -> str:
+        token = secrets.token_hex(8)
+        args = [self.max_concurrency, self._lease_ttl_ms, token]
+        while True:
+            wait_ms = float(
+                await self._call(self._lease_acquire, keys=[self._lease_key], args=args)
+            )
+            if wait_ms <= 0:
+                break
+            await asyncio.sleep(min(wait_ms / 1000, LEASE_POLL_S))
+        self._leases.add(token)
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = asyncio.create_task(
+                self._beat(), name=f"aioretell-redis-pacer-heartbeat-{self.namespace}"
+            )
+        return token
+
+    async def _drop_lease(self, token: str) -> None:
+        self._leases.discard(token)
+        # Shielded: a cancelled request still gives its slot back to the fleet.
+        with contextlib.suppress(Exception):
+            await asyncio.shield(self._redis.zrem(self._lease_key, token))
+
+    async def _beat(self) -> None:
+        """Extend this process's leases every third of their TTL while it holds any."""
+        interval = self._lease_ttl_ms / 3000
+        try:
+            while self._leases:
+                await asyncio.sleep(interval)
+                if not self._leases:
+                    break
+                try:
+                    lost = await self._lease_heartbeat(
+                        keys=[self._lease_key], args=[self._lease_ttl_ms, *self._leases]
+                    )
+                except Exception as exc:  # noqa: BLE001 - Redis down: try again next beat
+                    logger.warning("could not extend concurrency leases: %s", exc)
+                    continue
+                if lost:
+                    logger.error(
+                        "%d concurrency lease(s) expired in Redis while their requests were "
+                        "in flight (Redis restarted, or this process was frozen)",
+                        len(lost),
+                    )
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # a bug here must not pass unnoticed: acquire raises it
+            self._heartbeat_error = exc
+            raise
+
+    # -- Redis calls and failure -------------------------------------------------------------
+
+    async def _call(self, script: Any, *, keys: list[str], args: list[Any]) -> Any:
+        from redis.exceptions import RedisError
+
+        try:
+            return await script(keys=keys, args=args)
+        except (RedisError, OSError) as exc:
+            raise PacerUnavailableError(
+                f"the shared pacer's Redis ({self.namespace!r}) is unavailable: "
+                f"{type(exc).__name__}: {exc}; nothing was sent"
+            ) from None
+
+    async def aclose(self) -> None:
+        """Stop the heartbeat and, if this pacer made it, close the Redis connection pool."""
+        self._closed = True
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+            self._heartbeat = None
+        if self._owns:
+            await self._redis.aclose()

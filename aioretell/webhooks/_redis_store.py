@@ -1,0 +1,80 @@
+"""A :class:`DedupStore` on Redis, so several receiver processes handle each event once."""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+__all__ = ["RedisDedupStore"]
+
+# Delete the key only while it still holds this store's token: a release that comes after the
+# TTL ran out must not drop a claim another process has taken since.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class RedisDedupStore:
+    """Claims as ``SET key token NX PX ttl`` under ``namespace``; release deletes only our own.
+
+    ``redis`` is a URL (``redis://host:6379/0``) or a ``redis.asyncio.Redis`` you own. A store
+    built from a URL owns its connection pool: close it with :meth:`aclose` (or ``async with``).
+    Needs ``pip install "aioretell[redis]"``. When Redis cannot be reached, ``claim`` raises and
+    the receiver answers 503, so Retell delivers the event again later.
+    """
+
+    def __init__(self, redis: str | Redis, *, namespace: str = "aioretell") -> None:
+        if not isinstance(namespace, str) or not namespace or any(c.isspace() for c in namespace):
+            raise ValueError(
+                f"namespace must be a non-empty string without spaces, got {namespace!r}"
+            )
+        try:
+            from redis.asyncio import Redis
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                'RedisDedupStore needs redis-py: pip install "aioretell[redis]"'
+            ) from exc
+        if isinstance(redis, str):
+            self._redis: Redis = Redis.from_url(redis)
+            self._owns = True
+        elif isinstance(redis, Redis):
+            self._redis = redis
+            self._owns = False
+        else:
+            raise TypeError(
+                f"redis must be a URL or a redis.asyncio.Redis, not {type(redis).__name__}"
+            )
+        self._prefix = f"{namespace}:webhook-dedup:"
+        # One token per store: a release deletes only what this store claimed.
+        self._token = secrets.token_hex(8)
+        self._release: Any = self._redis.register_script(_RELEASE)
+
+    def __repr__(self) -> str:
+        return f"RedisDedupStore(prefix={self._prefix!r})"
+
+    async def claim(self, key: str, ttl_s: float) -> bool:
+        if not ttl_s > 0:
+            raise ValueError(f"ttl_s must be positive, got {ttl_s!r}")
+        ttl_ms = max(1, round(ttl_s * 1000))
+        claimed = await self._redis.set(self._prefix + key, self._token, nx=True, px=ttl_ms)
+        return bool(claimed)
+
+    async def release(self, key: str) -> None:
+        await self._release(keys=[self._prefix + key], args=[self._token])
+
+    async def aclose(self) -> None:
+        """Close the connection pool if this store created it."""
+        if self._owns:
+            await self._redis.aclose()
+
+    async def __aenter__(self) -> RedisDedupStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

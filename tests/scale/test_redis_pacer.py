@@ -1,0 +1,164 @@
+"""RedisPacer against a real Redis: shared buckets, shared 429 pauses, leases, failure."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+
+import pytest
+
+from aioretell._operation_table import OPERATIONS
+from aioretell.redis_pacer import PacerUnavailableError, RedisPacer
+
+CREATE = OPERATIONS["createPhoneCall"]
+READ = OPERATIONS["getCall"]
+
+
+async def _take(pacer: RedisPacer, op: object, n: int) -> list[float]:
+    """Server times (ms) of ``n`` granted turns taken by concurrent tasks."""
+    turns = await asyncio.gather(*(pacer.acquire(op) for _ in range(n)))  # type: ignore[arg-type]
+    return sorted(t.granted_ms for t in turns)
+
+
+async def test_two_pacers_share_one_create_rate(redis_url: str, namespace: str) -> None:
+    one = RedisPacer(redis_url, namespace=namespace, create_rate_limit=40)
+    two = RedisPacer(redis_url, namespace=namespace, create_rate_limit=40)
+    try:
+        a, b = await asyncio.gather(_take(one, CREATE, 12), _take(two, CREATE, 12))
+    finally:
+        await one.aclose()
+        await two.aclose()
+    times = sorted(a + b)
+    # 24 turns at 40/s, each at most half an interval early: the last is >= 23 intervals minus
+    # that tolerance after the first, and no 1 s window could hold more than 40 + 1.
+    span = times[-1] - times[0]
+    assert span >= 23 * 25 - 12.5
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    assert min(gaps) >= 25 * 0.5 - 1  # never closer than the tolerance allows
+
+
+async def test_reads_are_not_held_by_the_create_bucket(redis_url: str, namespace: str) -> None:
+    pacer = RedisPacer(redis_url, namespace=namespace, create_rate_limit=1)
+    try:
+        await pacer.acquire(CREATE)
+        # The next create waits about a second; reads go through at once meanwhile.
+        waiting = asyncio.create_task(pacer.acquire(CREATE))
+        reads = await _take(pacer, READ, 20)
+        assert not waiting.done()
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+    finally:
+        await pacer.aclose()
+    assert len(reads) == 20
+
+
+async def test_a_429_in_one_process_pauses_the_others(redis_url: str, namespace: str) -> None:
+    one = RedisPacer(redis_url, namespace=namespace)
+    two = RedisPacer(redis_url, namespace=namespace)
+    try:
+        turn = await one.acquire(READ)
+        pending = one.on_response(READ, turn, 429, {"Retry-After": "1"})
+        assert pending is not None
+        await pending
+        started = time.monotonic()
+        second = await two.acquire(READ)
+        waited = time.monotonic() - started
+        assert second.granted_ms >= turn.granted_ms + 1000
+        assert waited > 0.5  # held by the other process's 429, not by a rate of its own
+        # A success needs no round trip.
+        assert two.on_response(READ, second, 200, {}) is None
+    finally:
+        await one.aclose()
+        await two.aclose()
+
+
+async def test_cancelled_waiters_hold_no_turns(redis_url: str, namespace: str) -> None:
+    pacer = RedisPacer(redis_url, namespace=namespace, create_rate_limit=10)
+    try:
+        first = await pacer.acquire(CREATE)
+        waiters = [asyncio.create_task(pacer.acquire(CREATE)) for _ in range(200)]
+        await asyncio.sleep(0.05)
+        for task in waiters:
+            task.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+        # The next turn comes one interval after the first, not 200 intervals later.
+        nxt = await asyncio.wait_for(pacer.acquire(CREATE), timeout=5)
+    finally:
+        await pacer.aclose()
+    assert nxt.granted_ms - first.granted_ms < 1000
+
+
+async def test_concurrency_cap_is_shared(redis_url: str, namespace: str) -> None:
+    one = RedisPacer(redis_url, namespace=namespace, max_concurrency=3)
+    two = RedisPacer(redis_url, namespace=namespace, max_concurrency=3)
+    in_flight = 0
+    peak = 0
+
+    async def request(pacer: RedisPacer) -> None:
+        nonlocal in_flight, peak
+        turn = await pacer.acquire(READ)
+        try:
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await asyncio.sleep(0.01)
+            in_flight -= 1
+        finally:
+            await pacer.release(turn)
+
+    try:
+        await asyncio.gather(*(request(p) for p in (one, two) for _ in range(15)))
+    finally:
+        await one.aclose()
+        await two.aclose()
+    assert peak == 3
+
+
+async def test_adaptive_rate_is_shared(redis_url: str, namespace: str) -> None:
+    one = RedisPacer(redis_url, namespace=namespace)
+    two = RedisPacer(redis_url, namespace=namespace)
+    try:
+        for _ in range(20):  # successes the fleet saw, reported with the next turns
+            turn = await one.acquire(READ)
+            one.on_response(READ, turn, 200, {})
+        turn = await one.acquire(READ)
+        pending = one.on_response(READ, turn, 429, {"retry-after-ms": "10"})
+        assert pending is not None
+        await pending
+        times = await _take(two, READ, 6)
+    finally:
+        await one.aclose()
+        await two.aclose()
+    # The other process now sends at the shared, lowered rate: spaced, not all at once.
+    assert times[-1] - times[0] > 50
+
+
+async def test_unreachable_redis_fails_closed(namespace: str) -> None:
+    pacer = RedisPacer("redis://127.0.0.1:1/0", namespace=namespace)
+    try:
+        with pytest.raises(PacerUnavailableError, match="unavailable") as caught:
+            await pacer.acquire(READ)
+    finally:
+        await pacer.aclose()
+    assert caught.value.request_sent is False
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"namespace": ""}, ValueError),
+        ({"namespace": "a b"}, ValueError),
+        ({"namespace": "x", "create_rate_limit": float("nan")}, ValueError),
+        ({"namespace": "x", "rate_limit": -1}, ValueError),
+        ({"namespace": "x", "rate_limit": float("inf")}, ValueError),
+        ({"namespace": "x", "rate_limit": "5"}, TypeError),
+        ({"namespace": "x", "max_concurrency": 0}, ValueError),
+        ({"namespace": "x", "lease_ttl_s": 0}, ValueError),
+        ({"namespace": "x", "on_unavailable": "ignore"}, ValueError),
+    ],
+)
+def test_bad_arguments(options: dict[str, object], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        RedisPacer("redis://127.0.0.1:6379/0", **options)  # type: ignore[arg-type]

@@ -1,0 +1,73 @@
+"""How aiohttp's exceptions become ours, without sockets (tests/integration/test_wire.py has the
+same over a real loopback server)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from aioretell import _exceptions as E
+from aioretell._transport import _CUT_SHORT_CONNECTING, _translate
+
+INFO = E.RequestInfo("getCall", "GET", "http://x/v2/get-call/c")
+KEY = "key_unit_secret"
+
+
+def test_aiohttp_still_has_the_switch_for_its_own_resend() -> None:
+    # The transport turns aiohttp's hidden resend off through this attribute; if a release
+    # renames it, max_retries no longer bounds the requests on the wire.
+    assert "_retry_connection" in aiohttp.ClientSession.ATTRS
+
+
+def test_an_aiohttp_error_holding_the_key_is_described_not_kept() -> None:
+    headers = CIMultiDictProxy(CIMultiDict({"Authorization": f"Bearer {KEY}"}))
+    url = URL(INFO.url)
+    request_info = aiohttp.RequestInfo(url, "GET", headers, url)
+    cause = aiohttp.ClientResponseError(request_info, (), status=400, message="Bad status line")
+    error = _translate(cause, INFO)
+    assert isinstance(error, E.APIConnectionError)
+    assert "ClientResponseError" in str(error) and "Bad status line" in str(error)
+    assert error.__cause__ is None and error.__context__ is None
+    assert KEY not in repr(vars(error)) and KEY not in str(error)
+
+
+def _total_timeout(cancelled: asyncio.CancelledError) -> asyncio.TimeoutError:
+    try:
+        raise asyncio.TimeoutError from cancelled
+    except asyncio.TimeoutError as exc:
+        return exc
+
+
+def test_total_timeout_while_connecting_was_never_sent() -> None:
+    cancelled = asyncio.CancelledError()
+    setattr(cancelled, _CUT_SHORT_CONNECTING, True)
+    error = _translate(_total_timeout(cancelled), INFO)
+    assert isinstance(error, E.APITimeoutError)
+    assert error.request_sent is False
+    assert "nothing was sent" in str(error)
+
+
+def test_total_timeout_after_connecting_may_have_been_sent() -> None:
+    error = _translate(_total_timeout(asyncio.CancelledError()), INFO)
+    assert isinstance(error, E.APITimeoutError)
+    assert error.request_sent is True
+
+
+@pytest.mark.parametrize(
+    ("cause", "kind", "sent"),
+    [
+        (aiohttp.ServerDisconnectedError(), E.APIConnectionError, True),
+        (aiohttp.ServerTimeoutError("read"), E.APITimeoutError, True),
+        (aiohttp.ConnectionTimeoutError("pool"), E.APITimeoutError, False),
+        (aiohttp.ClientPayloadError("cut off"), E.APIConnectionError, True),
+    ],
+)
+def test_translation(cause: BaseException, kind: type[E.APIError], sent: bool) -> None:
+    error = _translate(cause, INFO)
+    assert type(error) is kind
+    assert isinstance(error, E.APIConnectionError) and error.request_sent is sent
+    assert error.request is INFO
