@@ -252,8 +252,10 @@ class Connection(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             self.fail("the server switched protocols")
         except httptools.HttpParserError as exc:
-            # The parser's text says what was wrong (it quotes no request data).
-            self.fail(f"invalid HTTP response ({type(exc).__name__}: {exc})")
+            # What was wrong, and the start of what came (the first line only, so that even a
+            # peer echoing our request back could not put a header of ours in the message).
+            start = data.split(b"\n", 1)[0][:60].decode("latin-1")
+            self.fail(f"invalid HTTP response ({type(exc).__name__}: {exc}; it began {start!r})")
 
     def eof_received(self) -> bool:
         self.closed = True

@@ -29,11 +29,18 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl as ssl_module
+from collections.abc import AsyncGenerator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from ._exceptions import APIConnectionError, APITimeoutError, ClientClosedError, RequestInfo
+from ._exceptions import (
+    APIConnectionError,
+    APITimeoutError,
+    ClientClosedError,
+    RequestInfo,
+    WrongEventLoopError,
+)
 from ._fast_http import Connection, Failure
 from ._sansio import HTTPRequest, HTTPResponse
 from ._transport import PoolConfig
@@ -141,6 +148,7 @@ class FastTransport:
         self._accept_encoding = accept_encoding.encode("ascii")
         self._ssl = ssl
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._closer: AsyncGenerator[None, None] | None = None
         self._closed = False
         #: connections open, being opened, or promised to a waiter (never above ``_limit``)
         self._count = 0
@@ -250,12 +258,14 @@ class FastTransport:
     ) -> HTTPResponse:
         loop = self._loop
         if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
+            loop = await self._bind()
         elif loop is not asyncio.get_running_loop():
-            raise RuntimeError(
-                "This FastTransport was used from an event loop other than the one it first "
-                "sent a request in; its connections belong to that loop. Create the client "
-                "inside the loop that uses it, one per loop."
+            state = "has since closed" if loop.is_closed() else "is another one"
+            raise WrongEventLoopError(
+                "This AsyncRetell client was used from an event loop other than the one its "
+                f"FastTransport first sent a request in (which {state}); its connections "
+                "belong to that loop. Create the client inside the loop that uses it, e.g. in "
+                "the coroutine given to asyncio.run(), one client per loop."
             )
         if self._closed:
             raise ClientClosedError("This AsyncRetell client is closed; create a new one.")
@@ -299,6 +309,15 @@ class FastTransport:
         raise APIConnectionError(
             f"Connection failed during {info.operation_id}: {result.reason}", request=info
         )
+
+    async def _bind(self) -> asyncio.AbstractEventLoop:
+        """Tie the pool to the running loop, and its connections' end to the loop's end."""
+        if self._closed:
+            raise ClientClosedError("This AsyncRetell client is closed; create a new one.")
+        loop = self._loop = asyncio.get_running_loop()
+        self._closer = _closed_with_its_loop(self)
+        await anext(self._closer)
+        return loop
 
     # -- the pool ----------------------------------------------------------------------------
 
@@ -482,6 +501,14 @@ class FastTransport:
 
     async def aclose(self) -> None:
         """Close every connection; requests in flight fail, queued ones fail unsent."""
+        closer, self._closer = self._closer, None
+        if closer is not None and self._loop is asyncio.get_running_loop():
+            await closer.aclose()  # runs _shut_down
+        else:
+            # Unused, or closed from another loop: its own loop's shutdown closes the rest.
+            self._shut_down()
+
+    def _shut_down(self) -> None:
         self._closed = True
         for origin in self._origins.values():
             origin.idle.clear()
@@ -494,6 +521,17 @@ class FastTransport:
             if not waiter.done():
                 waiter.set_result(_CLOSING)
         self._blocks.clear()  # they hold the credentials
+
+
+async def _closed_with_its_loop(transport: FastTransport) -> AsyncGenerator[None, None]:
+    """Shuts ``transport`` down once closed itself: by :meth:`FastTransport.aclose`, or else by
+    the event loop's shutdown, which closes every async generator started in it
+    (``asyncio.run`` does). A transport left open still closes its connections in their loop.
+    """
+    try:
+        yield
+    finally:
+        transport._shut_down()
 
 
 def _refuse(parameter: str, asked: bool, what: str) -> None:
