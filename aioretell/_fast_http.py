@@ -279,6 +279,11 @@ class Connection(asyncio.Protocol):
 
     # -- httptools callbacks -----------------------------------------------------------------
 
+    def on_message_begin(self) -> None:
+        if self._waiter is None:
+            # A second response in the bytes that ended the first: out of step, never reuse.
+            self.close()
+
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
         if len(name) > 13:  # the three we look at are 14, 16 and 17 long
