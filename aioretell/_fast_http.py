@@ -14,8 +14,15 @@ import zlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import httptools
 from multidict import CIMultiDict
+
+try:
+    import httptools
+except ImportError as exc:  # the optional dependency of the `fast` extra
+    raise ImportError(
+        "FastTransport needs httptools: pip install 'aioretell[fast]' "
+        "(or keep the default AiohttpTransport)"
+    ) from exc
 
 from ._sansio import HTTPResponse
 

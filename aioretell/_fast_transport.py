@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import math
 import ssl as ssl_module
 from collections.abc import AsyncGenerator
 from types import TracebackType
@@ -103,35 +104,48 @@ class _Origin:
 class FastTransport:
     """HTTP/1.1 over a keep-alive pool on ``asyncio.Protocol``, parsed with ``httptools``.
 
-    ``FastTransport(pool=PoolConfig(limit=200), ssl=context)``; give it to
-    ``AsyncRetell(transport=...)``. The client does not close a transport it was given: use
-    ``async with FastTransport() as transport, AsyncRetell(transport=transport) as client``.
+    ``connection_limit`` and ``keepalive_timeout`` mean what they mean to ``AsyncRetell``.
     ``ssl`` is the context for ``https://`` URLs, by default ``ssl.create_default_context()``
-    (certificates and host names verified). The pool opens connections within the running loop
-    of its first request and serves that loop only. ``dns_cache_ttl`` is not used: names are
-    resolved by the event loop each time a connection is opened, which a keep-alive pool rarely
-    does.
+    (certificates and host names verified). Names are resolved by the event loop whenever a
+    connection is opened (no DNS cache: a keep-alive pool rarely opens one). The pool serves the
+    event loop of its first request only.
 
-    ``proxy``, ``http2``, ``follow_redirects`` and ``accept_encoding`` exist only to fail: any
-    value but the default raises ``ValueError`` naming ``AiohttpTransport``.
+    The client does not close a transport it was given, so open both together::
+
+        async with FastTransport() as transport, AsyncRetell(transport=transport) as client:
+            ...
+
+    ``proxy``, ``http2``, ``follow_redirects`` and ``accept_encoding`` (other than gzip and
+    deflate) exist only to fail: they raise ``ValueError`` naming ``AiohttpTransport``.
     """
+
+    @classmethod
+    def from_pool(cls, pool: PoolConfig) -> FastTransport:
+        """The transport for a client's :class:`PoolConfig` (``dns_cache_ttl`` is not used)."""
+        return cls(connection_limit=pool.limit, keepalive_timeout=pool.keepalive_timeout)
 
     def __init__(
         self,
-        pool: PoolConfig | None = None,
         *,
+        connection_limit: int = 100,
+        keepalive_timeout: float = 15.0,
         ssl: ssl_module.SSLContext | None = None,
         proxy: str | None = None,
         http2: bool = False,
         follow_redirects: bool = False,
         accept_encoding: str = "gzip",
     ) -> None:
-        if pool is None:
-            pool = PoolConfig()
-        if not isinstance(pool, PoolConfig):
-            raise TypeError(f"pool must be a PoolConfig, not {type(pool).__name__}")
-        if isinstance(pool.limit, bool) or not isinstance(pool.limit, int) or pool.limit < 1:
-            raise ValueError(f"pool.limit must be an int of at least 1, got {pool.limit!r}")
+        if isinstance(connection_limit, bool) or not isinstance(connection_limit, int):
+            raise TypeError(
+                f"connection_limit must be an int, not {type(connection_limit).__name__}"
+            )
+        if connection_limit < 1:
+            raise ValueError(f"connection_limit must be at least 1, got {connection_limit}")
+        keepalive = keepalive_timeout
+        if isinstance(keepalive, bool) or not isinstance(keepalive, (int, float)):
+            raise TypeError(f"keepalive_timeout must be a number, not {type(keepalive).__name__}")
+        if not math.isfinite(keepalive) or keepalive < 0:
+            raise ValueError(f"keepalive_timeout must be finite seconds >= 0, got {keepalive}")
         if ssl is not None and not isinstance(ssl, ssl_module.SSLContext):
             raise TypeError(f"ssl must be an ssl.SSLContext or None, not {type(ssl).__name__}")
         _refuse("proxy", proxy is not None, "proxies")
@@ -143,8 +157,8 @@ class FastTransport:
             not codings <= _CODINGS,
             f"the content codings {sorted(codings - _CODINGS)}",
         )
-        self._limit = pool.limit
-        self._keepalive = pool.keepalive_timeout
+        self._limit = connection_limit
+        self._keepalive = float(keepalive)
         self._accept_encoding = accept_encoding.encode("ascii")
         self._ssl = ssl
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -22,7 +22,6 @@ import pytest
 import aioretell
 from aioretell import AsyncRetell, Timeout
 from aioretell._fast_transport import FastTransport
-from aioretell._transport import PoolConfig
 from benchmarks import tls_cert
 
 from ..integration.loopback import LoopbackServer, Received, http_response, reset
@@ -249,8 +248,8 @@ async def test_connection_idle_past_keepalive_timeout_is_not_reused() -> None:
         return await answer_ok(received, writer)
 
     # A zero keep-alive: every idle connection has outlived it (no clock needed).
-    pool = PoolConfig(keepalive_timeout=0.0)
-    async with LoopbackServer(answer) as server, fast_client(server.url, pool=pool) as client:
+    pool = {"keepalive_timeout": 0.0}
+    async with LoopbackServer(answer) as server, fast_client(server.url, **pool) as client:
         await get(client)
         await get(client)
     assert len(set(ports)) == 2
@@ -272,8 +271,8 @@ async def test_pool_limit_bounds_connections() -> None:
         await asyncio.sleep(0.01)
         return await answer_ok(received, writer)
 
-    pool = PoolConfig(limit=3)
-    async with LoopbackServer(answer) as server, fast_client(server.url, pool=pool) as client:
+    pool = {"connection_limit": 3}
+    async with LoopbackServer(answer) as server, fast_client(server.url, **pool) as client:
         results = await asyncio.gather(*(get(client) for _ in range(20)))
     assert results == [{"concurrency_limit": 7}] * 20
     assert len(set(ports)) == 3
@@ -287,8 +286,8 @@ async def test_cancelled_while_queued_gives_its_turn_back() -> None:
         await release.wait()
         return await answer_ok(received, writer)
 
-    pool = PoolConfig(limit=1)
-    async with LoopbackServer(hold) as server, fast_client(server.url, pool=pool) as client:
+    pool = {"connection_limit": 1}
+    async with LoopbackServer(hold) as server, fast_client(server.url, **pool) as client:
         hog = asyncio.create_task(get(client))
         while not server.received:
             await asyncio.sleep(0.01)
@@ -332,7 +331,7 @@ async def test_closing_fails_requests_in_flight_and_queued() -> None:
         return False
 
     async with LoopbackServer(never) as server:
-        transport = FastTransport(PoolConfig(limit=1))
+        transport = FastTransport(connection_limit=1)
         client = AsyncRetell(api_key=API_KEY, base_url=server.url, transport=transport)
         client = client.with_options(max_retries=0)
         in_flight = asyncio.create_task(get(client))
@@ -591,3 +590,22 @@ def test_on_uvloop(certificates: tls_cert.Certificates) -> None:
     server: LoopbackServer
     # Like asyncio.run: what is left of the servers' tasks is cancelled before the loop closes.
     assert uvloop.run(scenario()) == [{"concurrency_limit": 7}] * 11
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "text"),
+    [
+        ({"connection_limit": 0}, ValueError, "connection_limit"),
+        ({"connection_limit": True}, TypeError, "connection_limit"),
+        ({"connection_limit": 2.5}, TypeError, "connection_limit"),
+        ({"keepalive_timeout": -1}, ValueError, "keepalive_timeout"),
+        ({"keepalive_timeout": float("nan")}, ValueError, "keepalive_timeout"),
+        ({"keepalive_timeout": "15"}, TypeError, "keepalive_timeout"),
+        ({"ssl": True}, TypeError, "ssl"),
+    ],
+)
+def test_bad_settings_name_the_parameter(
+    options: dict[str, Any], error: type[Exception], text: str
+) -> None:
+    with pytest.raises(error, match=text):
+        FastTransport(**options)

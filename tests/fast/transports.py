@@ -22,5 +22,5 @@ def transport_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     kind: str = request.param
     if kind == "fast":
         # The one place the client builds its default transport (from its PoolConfig).
-        monkeypatch.setattr(aioretell._client, "AiohttpTransport", FastTransport)
+        monkeypatch.setattr(aioretell._client, "AiohttpTransport", FastTransport.from_pool)
     return kind
