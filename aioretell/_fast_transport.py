@@ -170,6 +170,10 @@ class FastTransport:
         self._waiters: collections.deque[tuple[asyncio.Future[Any], _Origin]] = collections.deque()
         self._origins: dict[str, _Origin] = {}
         self._blocks: dict[tuple[str, tuple[tuple[str, str], ...]], bytes] = {}
+        self._blocks_by_id: dict[int, tuple[Any, _Origin, int, bytes]] = {}
+        #: the last timeout seen, and its (total, read) limits
+        self._timeout: Any = None
+        self._limits: tuple[float | None, float | None] = (None, None)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self._connections)} connections"
@@ -203,7 +207,28 @@ class FastTransport:
         return origin
 
     def _header_block(self, origin: _Origin, headers: Any) -> bytes:
-        """``Host`` and ``headers`` encoded once per distinct set (the key among them)."""
+        """``Host`` and ``headers`` encoded once per distinct set (the key among them).
+
+        A request's headers are an immutable part of it (``HTTPRequest`` is frozen), and a
+        client sends the same mapping object with each request, so the block is found by the
+        mapping's identity first: the entry keeps the mapping alive (its id cannot be reused)
+        and its length (a mapping cleared at close does not match). By content otherwise.
+        """
+        seen = self._blocks_by_id.get(id(headers))
+        if (
+            seen is not None
+            and seen[0] is headers
+            and seen[1] is origin
+            and seen[2] == len(headers)
+        ):
+            return seen[3]
+        block = self._encode_headers(origin, headers)
+        if len(self._blocks_by_id) >= _MAX_HEADER_BLOCKS:
+            self._blocks_by_id.clear()
+        self._blocks_by_id[id(headers)] = (headers, origin, len(headers), block)
+        return block
+
+    def _encode_headers(self, origin: _Origin, headers: Any) -> bytes:
         key = (origin.prefix, tuple(headers.items()))
         block = self._blocks.get(key)
         if block is None:
@@ -285,7 +310,10 @@ class FastTransport:
             raise ClientClosedError("This AsyncRetell client is closed; create a new one.")
         origin, data = self._encode(request)
         now = loop.time()
-        total = _limit(timeout.total)
+        if timeout is not self._timeout:  # a client sends the same one with every request
+            self._limits = (_limit(timeout.total), _limit(timeout.sock_read))
+            self._timeout = timeout
+        total, read = self._limits
         deadline = None if total is None else now + total
         conn: Connection | None = None
         idle = origin.idle
@@ -302,7 +330,7 @@ class FastTransport:
             conn = got
             now = loop.time()  # the wait for a connection took time
         waiter: asyncio.Future[HTTPResponse | Failure] = loop.create_future()
-        conn.start(data, waiter, now, _limit(timeout.sock_read), deadline, request.method == "HEAD")
+        conn.start(data, waiter, now, read, deadline, request.method == "HEAD")
         # From here on the request may have reached the server.
         try:
             result = await waiter
@@ -311,10 +339,12 @@ class FastTransport:
             self._discard(conn)
             raise
         if type(result) is HTTPResponse:
-            if conn.reusable:
+            if not conn.reusable:
+                self._discard(conn)
+            elif self._waiters:
                 self._release(conn)
             else:
-                self._discard(conn)
+                conn.key.idle.append(conn)
             return result
         self._discard(conn)
         assert isinstance(result, Failure)
@@ -535,6 +565,7 @@ class FastTransport:
             if not waiter.done():
                 waiter.set_result(_CLOSING)
         self._blocks.clear()  # they hold the credentials
+        self._blocks_by_id.clear()
 
 
 async def _closed_with_its_loop(transport: FastTransport) -> AsyncGenerator[None, None]:

@@ -34,7 +34,7 @@ from benchmarks.canned_server import CannedServer, raise_open_files_limit
 from benchmarks.targets import API_KEY, CANNED_CHAT_ID
 
 ROOT = Path(__file__).resolve().parent.parent
-CLIENTS = ("aioretell", "retell-sdk", "retell-sdk aiohttp", "floor")
+CLIENTS = ("aioretell", "aioretell fast", "retell-sdk", "retell-sdk aiohttp", "floor")
 DELAY_S = 0.01
 
 
@@ -70,6 +70,13 @@ def _client(name: str, url: str, pool: int) -> tuple[Any, Any]:
 
         ours = AsyncRetell(api_key=API_KEY, base_url=url, connection_limit=pool or 100)
         return ours.chat.retrieve, ours.close
+    if name == "aioretell fast":
+        from aioretell import AsyncRetell
+        from aioretell._fast_transport import FastTransport
+
+        transport = FastTransport(connection_limit=pool or 100)
+        fast = AsyncRetell(api_key=API_KEY, base_url=url, transport=transport)
+        return fast.chat.retrieve, transport.aclose
     if name == "floor":
         import aiohttp
         import msgspec
