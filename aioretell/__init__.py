@@ -4,6 +4,8 @@
 ``aioretell.emulator`` is a local Retell server for development and tests.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._client import AsyncRetell
 from ._exceptions import (
     AmbiguousOutcomeError,
@@ -58,3 +60,16 @@ __all__ = [
     "__version__",
     "fan_out",
 ]
+
+if TYPE_CHECKING:
+    from ._fast_transport import FastTransport as FastTransport
+
+
+def __getattr__(name: str) -> Any:
+    # FastTransport needs the `fast` extra (httptools): imported when first asked for, so that
+    # `import aioretell` never does, and left out of __all__ for the same reason.
+    if name == "FastTransport":
+        from ._fast_transport import FastTransport as FastTransport
+
+        return FastTransport
+    raise AttributeError(f"module 'aioretell' has no attribute {name!r}")

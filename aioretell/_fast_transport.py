@@ -18,10 +18,10 @@ Its semantics match :class:`~aioretell._transport.AiohttpTransport`'s or are str
 * errors are described in text, never chained: no object reachable from a raised exception
   holds the request (or its ``Authorization`` header).
 
-What it does not do (proxies, HTTP/2, redirects, content codings other than gzip and deflate)
-makes construction fail, naming ``AiohttpTransport``, which does them; nothing falls back
-silently in the middle of a request. A redirect status is returned as the answer, as any
-other status.
+Asking for what it does not do (a proxy, HTTP/2, following redirects, content codings other
+than gzip and deflate) makes construction fail with a ``ValueError`` that names
+``AiohttpTransport``; nothing falls back silently in the middle of a request. A redirect is
+returned as the answer, like any other status.
 """
 
 from __future__ import annotations
@@ -115,8 +115,8 @@ class FastTransport:
         async with FastTransport() as transport, AsyncRetell(transport=transport) as client:
             ...
 
-    ``proxy``, ``http2``, ``follow_redirects`` and ``accept_encoding`` (other than gzip and
-    deflate) exist only to fail: they raise ``ValueError`` naming ``AiohttpTransport``.
+    ``proxy``, ``http2``, ``follow_redirects`` and ``accept_encoding`` (beyond gzip and deflate)
+    exist to fail loudly: asking for them raises ``ValueError`` naming ``AiohttpTransport``.
     """
 
     @classmethod
@@ -148,15 +148,22 @@ class FastTransport:
             raise ValueError(f"keepalive_timeout must be finite seconds >= 0, got {keepalive}")
         if ssl is not None and not isinstance(ssl, ssl_module.SSLContext):
             raise TypeError(f"ssl must be an ssl.SSLContext or None, not {type(ssl).__name__}")
-        _refuse("proxy", proxy is not None, "proxies")
-        _refuse("http2", http2 is not False, "HTTP/2")
-        _refuse("follow_redirects", follow_redirects is not False, "following redirects")
-        codings = {c.split(";")[0].strip().lower() for c in accept_encoding.split(",")}
-        _refuse(
-            "accept_encoding",
-            not codings <= _CODINGS,
-            f"the content codings {sorted(codings - _CODINGS)}",
-        )
+        if proxy is not None:
+            raise ValueError(
+                "FastTransport does not connect through a proxy (proxy=...); aiohttp, under "
+                "the default AiohttpTransport, can"
+            )
+        if http2 is not False:
+            raise ValueError(
+                "FastTransport speaks HTTP/1.1 only (http2=True), as does the default "
+                "AiohttpTransport"
+            )
+        if follow_redirects is not False:
+            raise ValueError(
+                "FastTransport does not follow redirects (follow_redirects=True); the default "
+                "AiohttpTransport does"
+            )
+        _check_codings("accept_encoding", accept_encoding)
         self._limit = connection_limit
         self._keepalive = float(keepalive)
         self._accept_encoding = accept_encoding.encode("ascii")
@@ -246,12 +253,7 @@ class FastTransport:
                 if lowered in ("host", "content-length", "transfer-encoding", "connection"):
                     raise ValueError(f"header {name!r} is set by the transport")
                 if lowered == "accept-encoding":
-                    codings = {c.split(";")[0].strip().lower() for c in value.split(",")}
-                    _refuse(
-                        "Accept-Encoding",
-                        not codings <= _CODINGS,
-                        f"the content codings {sorted(codings - _CODINGS)}",
-                    )
+                    _check_codings("the Accept-Encoding header", value)
                 names.add(lowered)
                 lines.append(name.encode("ascii") + b": " + value.encode("utf-8"))
             if "accept-encoding" not in names:
@@ -579,11 +581,13 @@ async def _closed_with_its_loop(transport: FastTransport) -> AsyncGenerator[None
         transport._shut_down()
 
 
-def _refuse(parameter: str, asked: bool, what: str) -> None:
-    if asked:
+def _check_codings(where: str, value: str) -> None:
+    codings = {c.split(";")[0].strip().lower() for c in value.split(",")}
+    unknown = sorted(codings - _CODINGS)
+    if unknown:
         raise ValueError(
-            f"FastTransport does not support {what} ({parameter}); "
-            "use aioretell's default AiohttpTransport, which does"
+            f"FastTransport decodes gzip and deflate only ({where} asks for {unknown}); the "
+            "default AiohttpTransport decodes br too, with the brotli package installed"
         )
 
 

@@ -436,9 +436,9 @@ async def test_tls_handshake_that_never_ends_is_a_connect_timeout() -> None:
 @pytest.mark.parametrize(
     ("options", "what"),
     [
-        ({"proxy": "http://proxy.example:3128"}, "proxies"),
-        ({"http2": True}, "HTTP/2"),
-        ({"follow_redirects": True}, "following redirects"),
+        ({"proxy": "http://proxy.example:3128"}, "proxy"),
+        ({"http2": True}, "HTTP/1.1 only"),
+        ({"follow_redirects": True}, "does not follow redirects"),
         ({"accept_encoding": "gzip, br"}, "'br'"),
     ],
 )
@@ -609,3 +609,26 @@ def test_bad_settings_name_the_parameter(
 ) -> None:
     with pytest.raises(error, match=text):
         FastTransport(**options)
+
+
+def test_without_httptools_the_error_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    for module in ("aioretell._fast_transport", "aioretell._fast_http"):
+        monkeypatch.delitem(sys.modules, module)
+    monkeypatch.setitem(sys.modules, "httptools", None)  # as if not installed
+    with pytest.raises(ImportError, match=r"pip install 'aioretell\[fast\]'"):
+        aioretell.FastTransport  # noqa: B018
+    # monkeypatch puts the modules back, so the classes the other tests hold stay the same.
+
+
+def test_import_aioretell_does_not_import_httptools() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, aioretell; print('httptools' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
