@@ -208,7 +208,9 @@ class Connection(asyncio.Protocol):
         if timer is not None:
             timer.cancel()
         transport = self.transport
-        if transport is not None:
+        # A transport of a loop closed without shutting down (so without closing us) cannot
+        # be closed from another: leave it to the garbage collector, which warns.
+        if transport is not None and not self.loop.is_closed():
             transport.abort()
 
     def fail(self, reason: str, *, timed_out: bool = False) -> None:

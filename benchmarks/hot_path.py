@@ -723,8 +723,12 @@ def _run(args: argparse.Namespace, argv: Sequence[str], certdir: Path) -> int:
     env = environment(argv, seconds, (load_start, _load()))
     text = render(cells, rss_results, env)
     print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text, encoding="utf-8")
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        log(f"could not write {args.out}: {exc.strerror or exc}")
+        return 1
     log(f"wrote {args.out}")
     return 0
 

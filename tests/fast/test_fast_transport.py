@@ -25,7 +25,11 @@ from aioretell._fast_transport import FastTransport
 from benchmarks import tls_cert
 
 from ..integration.loopback import LoopbackServer, Received, http_response, reset
-from ..integration.test_wire import API_KEY, assert_key_unreachable
+from ..integration.test_wire import (  # noqa: F401  (threaded_server: a fixture)
+    API_KEY,
+    assert_key_unreachable,
+    threaded_server,
+)
 
 OK = b'{"concurrency_limit": 7}'
 
@@ -632,3 +636,28 @@ def test_import_aioretell_does_not_import_httptools() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_closed_from_another_loop_after_its_loop_closed(threaded_server: str) -> None:  # noqa: F811
+    # Its loop closed without shutdown_asyncgens (no asyncio.run) while a connection sat idle:
+    # closing the transport later from another loop must not raise. (The socket it can no
+    # longer close is the garbage collector's to report.)
+    import gc
+    import warnings
+
+    transport = FastTransport()
+
+    async def use() -> None:
+        client = AsyncRetell(api_key=API_KEY, base_url=threaded_server, transport=transport)
+        assert (await client.concurrency.retrieve()).concurrency_limit == 3
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(use())
+    assert len(transport._connections) == 1  # idle, open
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        loop.close()  # no shutdown_asyncgens: the transport's closer never ran
+        asyncio.run(transport.aclose())
+        del loop
+        gc.collect()
+    assert transport._connections == set()
