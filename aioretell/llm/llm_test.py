@@ -1,0 +1,352 @@
+"""``aioretell llm-test URL``: drive a custom-LLM server the way Retell would, and measure it.
+
+Runs ``--calls`` conversations at once, each a :class:`~aioretell.llm.retell_side.RetellSide`
+playing the script (``--script``, JSON or YAML; a built-in one otherwise) against
+``URL/{call_id}``, then prints per-turn first-chunk and full-response latency (p50/p90/p99),
+ping round trips, stale answers (sent for a ``response_id`` the server knew was superseded),
+protocol violations, how the conversations ended, and one transcript.
+
+Exit status: 0 when every conversation ended without a socket error, every turn was answered
+and there were no stale answers or violations; 1 otherwise; 2 for bad arguments or script;
+130 on Ctrl-C (after printing what was measured so far).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import secrets
+import sys
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import aiohttp
+import anyio
+
+from .latency import latency_stats
+from .retell_side import (
+    ERROR_REASONS,
+    ConversationResult,
+    RetellSide,
+    RetellTimings,
+    websocket_url,
+)
+from .script import DEFAULT_SCRIPT, ConversationScript, ScriptError, load_script
+
+__all__ = ["LLMTestReport", "add_arguments", "main", "run", "run_conversations"]
+
+PROG = "aioretell llm-test"
+MAX_CALLS = 10_000
+MAX_SECONDS = 3600.0
+
+
+# -- arguments --------------------------------------------------------------------------------
+
+
+def _calls(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if not 1 <= value <= MAX_CALLS:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_CALLS}, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not (math.isfinite(value) and 0 < value <= MAX_SECONDS):
+        raise argparse.ArgumentTypeError(
+            f"must be more than 0 and at most {MAX_SECONDS:g} seconds, got {text}"
+        )
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "url",
+        metavar="URL",
+        help="the server's llm_websocket_url (ws:// or wss://); each conversation opens "
+        "URL/{call_id}",
+    )
+    parser.add_argument(
+        "--script",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the conversation to play, JSON or YAML (YAML needs aioretell[llm-test]); "
+        "default: a built-in 4-turn script with a barge-in",
+    )
+    parser.add_argument(
+        "--calls", type=_calls, default=1, metavar="N", help="conversations to run at once"
+    )
+    parser.add_argument(
+        "--ping-interval",
+        type=_seconds,
+        default=2.0,
+        metavar="SECONDS",
+        help="between pings when the server asks for auto_reconnect (no echo for 2.5 "
+        "intervals: connection lost)",
+    )
+    parser.add_argument(
+        "--response-timeout",
+        type=_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="wait this long for a complete answer before the turn counts as unanswered",
+    )
+    parser.add_argument(
+        "--open-timeout",
+        type=_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="for connecting and the WebSocket handshake",
+    )
+
+
+# -- running ----------------------------------------------------------------------------------
+
+
+async def run_conversations(
+    url: str,
+    script: ConversationScript,
+    *,
+    calls: int = 1,
+    timings: RetellTimings | None = None,
+    sides: list[RetellSide] | None = None,
+) -> list[ConversationResult]:
+    """Run ``calls`` conversations at once against ``url``; their results, in order.
+
+    ``sides``, if given, receives the drivers as they are made, so a caller that is
+    cancelled can still read what each had measured.
+    """
+    if calls < 1:
+        raise ValueError(f"calls must be at least 1, got {calls}")
+    websocket_url(url, "call")  # a bad URL fails here, before any connection
+    batch = secrets.token_hex(4)
+    made = [] if sides is None else sides
+    # No connection limit: each conversation holds one WebSocket for its whole length.
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        for index in range(calls):
+            made.append(
+                RetellSide(
+                    session, url, f"call_llmtest_{batch}_{index:05d}", script, timings=timings
+                )
+            )
+        async with anyio.create_task_group() as group:
+            for side in made:
+                group.start_soon(side.run)
+    return [side.result for side in made]
+
+
+# -- the report -------------------------------------------------------------------------------
+
+
+@dataclass
+class LLMTestReport:
+    """What ``llm-test`` measured over all conversations."""
+
+    results: list[ConversationResult]
+    reasons: Counter[str] = field(default_factory=Counter)
+    first_chunk_ms: list[float] = field(default_factory=list)
+    full_response_ms: list[float] = field(default_factory=list)
+    begin_ms: list[float] = field(default_factory=list)
+    ping_rtt_ms: list[float] = field(default_factory=list)
+    turns_asked: int = 0
+    turns_answered: int = 0
+    turns_cut_short: int = 0
+    stale: int = 0
+    late: int = 0
+    violations: Counter[str] = field(default_factory=Counter)
+    violation_examples: dict[str, str] = field(default_factory=dict)
+    error_examples: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, results: Iterable[ConversationResult]) -> LLMTestReport:
+        report = cls(list(results))
+        for result in report.results:
+            report._add(result)
+        return report
+
+    def _add(self, result: ConversationResult) -> None:
+        reason = result.disconnection_reason or "(still running when stopped)"
+        self.reasons[reason] += 1
+        if reason in ERROR_REASONS and result.detail:
+            self.error_examples.setdefault(reason, result.detail)
+        for turn in result.turns:
+            self.turns_asked += 1
+            self.turns_answered += turn.answered
+            self.turns_cut_short += turn.interrupted
+            if turn.kind == "begin":
+                if turn.first_chunk_s is not None:
+                    self.begin_ms.append(turn.first_chunk_s * 1000)
+                continue
+            if turn.first_chunk_s is not None:
+                self.first_chunk_ms.append(turn.first_chunk_s * 1000)
+            if turn.complete_s is not None:
+                self.full_response_ms.append(turn.complete_s * 1000)
+        self.ping_rtt_ms.extend(rtt * 1000 for rtt in result.ping_rtts_s)
+        self.stale += result.stale_responses
+        self.late += result.late_responses
+        kept = Counter(v.kind for v in result.violations)
+        kept[""] = result.violation_count - len(result.violations)
+        for kind, count in kept.items():
+            if count > 0:
+                self.violations[kind or "(more, not kept)"] += count
+        for violation in result.violations:
+            self.violation_examples.setdefault(violation.kind, violation.detail)
+
+    @property
+    def unanswered(self) -> int:
+        return self.turns_asked - self.turns_answered
+
+    @property
+    def socket_errors(self) -> int:
+        return sum(count for reason, count in self.reasons.items() if reason in ERROR_REASONS)
+
+    @property
+    def passed(self) -> bool:
+        return (
+            all(r.disconnection_reason is not None for r in self.results)
+            and self.socket_errors == 0
+            and self.unanswered == 0
+            and self.stale == 0
+            and not self.violations
+        )
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.socket_errors:
+            found.append(f"{self.socket_errors} conversations ended in a socket error")
+        if self.unanswered:
+            found.append(f"{self.unanswered} turns unanswered")
+        if self.stale:
+            found.append(f"{self.stale} stale responses")
+        if self.violations:
+            found.append(f"{sum(self.violations.values())} protocol violations")
+        return found
+
+
+def _stats_row(name: str, values: list[float]) -> str:
+    if not values:
+        return f"  {name:<16} {'-':>9} {'-':>9} {'-':>9} {'-':>9} {0:>7}"
+    stats = latency_stats(values)
+    numbers = " ".join(f"{stats[name]:9.2f}" for name in ("p50", "p90", "p99", "max"))
+    return f"  {name:<16} {numbers} {len(values):>7}"
+
+
+def print_report(
+    report: LLMTestReport, *, url: str, script_name: str, out: TextIO, interrupted: bool = False
+) -> None:
+    def say(line: str = "") -> None:
+        print(line, file=out)
+
+    results = report.results
+    say(f"{len(results)} conversations with {url} ({script_name})")
+    reasons = ", ".join(f"{count} {reason}" for reason, count in report.reasons.most_common())
+    say(f"ended: {reasons}")
+    for reason, detail in sorted(report.error_examples.items()):
+        say(f"  {reason}, e.g.: {detail}")
+    say(
+        f"turns: {report.turns_asked} asked, {report.turns_answered} answered "
+        f"({report.turns_cut_short} cut short by a barge-in), {report.unanswered} unanswered"
+    )
+    say(f"latency (ms)       {'p50':>9} {'p90':>9} {'p99':>9} {'max':>9} {'n':>7}")
+    say(_stats_row("first chunk", report.first_chunk_ms))
+    say(_stats_row("full response", report.full_response_ms))
+    say(_stats_row("begin message", report.begin_ms))
+    say(_stats_row("ping round trip", report.ping_rtt_ms))
+    say(f"stale responses (sent after being superseded): {report.stale}")
+    say(f"late chunks of superseded responses (may have crossed on the wire): {report.late}")
+    total = sum(report.violations.values())
+    say(f"protocol violations: {total}")
+    for kind, count in report.violations.most_common():
+        example = report.violation_examples.get(kind)
+        say(f"  {count} x {kind}" + (f", e.g. {example}" if example else ""))
+    shown = next((r for r in results if r.transcript), None)
+    if shown is not None:
+        say(f"transcript of {shown.call_id}:")
+        for item in shown.transcript:
+            if item.role in ("agent", "user"):
+                if item.content:
+                    say(f"  {item.role.capitalize()}: {item.content}")
+            else:
+                what = item.name or item.content or ""
+                say(f"  [{item.role} {item.tool_call_id}] {what}")
+    if interrupted:
+        say("interrupted: these are the numbers measured until Ctrl-C")
+    elif report.passed:
+        say("OK: every turn answered, no stale responses, no protocol violations")
+    else:
+        say("FAILED: " + "; ".join(report.problems()))
+
+
+def _script(args: argparse.Namespace) -> tuple[ConversationScript, str]:
+    if args.script is None:
+        return DEFAULT_SCRIPT, f"built-in script, {DEFAULT_SCRIPT.user_turns} user turns"
+    script = load_script(args.script)
+    return script, f"script {args.script}, {script.user_turns} user turns"
+
+
+def run(
+    args: argparse.Namespace,
+    *,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Carry out ``llm-test`` for parsed ``args``; returns the exit status."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        websocket_url(args.url, "call")
+    except ValueError as exc:
+        print(f"{PROG}: {exc}", file=err)
+        return 2
+    try:
+        script, script_name = _script(args)
+    except ScriptError as exc:
+        print(f"{PROG}: {exc}", file=err)
+        return 2
+    timings = RetellTimings(
+        ping_interval_s=args.ping_interval,
+        ping_timeout_s=2.5 * args.ping_interval,
+        open_timeout_s=args.open_timeout,
+        response_timeout_s=args.response_timeout,
+    )
+    sides: list[RetellSide] = []
+    try:
+        asyncio.run(
+            run_conversations(args.url, script, calls=args.calls, timings=timings, sides=sides)
+        )
+    except KeyboardInterrupt:
+        report = LLMTestReport.of(side.result for side in sides)
+        if report.results:
+            print_report(report, url=args.url, script_name=script_name, out=out, interrupted=True)
+        print(f"{PROG}: interrupted", file=err)
+        return 130
+    report = LLMTestReport.of(side.result for side in sides)
+    if report.reasons.get("error_llm_websocket_open") == len(report.results):
+        detail = report.error_examples.get("error_llm_websocket_open", "")
+        print(f"{PROG}: cannot open {args.url}: {detail}", file=err)
+        return 1
+    print_report(report, url=args.url, script_name=script_name, out=out)
+    return 0 if report.passed else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m aioretell.llm.llm_test``: the same as ``aioretell llm-test``."""
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
