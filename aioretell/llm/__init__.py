@@ -1,6 +1,8 @@
 """A server for Retell's custom-LLM WebSocket: typed events, a session per call, adapters.
 
-Not imported by ``import aioretell``; import ``aioretell.llm`` explicitly.
+``events`` holds the protocol's typed frames, ``session`` the sans-I/O call state and the
+per-call session, ``server`` :class:`LLMServer` with its aiohttp.web adapter, and ``asgi`` the
+Starlette/FastAPI adapter (extra ``aioretell[asgi]``). Not imported by ``import aioretell``.
 """
 
 from .events import (
@@ -31,13 +33,18 @@ from .events import (
     encode_retell_event,
     encode_server_event,
 )
+from .server import LLMServer
+from .session import CallState, LLMSession, Socket
 
 __all__ = [
     "AgentConfig",
     "AgentInterrupt",
     "CallDetails",
     "ConfigEvent",
+    "CallState",
     "LLMConfig",
+    "LLMServer",
+    "LLMSession",
     "MalformedEventError",
     "Metadata",
     "PingPong",
@@ -47,6 +54,7 @@ __all__ = [
     "ResponseRequired",
     "RetellEvent",
     "ServerEvent",
+    "Socket",
     "ToolCallInvocation",
     "ToolCallResult",
     "UnknownEvent",

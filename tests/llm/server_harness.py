@@ -45,7 +45,6 @@ async def serving(llm: LLMServer, adapter: str, path: str = "/llm-websocket") ->
 
 @asynccontextmanager
 async def _uvicorn(llm: LLMServer, path: str) -> AsyncIterator[str]:
-    import uvicorn
     from fastapi import FastAPI
 
     from aioretell.llm.asgi import add_routes
@@ -57,6 +56,16 @@ async def _uvicorn(llm: LLMServer, path: str) -> AsyncIterator[str]:
 
     app = FastAPI(lifespan=lifespan)
     add_routes(app, llm, path)
+    async with uvicorn_serving(app) as (root, _server):
+        yield root + path
+
+
+@asynccontextmanager
+async def uvicorn_serving(app: Any) -> AsyncIterator[tuple[str, Any]]:
+    """Run the ASGI ``app`` under uvicorn on an ephemeral loopback port; yields
+    ``("http://127.0.0.1:PORT", server)``. Set ``server.should_exit`` to stop it early."""
+    import uvicorn
+
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -70,7 +79,7 @@ async def _uvicorn(llm: LLMServer, path: str) -> AsyncIterator[str]:
             if task.done():
                 task.result()
             await asyncio.sleep(0.005)
-        yield f"http://127.0.0.1:{port}{path}"
+        yield f"http://127.0.0.1:{port}", server
     finally:
         server.should_exit = True
         await task
