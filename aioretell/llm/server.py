@@ -198,7 +198,11 @@ class LLMServer:
             app.router.add_get(path + "/{secret}/{call_id}", self._aiohttp_handler)
 
         async def on_shutdown(_app: web.Application) -> None:
-            await self.shutdown()
+            # By now aiohttp has stopped reading from every connection (WebSockets included), so
+            # a call can no longer hear Retell: close open calls at once (1001) so that Retell
+            # reconnects elsewhere instead of waiting for missed pings. To let calls finish,
+            # await llm.shutdown() before stopping the app.
+            await self.shutdown(timeout=0)
 
         app.on_shutdown.append(on_shutdown)
 

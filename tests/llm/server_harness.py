@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -27,14 +27,25 @@ ADAPTERS = ["aiohttp", "fastapi"]
 SAFETY_TIMEOUT = 20.0
 
 
+class Served(str):
+    """The served socket's base URL (``http://127.0.0.1:PORT/path``); ``await stop()`` shuts
+    the server down the way its framework does on SIGTERM."""
+
+    stop: Callable[[], Awaitable[None]]
+
+
 @asynccontextmanager
-async def serving(llm: LLMServer, adapter: str, path: str = "/llm-websocket") -> AsyncIterator[str]:
-    """Serve ``llm`` on 127.0.0.1 and yield the socket's base URL (``http://.../path``)."""
+async def serving(
+    llm: LLMServer, adapter: str, path: str = "/llm-websocket"
+) -> AsyncIterator[Served]:
+    """Serve ``llm`` on 127.0.0.1 under ``adapter`` ("aiohttp" or "fastapi")."""
     if adapter == "aiohttp":
         server = TestServer(llm.app(path), host="127.0.0.1")
         await server.start_server()
+        base = Served(server.make_url(path))
+        base.stop = server.close
         try:
-            yield str(server.make_url(path))
+            yield base
         finally:
             await server.close()
         return
@@ -44,7 +55,7 @@ async def serving(llm: LLMServer, adapter: str, path: str = "/llm-websocket") ->
 
 
 @asynccontextmanager
-async def _uvicorn(llm: LLMServer, path: str) -> AsyncIterator[str]:
+async def _uvicorn(llm: LLMServer, path: str) -> AsyncIterator[Served]:
     from fastapi import FastAPI
 
     from aioretell.llm.asgi import add_routes
@@ -56,14 +67,16 @@ async def _uvicorn(llm: LLMServer, path: str) -> AsyncIterator[str]:
 
     app = FastAPI(lifespan=lifespan)
     add_routes(app, llm, path)
-    async with uvicorn_serving(app) as (root, _server):
-        yield root + path
+    async with uvicorn_serving(app) as root:
+        base = Served(root + path)
+        base.stop = root.stop
+        yield base
 
 
 @asynccontextmanager
-async def uvicorn_serving(app: Any) -> AsyncIterator[tuple[str, Any]]:
+async def uvicorn_serving(app: Any) -> AsyncIterator[Served]:
     """Run the ASGI ``app`` under uvicorn on an ephemeral loopback port; yields
-    ``("http://127.0.0.1:PORT", server)``. Set ``server.should_exit`` to stop it early."""
+    ``http://127.0.0.1:PORT``."""
     import uvicorn
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -74,15 +87,21 @@ async def uvicorn_serving(app: Any) -> AsyncIterator[tuple[str, Any]]:
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
+
+    async def stop() -> None:
+        server.should_exit = True
+        await task
+
     try:
         while not server.started:
             if task.done():
                 task.result()
             await asyncio.sleep(0.005)
-        yield f"http://127.0.0.1:{port}", server
+        root = Served(f"http://127.0.0.1:{port}")
+        root.stop = stop
+        yield root
     finally:
-        server.should_exit = True
-        await task
+        await stop()
         sock.close()
 
 

@@ -574,3 +574,33 @@ async def test_shutdown_lets_calls_that_end_in_time_finish(adapter: str) -> None
             assert len(await peer.recv_many(3)) == 3
         await asyncio.wait_for(shutdown, SAFETY_TIMEOUT)
     assert not llm.sessions
+
+
+async def test_stopping_the_server_ends_open_calls_and_cancels_their_generators(
+    adapter: str,
+) -> None:
+    log: list[str] = []
+    blocked = asyncio.Event()
+    llm = LLMServer()
+
+    @llm.on_response
+    async def respond(request: ResponseRequired, session: LLMSession) -> AsyncIterator[str]:
+        try:
+            blocked.set()
+            await asyncio.Event().wait()
+            yield "unreachable"
+        finally:
+            log.append("finally")
+
+    async with serving(llm, adapter) as base, connect(base) as peer:
+        await opening(peer)
+        await peer.send(user_says(1, "hi"))
+        await asyncio.wait_for(blocked.wait(), SAFETY_TIMEOUT)
+        stopping = asyncio.create_task(base.stop())
+        # aiohttp stops reading sockets before its shutdown hook, which closes calls at once
+        # with "going away"; uvicorn closes them itself with "service restart".
+        assert await peer.close_code() == {"aiohttp": 1001, "fastapi": 1012}[adapter]
+        await asyncio.wait_for(stopping, SAFETY_TIMEOUT)
+    assert log == ["finally"]
+    assert not llm.sessions
+    assert not llm.accepting
