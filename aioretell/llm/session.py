@@ -10,10 +10,12 @@ in one task group owned by the connection. The transport is anything with the sm
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
+from functools import partial
 from typing import Any, Protocol, TypeAlias
 
 import anyio
@@ -203,9 +205,9 @@ class LLMSession:
         self._begin_message = begin_message
         self._send_queue_size = send_queue_size
         self._ping_timeout = ping_timeout if config is not None and config.auto_reconnect else None
-        self._send_stream: anyio.abc.ObjectSendStream[tuple[int | None, bytes]] | None = None
+        self._send_queue: asyncio.Queue[tuple[int | None, bytes]] | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
-        self._wakeup = anyio.Event()
+        self._wakeup = asyncio.Event()
         self._pending: ResponseRequired | None = None
         self._active: anyio.CancelScope | None = None
         self._call_details = anyio.Event()
@@ -374,9 +376,14 @@ class LLMSession:
     # ------------------------------------------------------------ internals: sending
 
     async def _enqueue(self, response_id: int | None, frame: bytes) -> None:
-        if self._send_stream is None:
+        queue = self._send_queue
+        if queue is None:
             raise RuntimeError(f"the connection of call {self.call_id} is not running")
-        await self._send_stream.send((response_id, frame))
+        # Waits only when the queue is full: backpressure on the producer.
+        try:
+            queue.put_nowait((response_id, frame))
+        except asyncio.QueueFull:
+            await queue.put((response_id, frame))
 
     async def _send_event(self, event: ServerEvent) -> None:
         await self._enqueue(None, encode_server_event(_validated(event)))
@@ -413,43 +420,48 @@ class LLMSession:
 
     async def serve(self, socket: Socket) -> None:
         """Run the connection until the peer closes, a handler fails, or :meth:`close`."""
-        send, receive = anyio.create_memory_object_stream[tuple[int | None, bytes]](
-            self._send_queue_size
-        )
-        self._send_stream = send
+        # asyncio's Queue, not an anyio memory stream: the stream's send/receive always yield to
+        # the loop once, which cost more than everything else an event does (see
+        # benchmarks/llm_overhead.py). The adapters (aiohttp, uvicorn) are asyncio-only anyway.
+        queue = asyncio.Queue[tuple[int | None, bytes]](self._send_queue_size)
+        self._send_queue = queue
         try:
-            async with send, receive, anyio.create_task_group() as tg:
+            async with anyio.create_task_group() as tg:
                 self._task_group = tg
-                tg.start_soon(self._write, socket, receive)
                 if self.config is not None:
-                    await send.send((None, CallState.config_frame(self.config)))
-                tg.start_soon(self._guard, self._respond_loop)
+                    queue.put_nowait((None, CallState.config_frame(self.config)))
+                tg.start_soon(self._guard, "writer", partial(self._write, socket, queue))
+                tg.start_soon(self._guard, "handler", self._respond_loop)
                 if self._ping_timeout is not None:
                     tg.start_soon(self._watchdog, self._ping_timeout)
-                await self._read(socket)
+                await self._guard("reader", partial(self._read, socket))
                 tg.cancel_scope.cancel()
-            self._send_stream = None
-            self._task_group = None
+            self._send_queue = None
             if self._close_code is not None:
                 await socket.close(self._close_code)
         finally:
-            self._send_stream = None
+            self._send_queue = None
             self._task_group = None
             self._done.set()
 
-    async def _guard(self, func: Callable[[], Awaitable[None]]) -> None:
-        """Run a handler-driving task: an exception is logged with the call id and ends the
-        connection with a clean close instead of escaping the task group."""
+    async def _guard(self, part: str, func: Callable[[], Awaitable[None]]) -> None:
+        """Run one part of the connection: an exception (in the user's handlers, mostly) is
+        logged with the call id and ends the connection with a clean close (1011) instead of
+        escaping the task group."""
         try:
             await func()
         except Exception:
-            logger.exception("custom-LLM handler failed; closing call_id=%s", self.call_id)
+            logger.exception("custom-LLM %s failed; closing call_id=%s", part, self.call_id)
             self.close(CLOSE_HANDLER_ERROR)
 
     async def _read(self, socket: Socket) -> None:
         state = self._state
         while True:
-            frame = await socket.receive()
+            try:
+                frame = await socket.receive()
+            except (OSError, ConnectionError) as exc:
+                logger.info("custom-LLM socket lost call_id=%s: %s", self.call_id, exc)
+                return
             if frame is None:
                 return
             if self._ping_timeout is not None:
@@ -474,12 +486,15 @@ class LLMSession:
             elif isinstance(event, UnknownEvent):
                 logger.debug("ignored unknown event %r call_id=%s", event.type, self.call_id)
 
-    async def _write(
-        self, socket: Socket, receive: anyio.abc.ObjectReceiveStream[tuple[int | None, bytes]]
-    ) -> None:
+    async def _write(self, socket: Socket, queue: asyncio.Queue[tuple[int | None, bytes]]) -> None:
+        """The only task that sends: frames in queue order, minus those gone stale meanwhile."""
         state = self._state
         try:
-            async for response_id, frame in receive:
+            while True:
+                try:
+                    response_id, frame = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    response_id, frame = await queue.get()
                 if response_id is not None and state.is_stale(response_id):
                     continue
                 await socket.send(frame)
@@ -519,7 +534,7 @@ class LLMSession:
             await self._enqueue(0, frame)
         while True:
             await self._wakeup.wait()
-            self._wakeup = anyio.Event()
+            self._wakeup.clear()
             request, self._pending = self._pending, None
             if request is None or not self._state.is_open(request.response_id):
                 continue
