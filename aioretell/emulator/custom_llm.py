@@ -86,9 +86,12 @@ class _Conversation:
 
     def call_fields(self, *, transcript: bool) -> JSON:
         if self.side is None:
-            return {"disconnection_reason": "error_llm_websocket_open", "latency": {}}
+            out: JSON = {"disconnection_reason": "error_llm_websocket_open", "latency": {}}
+            if transcript:
+                out.update(transcript="", transcript_object=[], transcript_with_tool_calls=[])
+            return out
         result = self.side.result
-        out: JSON = {}
+        out = {}
         if transcript:
             items: list[JSON] = []
             spoken: list[JSON] = []

@@ -292,6 +292,9 @@ class RetellSide:
         #: Ping timestamp -> (clock when sent, newest response id then).
         self._pings: dict[int, tuple[float, int]] = {}
         self._interrupts: dict[int, int] = {}
+        #: Since when the line has been quiet, and reminders asked since the user spoke.
+        self._quiet_since = 0.0
+        self._reminders = 0
         #: Ids of the answers the caller has finished waiting for (complete or timed out).
         self._settled_ids: set[int] = set()
         self._tool_calls: set[str] = set()
@@ -433,6 +436,7 @@ class RetellSide:
                 assert self._changed is not None
                 await self._changed.wait()
         self._settled_ids.add(turn.response_id)
+        self._quiet_since = self._clock()
         if turn.complete_s is not None:
             await self._send(
                 UpdateOnly(
@@ -444,18 +448,20 @@ class RetellSide:
         return False
 
     async def _silence(self, seconds: float) -> None:
-        """The user says nothing for ``seconds``; reminders follow the agent's settings."""
+        """The user says nothing for ``seconds``. Once the line has been quiet for the
+        agent's ``reminder_trigger`` since its last answer, Retell asks for a reminder, up to
+        ``reminder_max_count`` times until the user speaks again."""
         end = self._clock() + seconds
-        reminders = 0
         while True:
             now = self._clock()
-            trigger = self._reminder_trigger_s
-            if reminders >= self._reminder_max_count or now + trigger >= end:
+            due = self._quiet_since + self._reminder_trigger_s
+            if self._reminders >= self._reminder_max_count or due >= end:
                 if end > now:
                     await anyio.sleep(end - now)
                 return
-            await anyio.sleep(trigger)
-            reminders += 1
+            if due > now:
+                await anyio.sleep(due - now)
+            self._reminders += 1
             await self._ask("reminder")
             await self._await_answer()
 
@@ -472,6 +478,7 @@ class RetellSide:
                 )
             )
         utterance.content = text
+        self._reminders = 0
         await self._ask("response")
 
     async def _ask(self, kind: str) -> None:

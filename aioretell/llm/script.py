@@ -222,17 +222,16 @@ def load_script(path: Path) -> ConversationScript:
         raise
     except (OSError, UnicodeDecodeError) as exc:
         raise ScriptError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    if path.suffix.lower() == ".json":
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise ScriptError(f"{path} is not valid JSON: {exc}") from None
-    else:
-        try:
-            data = json.loads(text)
-        except ValueError:
-            data = _decode_yaml(text)
     try:
-        return parse_script(data)
+        return parse_script(_decode(text, json_only=path.suffix.lower() == ".json"))
     except ScriptError as exc:
         raise ScriptError(f"{path}: {exc}") from None
+
+
+def _decode(text: str, *, json_only: bool) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        if json_only:
+            raise ScriptError(f"not valid JSON: {exc}") from None
+    return _decode_yaml(text)
