@@ -210,10 +210,13 @@ class LLMSession:
         self._wakeup = asyncio.Event()
         self._pending: ResponseRequired | None = None
         self._active: anyio.CancelScope | None = None
-        self._call_details = anyio.Event()
+        self._call_details = asyncio.Event()
         self._last_receive = 0.0
         self._close_code: int | None = None
-        self._done = anyio.Event()
+        self._done = asyncio.Event()
+        # The response the responder is producing (0, the begin message, during on_call): what
+        # respond() and friends add to. Once superseded, what they add is dropped.
+        self._answering = 0
 
     def __repr__(self) -> str:
         return f"<LLMSession call_id={self.call_id!r} response_id={self._state.response_id}>"
@@ -270,12 +273,13 @@ class LLMSession:
         no_interruption_allowed: bool | UnsetType = UNSET,
         digit_to_press: str | UnsetType = UNSET,
     ) -> bool:
-        """Send a chunk of the current response; ``False`` if it is stale or finished (nothing
-        sent). Yielding from the response handler does the same for plain text."""
+        """Add a chunk to the response being produced (the begin message during ``on_call``);
+        ``False``, with nothing sent, once a newer request superseded it or it is complete.
+        Yielding from the response handler does the same for plain text."""
         if not isinstance(content, str):
             raise TypeError(f"content must be a str, not {type(content).__name__}")
         event = Response(
-            response_id=self._state.response_id,
+            response_id=self._answering,
             content=content,
             content_complete=complete,
             end_call=end_call,
@@ -290,7 +294,7 @@ class LLMSession:
 
         Finishes the open response if there is one, else speaks through an ``agent_interrupt``.
         """
-        if self._state.is_open(self._state.response_id):
+        if self._state.is_open(self._answering):
             await self.respond(content, complete=True, end_call=True)
         else:
             await self.interrupt(content, end_call=True)
@@ -299,7 +303,7 @@ class LLMSession:
         """Say ``content`` and transfer the call to ``number`` (E.164)."""
         if not isinstance(number, str) or not number:
             raise ValueError("number must be a non-empty phone number string")
-        if self._state.is_open(self._state.response_id):
+        if self._state.is_open(self._answering):
             await self.respond(content, complete=True, transfer_number=number)
         else:
             await self.interrupt(content, transfer_number=number)
@@ -465,7 +469,7 @@ class LLMSession:
             if frame is None:
                 return
             if self._ping_timeout is not None:
-                self._last_receive = anyio.current_time()
+                self._last_receive = asyncio.get_running_loop().time()
             try:
                 event = state.receive(frame)
             except ValueError as exc:
@@ -507,9 +511,10 @@ class LLMSession:
     async def _watchdog(self, limit: float) -> None:
         """With auto_reconnect Retell pings every ~2 s; silence past ``limit`` seconds means it
         is gone, so the connection is closed rather than left open forever."""
-        self._last_receive = anyio.current_time()
+        now = asyncio.get_running_loop().time
+        self._last_receive = now()
         while True:
-            idle = anyio.current_time() - self._last_receive
+            idle = now() - self._last_receive
             if idle >= limit:
                 logger.warning(
                     "no frame from Retell for %.1f s; closing call_id=%s", idle, self.call_id
@@ -546,7 +551,7 @@ class LLMSession:
     async def _answer(self, request: ResponseRequired) -> None:
         if self._on_response is None:
             raise RuntimeError("no response handler: decorate one with @llm.on_response")
-        response_id = request.response_id
+        response_id = self._answering = request.response_id
         result = self._on_response(request, self)
         if inspect.isawaitable(result):
             chunk = await result

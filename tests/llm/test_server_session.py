@@ -263,3 +263,58 @@ def test_importing_aioretell_does_not_import_the_llm_server_or_starlette() -> No
         check=True,
     ).stdout
     assert out.strip() == "False"
+
+
+async def test_a_handler_that_outlives_its_request_cannot_send_into_the_next_one() -> None:
+    import anyio
+
+    gate = asyncio.Event()
+    late: list[bool] = []
+
+    async def respond(req: ResponseRequired, session: LLMSession) -> AsyncIterator[str]:
+        if req.response_id == 1:
+            # Shielded: the newer request cannot cancel this part; what it sends is refused.
+            with anyio.CancelScope(shield=True):
+                await gate.wait()
+                late.append(await session.respond("late"))
+                late.append(await session.respond("", complete=True, end_call=True))
+        yield f"answer {req.response_id}"
+
+    socket = MemorySocket()
+    session = make_session(respond)
+    serving = asyncio.create_task(session.serve(socket))
+    await settle()
+    socket.push(request(1))
+    await settle()
+    socket.push(request(2))
+    await settle()
+    gate.set()
+    await settle()
+    socket.push(None)
+    await asyncio.wait_for(serving, 10)
+    assert late == [False, False]
+    assert [(e.response_id, e.content) for e in socket.sent] == [  # type: ignore[union-attr]
+        (0, ""),
+        (2, "answer 2"),
+        (2, ""),
+    ]
+
+
+async def test_on_call_can_stream_the_begin_message_itself() -> None:
+    async def on_call(session: LLMSession) -> None:
+        assert await session.respond("Hello, ")
+        assert await session.respond("world.", complete=True)
+        assert not await session.respond("too late")
+
+    socket = MemorySocket()
+    session = LLMSession(
+        "call_mem", config=None, on_call=on_call, on_response=None, send_queue_size=8
+    )
+    serving = asyncio.create_task(session.serve(socket))
+    await settle()
+    socket.push(None)
+    await asyncio.wait_for(serving, 10)
+    assert socket.sent == [
+        Response(response_id=0, content="Hello, "),
+        Response(response_id=0, content="world.", content_complete=True),
+    ]
