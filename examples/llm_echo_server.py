@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -53,15 +54,34 @@ async def respond(request: ResponseRequired, session: LLMSession) -> AsyncIterat
         yield word + " "
 
 
-def main() -> None:
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 65535, got {port}")
+    return port
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--path", default="/llm-websocket")
+    parser.add_argument("--port", type=_port, default=8080)
+    parser.add_argument("--path", default="/llm-websocket", help="must start with '/'")
     args = parser.parse_args()
+    try:
+        app = llm.app(args.path)
+    except ValueError as exc:
+        parser.error(f"--path: {exc}")
     logging.basicConfig(level=logging.INFO)
-    web.run_app(llm.app(args.path), host=args.host, port=args.port)
+    try:
+        web.run_app(app, host=args.host, port=args.port)
+    except OSError as exc:
+        print(f"llm_echo_server: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

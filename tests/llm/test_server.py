@@ -604,3 +604,35 @@ async def test_stopping_the_server_ends_open_calls_and_cancels_their_generators(
     assert log == ["finally"]
     assert not llm.sessions
     assert not llm.accepting
+
+
+async def test_transfer_and_end_call_outside_an_open_response_use_agent_interrupt(
+    adapter: str,
+) -> None:
+    llm = LLMServer()
+
+    @llm.on_response
+    async def respond(request: ResponseRequired, session: LLMSession) -> AsyncIterator[str]:
+        if request.response_id == 1:
+            await session.transfer("+14155550100", "Connecting you")
+            yield "ignored: the response is complete"
+            # The response is finished, so these speak through agent_interrupt.
+            await session.transfer("+14155550101")
+            await session.end_call("Bye")
+
+    async with serving(llm, adapter) as base, connect(base) as peer:
+        await opening(peer)
+        await peer.send(user_says(1, "a human please"))
+        events = await peer.recv_many(3)
+    assert events == [
+        Response(
+            response_id=1,
+            content="Connecting you",
+            content_complete=True,
+            transfer_number="+14155550100",
+        ),
+        AgentInterrupt(
+            interrupt_id=1, content="", content_complete=True, transfer_number="+14155550101"
+        ),
+        AgentInterrupt(interrupt_id=2, content="Bye", content_complete=True, end_call=True),
+    ]
