@@ -116,7 +116,9 @@ class LLMServer:
         """Register the response handler: an async generator ``(request, session)`` yielding
         ``str`` chunks (or :class:`~aioretell.llm.Response`), or a coroutine function returning
         one. A newer request cancels it wherever it is waiting; the last chunk is marked
-        ``content_complete`` by the library."""
+        ``content_complete`` by the library. Once the response is complete (a chunk with
+        ``content_complete``, ``session.end_call``, ``session.transfer``) the generator is
+        closed at its next ``yield``."""
         self._on_response = handler
         return handler
 

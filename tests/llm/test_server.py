@@ -613,17 +613,19 @@ async def test_transfer_and_end_call_outside_an_open_response_use_agent_interrup
 
     @llm.on_response
     async def respond(request: ResponseRequired, session: LLMSession) -> AsyncIterator[str]:
-        if request.response_id == 1:
-            await session.transfer("+14155550100", "Connecting you")
-            yield "ignored: the response is complete"
-            # The response is finished, so these speak through agent_interrupt.
-            await session.transfer("+14155550101")
-            await session.end_call("Bye")
+        await session.transfer("+14155550100", "Connecting you")
+        # The response is finished, so these speak through agent_interrupt.
+        await session.transfer("+14155550101")
+        await session.end_call("Bye")
+        yield "never sent: the generator is closed here, its response being complete"
+        raise AssertionError("not reached")
 
     async with serving(llm, adapter) as base, connect(base) as peer:
         await opening(peer)
         await peer.send(user_says(1, "a human please"))
         events = await peer.recv_many(3)
+        await peer.send(PingPong(timestamp=4))
+        assert await peer.recv() == PingPongReply(timestamp=4)
     assert events == [
         Response(
             response_id=1,
