@@ -47,7 +47,12 @@ def _parser() -> argparse.ArgumentParser:
 
     add_llm_test_arguments(
         commands.add_parser(
-            "llm-test", help="drive a custom-LLM WebSocket server the way Retell would; measure it"
+            "llm-test",
+            help="drive a custom-LLM WebSocket server the way Retell would; measure it",
+            description="Play scripted calls against a custom-LLM server (ours or any other) "
+            "the way Retell would, and print latency, stale answers, protocol violations and a "
+            "transcript. Exit status 0 only if every turn was answered with no stale answer, "
+            "violation or socket error.",
         )
     )
 

@@ -42,6 +42,8 @@ __all__ = ["LLMTestReport", "add_arguments", "main", "run", "run_conversations"]
 PROG = "aioretell llm-test"
 MAX_CALLS = 10_000
 MAX_SECONDS = 3600.0
+#: Files the process needs besides the conversations' sockets (interpreter, event loop).
+_SPARE_FILES = 64
 
 
 # -- arguments --------------------------------------------------------------------------------
@@ -225,14 +227,18 @@ class LLMTestReport:
     def problems(self) -> list[str]:
         found = []
         if self.socket_errors:
-            found.append(f"{self.socket_errors} conversations ended in a socket error")
+            found.append(f"{_count(self.socket_errors, 'conversation')} ended in a socket error")
         if self.unanswered:
-            found.append(f"{self.unanswered} turns unanswered")
+            found.append(f"{_count(self.unanswered, 'turn')} unanswered")
         if self.stale:
-            found.append(f"{self.stale} stale responses")
+            found.append(f"{_count(self.stale, 'stale response')}")
         if self.violations:
-            found.append(f"{sum(self.violations.values())} protocol violations")
+            found.append(f"{_count(sum(self.violations.values()), 'protocol violation')}")
         return found
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def _stats_row(name: str, values: list[float]) -> str:
@@ -250,7 +256,7 @@ def print_report(
         print(line, file=out)
 
     results = report.results
-    say(f"{len(results)} conversations with {url} ({script_name})")
+    say(f"{_count(len(results), 'conversation')} with {url} ({script_name})")
     reasons = ", ".join(f"{count} {reason}" for reason, count in report.reasons.most_common())
     say(f"ended: {reasons}")
     for reason, detail in sorted(report.error_examples.items()):
@@ -289,11 +295,21 @@ def print_report(
         say("FAILED: " + "; ".join(report.problems()))
 
 
+def _open_files_limit() -> int | None:
+    """This process's limit on open files, if it has one (POSIX)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
 def _script(args: argparse.Namespace) -> tuple[ConversationScript, str]:
     if args.script is None:
-        return DEFAULT_SCRIPT, f"built-in script, {DEFAULT_SCRIPT.user_turns} user turns"
+        return DEFAULT_SCRIPT, f"built-in script, {_count(DEFAULT_SCRIPT.user_turns, 'user turn')}"
     script = load_script(args.script)
-    return script, f"script {args.script}, {script.user_turns} user turns"
+    return script, f"script {args.script}, {_count(script.user_turns, 'user turn')}"
 
 
 def run(
@@ -314,6 +330,14 @@ def run(
         script, script_name = _script(args)
     except ScriptError as exc:
         print(f"{PROG}: {exc}", file=err)
+        return 2
+    limit = _open_files_limit()
+    if limit is not None and args.calls + _SPARE_FILES > limit:
+        print(
+            f"{PROG}: --calls {args.calls} needs a socket each, but this process may open only "
+            f"{limit} files (raise the limit with 'ulimit -n')",
+            file=err,
+        )
         return 2
     timings = RetellTimings(
         ping_interval_s=args.ping_interval,

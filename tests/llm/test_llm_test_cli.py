@@ -102,6 +102,35 @@ async def test_a_bad_script_is_one_line_and_exit_2(
     assert out == ""
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX resource limits")
+async def test_more_calls_than_open_files_allowed_is_refused_up_front() -> None:
+    import resource
+
+    def few_files() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "aioretell",
+        "llm-test",
+        "ws://127.0.0.1:9/llm",
+        "--calls",
+        "1000",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        preexec_fn=few_files,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), SAFETY_TIMEOUT)
+    assert process.returncode == 2
+    assert out == b""
+    assert err.decode().strip() == (
+        "aioretell llm-test: --calls 1000 needs a socket each, but this process may open only "
+        "256 files (raise the limit with 'ulimit -n')"
+    )
+
+
 async def test_nothing_listening_is_one_line_and_exit_1() -> None:
     url = f"ws://127.0.0.1:{free_port()}/llm"
     status, out, err = await llm_test(url, "--calls", "3")
@@ -220,3 +249,55 @@ async def test_ctrl_c_prints_what_was_measured_and_exits_130(tmp_path: Path) -> 
     assert "4 conversations with" in out
     assert "ended: 4 (still running when stopped)" in out
     assert "interrupted: these are the numbers measured until Ctrl-C" in out
+
+
+# -- against the README's example server, started the way the README says --------------------
+
+
+async def wait_listening(port: int, process: asyncio.subprocess.Process) -> None:
+    async def attempt() -> None:
+        while True:
+            assert process.returncode is None, "the example server exited"
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            await writer.wait_closed()
+            return
+
+    await asyncio.wait_for(attempt(), SAFETY_TIMEOUT)
+
+
+EXAMPLE_SERVERS = {
+    "aiohttp": ["examples/llm_echo_server.py", "--port"],
+    "fastapi": ["-m", "uvicorn", "--app-dir", "examples", "llm_echo_fastapi:app", "--port"],
+}
+
+
+@pytest.mark.parametrize("adapter", EXAMPLE_SERVERS)
+async def test_20_conversations_with_the_example_server(adapter: str) -> None:
+    port = free_port()
+    server = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *EXAMPLE_SERVERS[adapter],
+        str(port),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        await wait_listening(port, server)
+        status, out, err = await llm_test(f"ws://127.0.0.1:{port}/llm-websocket", "--calls", "20")
+    finally:
+        server.send_signal(signal.SIGINT)
+        await asyncio.wait_for(server.wait(), SAFETY_TIMEOUT)
+    assert status == 0, out + err
+    assert "ended: 20 user_hangup" in out
+    # The default script: the greeting and 4 user turns each, one cut short by a barge-in.
+    assert "turns: 100 asked, 100 answered (20 cut short by a barge-in), 0 unanswered" in out
+    assert "stale responses (sent after being superseded): 0" in out
+    assert "protocol violations: 0" in out
+    assert "  Agent: Hi! I repeat whatever you say. Say goodbye to hang up." in out
