@@ -96,7 +96,7 @@ class _Conversation:
             items: list[JSON] = []
             spoken: list[JSON] = []
             for item, started_s in zip(result.transcript, result.started_s, strict=True):
-                data = msgspec.to_builtins(item)
+                data = {k: v for k, v in msgspec.to_builtins(item).items() if v is not None}
                 if item.role in ("agent", "user"):
                     if not item.content:
                         continue

@@ -29,7 +29,6 @@ import anyio
 
 from .latency import latency_stats
 from .retell_side import (
-    ERROR_REASONS,
     ConversationResult,
     RetellSide,
     RetellTimings,
@@ -42,6 +41,8 @@ __all__ = ["LLMTestReport", "add_arguments", "main", "run", "run_conversations"]
 PROG = "aioretell llm-test"
 MAX_CALLS = 10_000
 MAX_SECONDS = 3600.0
+#: How calls end when nothing went wrong.
+NORMAL_ENDS = frozenset({"user_hangup", "agent_hangup", "call_transfer"})
 #: Files the process needs besides the conversations' sockets (interpreter, event loop).
 _SPARE_FILES = 64
 
@@ -145,8 +146,26 @@ async def run_conversations(
             )
         async with anyio.create_task_group() as group:
             for side in made:
-                group.start_soon(side.run)
+                group.start_soon(_play, side)
     return [side.result for side in made]
+
+
+async def _play(side: RetellSide) -> None:
+    """One conversation; a failure of our own ends it (``error_retell``) instead of the run."""
+    try:
+        await side.run()
+    except Exception as exc:  # noqa: BLE001 - recorded on the conversation and reported
+        cause = _first_leaf(exc)
+        side.hang_up("error_retell", f"llm-test failed: {type(cause).__name__}: {cause}")
+
+
+def _first_leaf(exc: BaseException) -> BaseException:
+    """The first exception inside (nested) exception groups; anyio wraps task errors in one."""
+    inner = getattr(exc, "exceptions", None)
+    while isinstance(inner, tuple) and inner:
+        exc = inner[0]
+        inner = getattr(exc, "exceptions", None)
+    return exc
 
 
 # -- the report -------------------------------------------------------------------------------
@@ -181,7 +200,7 @@ class LLMTestReport:
     def _add(self, result: ConversationResult) -> None:
         reason = result.disconnection_reason or "(still running when stopped)"
         self.reasons[reason] += 1
-        if reason in ERROR_REASONS and result.detail:
+        if reason not in NORMAL_ENDS and result.detail:
             self.error_examples.setdefault(reason, result.detail)
         for turn in result.turns:
             self.turns_asked += 1
@@ -211,23 +230,26 @@ class LLMTestReport:
         return self.turns_asked - self.turns_answered
 
     @property
-    def socket_errors(self) -> int:
-        return sum(count for reason, count in self.reasons.items() if reason in ERROR_REASONS)
+    def failed_calls(self) -> Counter[str]:
+        """Conversations that did not end the way a call normally does, by reason."""
+        return Counter(
+            {reason: n for reason, n in self.reasons.items() if reason not in NORMAL_ENDS}
+        )
 
     @property
     def passed(self) -> bool:
         return (
-            all(r.disconnection_reason is not None for r in self.results)
-            and self.socket_errors == 0
+            not self.failed_calls
             and self.unanswered == 0
             and self.stale == 0
             and not self.violations
         )
 
     def problems(self) -> list[str]:
-        found = []
-        if self.socket_errors:
-            found.append(f"{_count(self.socket_errors, 'conversation')} ended in a socket error")
+        found = [
+            f"{_count(n, 'conversation')} ended with {reason}"
+            for reason, n in self.failed_calls.most_common()
+        ]
         if self.unanswered:
             found.append(f"{_count(self.unanswered, 'turn')} unanswered")
         if self.stale:

@@ -13,6 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from aioretell.llm.llm_test import LLMTestReport, run_conversations
+from aioretell.llm.retell_side import RetellSide
+from aioretell.llm.script import DEFAULT_SCRIPT
+
 from .handwritten_llm import handwritten_llm
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -210,7 +214,8 @@ async def test_protocol_violations_and_socket_errors_fail_the_run() -> None:
     assert "  2 x unknown response_type, e.g. response_type 'mystery'" in out
     # Each conversation's request 2 got no answer: the server closed instead.
     assert (
-        "FAILED: 2 conversations ended in a socket error; 2 turns unanswered; 2 protocol violations"
+        "FAILED: 2 conversations ended with error_llm_websocket_runtime; "
+        "2 turns unanswered; 2 protocol violations"
     ) in out
 
 
@@ -301,3 +306,27 @@ async def test_20_conversations_with_the_example_server(adapter: str) -> None:
     assert "stale responses (sent after being superseded): 0" in out
     assert "protocol violations: 0" in out
     assert "  Agent: Hi! I repeat whatever you say. Say goodbye to hang up." in out
+
+
+async def test_a_failure_of_our_own_ends_that_conversation_not_the_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = RetellSide._on_config
+
+    async def broken(self: RetellSide, config: object) -> None:
+        if self.result.call_id.endswith("00001"):
+            raise RuntimeError("a bug")
+        await real(self, config)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(RetellSide, "_on_config", broken)
+    async with handwritten_llm() as llm:
+        results = await run_conversations(llm.url, DEFAULT_SCRIPT, calls=3)
+    assert [r.disconnection_reason for r in results] == [
+        "user_hangup",
+        "error_retell",
+        "user_hangup",
+    ]
+    assert results[1].detail is not None and "RuntimeError: a bug" in results[1].detail
+    report = LLMTestReport.of(results)
+    assert not report.passed
+    assert report.problems()[0] == "1 conversation ended with error_retell"
