@@ -16,13 +16,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import secrets
 import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import aiohttp
 import anyio
@@ -317,6 +318,16 @@ def print_report(
         say("FAILED: " + "; ".join(report.problems()))
 
 
+def _print_to(out: TextIO, report: LLMTestReport, **options: Any) -> None:
+    """:func:`print_report`, quietly stopping if the reader goes away (``| head``)."""
+    try:
+        print_report(report, out=out, **options)
+        out.flush()
+    except BrokenPipeError:
+        if out is sys.stdout:  # so that the interpreter's final flush does not fail too
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def _open_files_limit() -> int | None:
     """This process's limit on open files, if it has one (POSIX)."""
     try:
@@ -375,7 +386,7 @@ def run(
     except KeyboardInterrupt:
         report = LLMTestReport.of(side.result for side in sides)
         if report.results:
-            print_report(report, url=args.url, script_name=script_name, out=out, interrupted=True)
+            _print_to(out, report, url=args.url, script_name=script_name, interrupted=True)
         print(f"{PROG}: interrupted", file=err)
         return 130
     report = LLMTestReport.of(side.result for side in sides)
@@ -383,7 +394,7 @@ def run(
         detail = report.error_examples.get("error_llm_websocket_open", "")
         print(f"{PROG}: cannot open {args.url}: {detail}", file=err)
         return 1
-    print_report(report, url=args.url, script_name=script_name, out=out)
+    _print_to(out, report, url=args.url, script_name=script_name)
     return 0 if report.passed else 1
 
 

@@ -330,3 +330,24 @@ async def test_a_failure_of_our_own_ends_that_conversation_not_the_run(
     report = LLMTestReport.of(results)
     assert not report.passed
     assert report.problems()[0] == "1 conversation ended with error_retell"
+
+
+async def test_a_reader_that_goes_away_is_no_error() -> None:
+    """``aioretell llm-test URL | head -1``: the report stops quietly when the pipe closes."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody will read the report
+    async with handwritten_llm() as llm:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "aioretell",
+            "llm-test",
+            llm.url,
+            stdout=write_end,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        os.close(write_end)
+        _, err = await asyncio.wait_for(process.communicate(), SAFETY_TIMEOUT)
+    assert err.decode() == ""
+    assert process.returncode == 0
