@@ -1,4 +1,4 @@
-"""The ``aioretell`` command: ``demo``, ``dial``, ``emulator`` and ``bench``."""
+"""The ``aioretell`` command: ``demo``, ``dial``, ``llm-test``, ``emulator`` and ``bench``."""
 
 from __future__ import annotations
 
@@ -41,6 +41,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     emulator.add_argument(
         "--webhook-duplicates", type=int, default=0, metavar="N", help="extra copies of each"
+    )
+
+    from .llm.llm_test import add_arguments as add_llm_test_arguments
+
+    add_llm_test_arguments(
+        commands.add_parser(
+            "llm-test",
+            help="drive a custom-LLM WebSocket server the way Retell would; measure it",
+            description="Play scripted calls against a custom-LLM server (ours or any other) "
+            "the way Retell would, and print latency, stale answers, protocol violations and a "
+            "transcript. Exit status 0 only if every turn was answered with no stale answer, "
+            "violation or socket error.",
+        )
     )
 
     commands.add_parser(
@@ -94,6 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .dial.cli import run as run_dial
 
         return run_dial(args)
+    if args.command == "llm-test":
+        from .llm.llm_test import run as run_llm_test
+
+        return run_llm_test(args)
     from .emulator import EmulatorConfig, serve
 
     config = EmulatorConfig(

@@ -6,6 +6,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from aioretell.llm.retell_side import RetellTimings
+from aioretell.llm.script import ConversationScript
+
 
 @dataclass(frozen=True)
 class EmulatorConfig:
@@ -51,3 +54,10 @@ class EmulatorConfig:
     analysis_delay_s: float = 1.0
     #: Real seconds between two checks of the clock for due webhooks.
     webhook_tick_s: float = 0.05
+    # -- custom-LLM agents (played by a running :class:`Emulator`, see ``emulator.custom_llm``)
+    #: What the caller says in calls to agents whose ``response_engine`` is ``custom-llm``;
+    #: ``None`` plays ``aioretell.llm.script.DEFAULT_SCRIPT``. A call's
+    #: ``metadata["aioretell_llm_script"]`` (the same format, as JSON) replaces it.
+    llm_script: ConversationScript | None = None
+    #: Ping interval and timeouts of the emulated Retell side of the LLM WebSocket.
+    llm_timings: RetellTimings = field(default_factory=RetellTimings)
