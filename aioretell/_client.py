@@ -12,9 +12,15 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 import aiohttp
 from msgspec import UNSET
 
-from ._exceptions import AmbiguousOutcomeError, APIError, ClientClosedError, RequestInfo
+from ._exceptions import (
+    AmbiguousOutcomeError,
+    APIConnectionError,
+    APIError,
+    ClientClosedError,
+    RequestInfo,
+)
 from ._operation import Operation, RetrySafety
-from ._pacing import Pacer
+from ._pacing import Pacer, Pacing
 from ._resources import Resources
 from ._retry import Decision, RetryPolicy, decide, log_first_retry
 from ._sansio import (
@@ -58,7 +64,7 @@ class _Shared:
     __slots__ = ("closed", "headers", "json_headers", "owns_transport", "pacer", "transport")
 
     def __init__(
-        self, transport: Transport, headers: dict[str, str], owns: bool, pacer: Pacer
+        self, transport: Transport, headers: dict[str, str], owns: bool, pacer: Pacing[Any]
     ) -> None:
         self.transport = transport
         #: for requests without a body; ``json_headers`` add the body's Content-Type
@@ -364,18 +370,18 @@ class AsyncRetell(Resources):
     async def _attempt(self, op: Operation, request: HTTPRequest, info: RequestInfo) -> Any:
         shared = self._shared
         pacer = shared.pacer
-        slots = pacer.slots
-        if slots is not None:
-            await slots.acquire()
+        turn = pacer.try_reserve(op)
+        if turn is None:
+            turn = await pacer.reserve(op)
         try:
-            sent_at, wait = pacer.reserve(op)
-            if wait > 0:
-                sent_at = await pacer.wait_turn(op, wait)
             response = await shared.transport.send(request, self._config.aiohttp_timeout, info)
-        finally:
-            if slots is not None:
-                slots.release()
-        pacer.on_response(op, response.status, response.headers, sent_at)
+        except APIConnectionError as exc:
+            pacer.release(op, turn, sent=exc.request_sent)
+            raise
+        except BaseException:
+            pacer.release(op, turn, sent=True)  # e.g. cancelled mid-send: it may have gone out
+            raise
+        pacer.on_response(op, turn, response.status, response.headers)
         if 200 <= response.status < 300:
             return decode_success(op, response, info)
         raise status_error(response, info)

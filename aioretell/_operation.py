@@ -49,6 +49,8 @@ class Operation:
     body_ref: str | None = None
     query_ref: str | None = None
     response_ref: str | None = None
+    #: Places a call or opens a conversation: paced by the client's ``create_rate_limit``.
+    starts_conversation: bool = False
     _types: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
