@@ -28,6 +28,8 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol, TypeVar
 
+import anyio
+
 from ._operation import Operation
 from ._sansio import parse_retry_after
 
@@ -231,8 +233,9 @@ class Pacer:
         self.requests = RateBucket(rate_limit, clock=clock)
         self.creates = RateBucket(create_rate_limit, clock=clock)
         self.max_concurrency = max_concurrency
-        #: caps requests in flight; ``None`` when ``max_concurrency`` is not set
-        self.slots = asyncio.Semaphore(max_concurrency) if max_concurrency else None
+        #: caps requests in flight; ``None`` when ``max_concurrency`` is not set. anyio's, for
+        #: its synchronous acquire: a request that need not wait costs no coroutine.
+        self.slots = anyio.Semaphore(max_concurrency) if max_concurrency else None
 
     def set_time(
         self, clock: Callable[[], float], sleep: Callable[[float], Awaitable[None]]
@@ -251,7 +254,15 @@ class Pacer:
         return (self.requests,)
 
     def try_reserve(self, op: Operation) -> float | None:
-        return None if self.slots is not None else self._take_now(op)
+        slots = self.slots
+        if slots is None:
+            return self._take_now(op)
+        if not slots.value:
+            return None
+        turn = self._take_now(op)
+        if turn is not None:
+            slots.acquire_nowait()
+        return turn
 
     async def reserve(self, op: Operation) -> float:
         slots = self.slots

@@ -465,6 +465,24 @@ async def test_max_concurrency_caps_in_flight() -> None:
     assert transport.peak == 3
 
 
+def test_max_concurrency_caps_a_client_built_outside_the_loop() -> None:
+    transport = GatedTransport()
+    client = AsyncRetell(
+        api_key="key_unit", base_url="http://retell.test", max_concurrency=2, transport=transport
+    )
+
+    async def run() -> None:
+        async with client:
+            calls = asyncio.gather(*(client.concurrency.retrieve() for _ in range(10)))
+            await settle()
+            transport.gate.set()
+            await calls
+
+    asyncio.run(run())
+    assert transport.peak == 2
+    assert transport.sent == 10
+
+
 async def test_cancelled_acquire_releases_its_slot() -> None:
     transport = GatedTransport()
     async with AsyncRetell(
