@@ -14,9 +14,15 @@ import aiohttp
 import msgspec
 from msgspec import UNSET
 
-from ._exceptions import AmbiguousOutcomeError, APIError, ClientClosedError, RequestInfo
+from ._exceptions import (
+    AmbiguousOutcomeError,
+    APIConnectionError,
+    APIError,
+    ClientClosedError,
+    RequestInfo,
+)
 from ._operation import Operation, RetrySafety
-from ._pacing import Pacer
+from ._pacing import Pacer, Pacing
 from ._resources import Resources
 from ._retry import Decision, RetryPolicy, decide, log_first_retry
 from ._sansio import (
@@ -42,6 +48,7 @@ T = TypeVar("T")
 #: Methods that ``request`` repeats after an ambiguous failure unless told otherwise.
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _METHODS = _IDEMPOTENT_METHODS | {"POST", "PATCH"}
+_PACING_METHODS = ("try_reserve", "reserve", "on_response", "release", "set_time")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +67,7 @@ class _Shared:
     __slots__ = ("closed", "headers", "json_headers", "owns_transport", "pacer", "transport")
 
     def __init__(
-        self, transport: Transport, headers: dict[str, str], owns: bool, pacer: Pacer
+        self, transport: Transport, headers: dict[str, str], owns: bool, pacer: Pacing[Any]
     ) -> None:
         self.transport = transport
         #: for requests without a body; ``json_headers`` add the body's Content-Type
@@ -89,6 +96,8 @@ class AsyncRetell(Resources):
     Use it as ``async with AsyncRetell() as client:`` so the connection pool is opened in the
     running loop and closed on exit. The API key comes from ``api_key`` or ``$RETELL_API_KEY``;
     the base URL from ``base_url``, ``$RETELL_BASE_URL`` or the production server.
+    ``pacer`` replaces the in-process pacer, e.g. with a
+    :class:`~aioretell.redis_pacer.RedisPacer` shared by many processes; its owner closes it.
     """
 
     def __init__(
@@ -107,8 +116,26 @@ class AsyncRetell(Resources):
         max_concurrency: int | None = None,
         default_headers: Mapping[str, str] | None = None,
         transport: Transport | None = None,
+        pacer: Pacing[Any] | None = None,
     ) -> None:
         key = resolve_api_key(api_key)
+        if pacer is not None:
+            if not all(callable(getattr(pacer, name, None)) for name in _PACING_METHODS):
+                raise TypeError(
+                    "pacer must implement aioretell's Pacing interface (e.g. a RedisPacer), "
+                    f"not {type(pacer).__name__}"
+                )
+            given = [
+                name
+                for name, value in (
+                    ("rate_limit", rate_limit),
+                    ("create_rate_limit", create_rate_limit),
+                    ("max_concurrency", max_concurrency),
+                )
+                if value is not None
+            ]
+            if given:
+                raise ValueError(f"set {', '.join(given)} on the pacer, not with pacer=")
         url = base_url or os.environ.get("RETELL_BASE_URL") or DEFAULT_BASE_URL
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {url!r}")
@@ -141,11 +168,12 @@ class AsyncRetell(Resources):
                     dns_cache_ttl=dns_cache_ttl,
                 )
             )
-        pacer = Pacer(
-            rate_limit=rate_limit,
-            create_rate_limit=create_rate_limit,
-            max_concurrency=max_concurrency,
-        )
+        if pacer is None:
+            pacer = Pacer(
+                rate_limit=rate_limit,
+                create_rate_limit=create_rate_limit,
+                max_concurrency=max_concurrency,
+            )
         self._shared = _Shared(transport, headers, owns, pacer)
         #: injectable so retry tests need no real time
         self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
@@ -370,18 +398,18 @@ class AsyncRetell(Resources):
     async def _attempt(self, op: Operation, request: HTTPRequest, info: RequestInfo) -> Any:
         shared = self._shared
         pacer = shared.pacer
-        slots = pacer.slots
-        if slots is not None:
-            await slots.acquire()
+        turn = pacer.try_reserve(op)
+        if turn is None:
+            turn = await pacer.reserve(op)
         try:
-            sent_at, wait = pacer.reserve(op)
-            if wait > 0:
-                sent_at = await pacer.wait_turn(op, wait)
             response = await shared.transport.send(request, self._config.aiohttp_timeout, info)
-        finally:
-            if slots is not None:
-                slots.release()
-        pacer.on_response(op, response.status, response.headers, sent_at)
+        except APIConnectionError as exc:
+            pacer.release(op, turn, sent=exc.request_sent)
+            raise
+        except BaseException:
+            pacer.release(op, turn, sent=True)  # e.g. cancelled mid-send: it may have gone out
+            raise
+        pacer.on_response(op, turn, response.status, response.headers)
         if 200 <= response.status < 300:
             return decode_success(op, response, info)
         raise status_error(response, info)
