@@ -30,6 +30,9 @@ class EmulatorConfig:
     reserved_inbound_concurrency: int = 0
     #: Requests per second per API key; ``None`` disables rate limiting.
     rate_limit_rps: float | None = None
+    #: Retell's calls-per-second limit: at most this many operations that place a call or
+    #: open a conversation in any one-second window, else 429; ``None`` disables it.
+    create_rate_limit_cps: int | None = None
     #: Deterministic outcomes for dialled numbers: ``(suffix, disconnection_reason)`` pairs.
     #: A create-phone-call whose ``to_number`` ends with ``suffix`` never connects and ends at
     #: once as ``not_connected`` with that reason (e.g. ``("13", "dial_busy")``); the first

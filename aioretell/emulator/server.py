@@ -57,6 +57,11 @@ class Emulator:
         return self._ctx.requests
 
     @property
+    def timeline(self) -> list[tuple[float, str, int]]:
+        """``(clock time, operation_id, status)`` of every authenticated request answered."""
+        return self._ctx.timeline
+
+    @property
     def clock(self) -> Callable[[], float]:
         return self.config.clock
 
