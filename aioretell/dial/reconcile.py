@@ -13,6 +13,8 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+import msgspec
+
 from .._client import AsyncRetell
 from ..types.call import V3CallResponse
 
@@ -62,3 +64,15 @@ async def find_call(
         return None
     # One per key by construction; should there be more, the oldest is the one to follow.
     return min(page.items, key=lambda call: call.start_timestamp or 0)
+
+
+class _CallId(msgspec.Struct):
+    call_id: str
+
+
+def call_id_from_body(body: bytes) -> str | None:
+    """The ``call_id`` of a create's answer that did not decode as a whole, if it has one."""
+    try:
+        return msgspec.json.decode(body, type=_CallId).call_id or None
+    except msgspec.DecodeError:  # ValidationError is a DecodeError
+        return None

@@ -34,6 +34,12 @@ class Snapshot:
     failed: int
     elapsed_s: float
     placed_this_run: int
+    #: creates given back to be sent again, failed requests, the latest failure and when
+    #: (``time.monotonic()``)
+    retries: int = 0
+    errors: int = 0
+    last_error: str | None = None
+    last_error_at: float | None = None
 
     @property
     def done(self) -> int:
@@ -43,11 +49,23 @@ class Snapshot:
     def rate(self) -> float:
         return self.placed_this_run / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
-    def line(self) -> str:
-        return (
+    def trouble(self, now: float | None = None) -> str:
+        """Retries and the latest error, or ``""`` while nothing failed."""
+        if not self.errors and not self.retries:
+            return ""
+        text = f"retries {self.retries}, errors {self.errors}"
+        if self.last_error is not None and self.last_error_at is not None:
+            ago = (time.monotonic() if now is None else now) - self.last_error_at
+            text += f", last {ago:.0f} s ago: {self.last_error[:120]}"
+        return text
+
+    def line(self, now: float | None = None) -> str:
+        text = (
             f"dial: {self.done}/{self.total} done, placed {self.placed}, ongoing {self.ongoing}, "
             f"ended {self.ended}, failed {self.failed}, {self.rate:.1f} calls/s"
         )
+        trouble = self.trouble(now)
+        return f"{text}; {trouble}" if trouble else text
 
 
 class LiveView:
@@ -67,6 +85,7 @@ class LiveView:
         self._plain_every_s = plain_every_s
         self._progress: Progress | None = None
         self._task: TaskID | None = None
+        self._closed = False
         if self._stream.isatty():
             console = Console(file=self._stream)
             self._progress = Progress(
@@ -101,12 +120,19 @@ class LiveView:
             f"placed {snap.placed} · ongoing {snap.ongoing} · ended {snap.ended} · "
             f"failed {snap.failed} · {snap.rate:.1f} calls/s"
         )
+        trouble = snap.trouble()
+        if trouble:
+            detail += f"\n[yellow]{trouble}[/]"
         if self._task is None:
             self._task = self._progress.add_task("dial", total=snap.total, detail=detail)
         self._progress.update(self._task, completed=snap.done, total=snap.total, detail=detail)
         self._progress.refresh()
 
     def close(self) -> None:
+        """Draw the final state and stop; only the first call does anything."""
+        if self._closed:
+            return
+        self._closed = True
         if self._progress is not None:
             if self._progress.live.is_started:
                 self._draw()

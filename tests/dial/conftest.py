@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ from aioretell import AsyncRetell
 from aioretell.dial.campaign import run_campaign
 from aioretell.dial.capacity import CapacityGate
 from aioretell.dial.journal import CampaignInfo, Journal
+from aioretell.dial.journal_sqlite import SQLiteJournal
 from aioretell.dial.leads import load_leads
 from aioretell.dial.reconcile import campaign_filter
 from aioretell.dial.runner import DialOptions, Runner
@@ -49,11 +50,23 @@ async def make_emulator() -> AsyncIterator[Callable[..., Any]]:
         await emu.stop()
 
 
-def new_journal(tmp_path: Path, csv: Path, name: str = "j.db") -> Journal:
+#: The journal implementations every journal test runs against (PostgreSQL joins later).
+BACKENDS = ["sqlite"]
+
+
+def open_journal(backend: str, tmp_path: Path, name: str = "j.db") -> Journal:
+    assert backend == "sqlite", backend
+    return SQLiteJournal(tmp_path / name)
+
+
+async def new_journal(
+    tmp_path: Path, csv: Path, name: str = "j.db", backend: str = "sqlite"
+) -> Journal:
+    """A journal holding campaign ``CAMPAIGN`` over the leads of ``csv``."""
     leads = load_leads(csv)
-    journal = Journal(tmp_path / name)
+    journal = open_journal(backend, tmp_path, name)
     info = CampaignInfo(CAMPAIGN, leads.sha256, csv.name, FROM, "", "test")
-    journal.start(journal.check_campaign(info), leads)
+    await journal.open_campaign(info, leads)
     return journal
 
 
@@ -63,6 +76,7 @@ async def dial(
     *,
     gate: CapacityGate | None = None,
     stop: asyncio.Event | None = None,
+    sidecar: Callable[[Runner], Awaitable[None]] | None = None,
     **options: Any,
 ) -> Runner:
     async with AsyncRetell(api_key=API_KEY, base_url=emu.base_url) as client:
@@ -74,6 +88,7 @@ async def dial(
             stop=stop,
             poll_interval=0.02,
             gate=gate,
+            sidecar=sidecar,
         )
 
 
