@@ -73,6 +73,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="with --listen: how often list-calls is still polled for lost webhooks",
     )
+    parser.add_argument(
+        "--lookup-grace",
+        type=float,
+        default=LOOKUP_GRACE_S,
+        metavar="SECONDS",
+        help="how long a create that may have placed a call is looked for by list-calls "
+        f"before it is sent again, with the same idempotency key (default {LOOKUP_GRACE_S:g})",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.reconcile_interval <= 0:
         print("aioretell dial: --reconcile-interval must be positive", file=err)
+        return 2
+    if not 0 <= args.lookup_grace <= 3000:  # NaN too; the idempotency key lasts an hour
+        print("aioretell dial: --lookup-grace must be between 0 and 3000 seconds", file=err)
         return 2
     if args.listen is not None:
         try:
@@ -163,9 +174,10 @@ async def _dial(args: argparse.Namespace, leads: LeadFile) -> int:
                 print(f"aioretell dial: cannot listen on {args.listen}: {exc}", file=err)
                 return 2
             try:
-                async with _target(
-                    key, base_url, follower.local_url, journal_path, fresh
-                ) as (api_key, url):
+                async with _target(key, base_url, follower.local_url, journal_path, fresh) as (
+                    api_key,
+                    url,
+                ):
                     _print_webhook_mode(follower, args.reconcile_interval, in_process=key is None)
                     return await _campaign(args, journal, info, api_key, url, follower)
             finally:
@@ -266,7 +278,7 @@ async def _campaign(
         redial=args.redial,
         redial_delay_s=args.redial_delay,
         # The in-process emulator's list-calls is current: nothing to wait for.
-        lookup_grace_s=0.0 if info.target == IN_PROCESS else LOOKUP_GRACE_S,
+        lookup_grace_s=0.0 if info.target == IN_PROCESS else args.lookup_grace,
     )
     stop = asyncio.Event()
     started = time.monotonic()

@@ -2,10 +2,11 @@
 
 Each create is tagged ``{"aioretell_campaign": id, "aioretell_ref": "L12", "aioretell_attempt":
 "1"}`` and sent with the idempotency key ``id-L12-1``. A row whose create may or may not have
-happened (``dispatching`` after a crash, or an :class:`~aioretell.AmbiguousOutcomeError`) is
-looked up with ``list-calls`` filtered on those three keys: found means created; not found
-means it may be sent again, with the same key, so a create that landed late is answered with
-the existing call instead of a second one.
+happened (``dispatching`` after a crash, an :class:`~aioretell.AmbiguousOutcomeError`, or a 2xx
+that could not be read) is looked up with ``list-calls`` filtered on those three keys: found
+means created. Not found means nothing only once list-calls has had time to index the call
+(the runner's ``lookup_grace_s`` after the dispatch); then it may be sent again, with the same
+key, so a create that landed late is answered with the existing call instead of a second one.
 """
 
 from __future__ import annotations

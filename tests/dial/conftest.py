@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from aioretell import AsyncRetell
@@ -108,3 +110,13 @@ async def calls_per_number(base_url: str, campaign: str = CAMPAIGN) -> Counter[s
             if not page.has_more or page.pagination_key is None:
                 return counts
             cursor = page.pagination_key
+
+
+def dialled(record: Path) -> Counter[str]:
+    """Calls per number in the record file of the dialer's in-process emulator."""
+    db = sqlite3.connect(record)
+    try:
+        calls = [msgspec.json.decode(text) for (text,) in db.execute("SELECT call FROM calls")]
+    finally:
+        db.close()
+    return Counter(call["to_number"] for call in calls if call["dialed"])

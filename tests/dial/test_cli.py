@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-from collections import Counter
 from pathlib import Path
 
 import msgspec
@@ -11,17 +9,7 @@ import pytest
 
 from aioretell.cli import main
 
-from .conftest import FROM, numbers, write_csv
-
-
-def dialled(record: Path) -> Counter[str]:
-    """Calls per number in the in-process emulator's record file."""
-    db = sqlite3.connect(record)
-    try:
-        calls = [msgspec.json.decode(text) for (text,) in db.execute("SELECT call FROM calls")]
-    finally:
-        db.close()
-    return Counter(call["to_number"] for call in calls if call["dialed"])
+from .conftest import FROM, dialled, numbers, write_csv
 
 
 @pytest.fixture(autouse=True)

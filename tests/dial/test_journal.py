@@ -6,9 +6,9 @@ scale-out work joins them); the few that check how SQLite stores things say so.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import sqlite3
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -56,7 +56,8 @@ async def test_happy_path_is_committed_at_each_step(
     tmp_path: Path, backend: str, journal: Journal
 ) -> None:
     row = await journal.claim(now=100.0)
-    assert row is not None and (row.ref, row.state, row.dispatched_at) == ("L2", j.DISPATCHING, 100.0)
+    assert row is not None
+    assert (row.ref, row.state, row.dispatched_at) == ("L2", j.DISPATCHING, 100.0)
     await journal.mark_created(row, "call_1", create_ms=3.5)
     async with open_journal(backend, tmp_path) as other:  # another connection sees each commit
         seen = await other.get("L2")
@@ -125,9 +126,7 @@ async def test_forbidden_transitions(journal: Journal, forbidden: str) -> None:
         "ended_from_pending": lambda: journal.mark_ended(
             pending, call_status="ended", disconnection_reason=None
         ),
-        "release_created": lambda: journal.release(
-            created, not_before=0.0, reason="x", retry=True
-        ),
+        "release_created": lambda: journal.release(created, not_before=0.0, reason="x", retry=True),
         "requeue_dispatching": lambda: journal.requeue(
             dispatching, not_before=0.0, call_status="ended", disconnection_reason=None, redial=True
         ),
@@ -259,13 +258,13 @@ async def test_a_dead_holder_on_this_host_is_taken_over_at_once(
     tmp_path: Path, backend: str, journal: Journal
 ) -> None:
     assert backend == "sqlite"  # the holder process opens the file itself
-    died = subprocess.run(
-        [sys.executable, "-c", _HOLD_AND_DIE, str(tmp_path / "j.db")],
-        capture_output=True,
-        text=True,
-        check=True,
+    died = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-c", _HOLD_AND_DIE, str(tmp_path / "j.db")),
+        stdout=asyncio.subprocess.PIPE,
     )
-    dead_pid = int(died.stdout)
+    out, _ = await died.communicate()
+    assert died.returncode == 0
+    dead_pid = int(out)
     previous = await journal.acquire_lease(ttl_s=3600)  # its heartbeat is fresh: pid decides
     assert previous is not None and previous.pid == dead_pid
 

@@ -6,10 +6,14 @@ import asyncio
 import math
 import time
 from collections.abc import Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import msgspec
 import pytest
+from aiohttp import web
 
 from aioretell import AsyncRetell
 from aioretell.dial import journal as j
@@ -112,9 +116,7 @@ async def test_ambiguous_create_is_looked_up_not_repeated(
     emu = await make_emulator()
     emu.faults.script("createPhoneCall", [Fault.reset_after_request(), Fault.status(500)])
     async with await new_journal(tmp_path, write_csv(tmp_path / "l.csv", numbers(5))) as journal:
-        runner = await dial(
-            emu, journal, concurrency=1, backoff_s=0.01, lookup_grace_s=0.0
-        )
+        runner = await dial(emu, journal, concurrency=1, backoff_s=0.01, lookup_grace_s=0.0)
         assert {row.state for row in await journal.rows()} == {j.ENDED}
     # The reset placed its call (found); the 500 placed none (redialled with the same key).
     assert (runner.stats.reconciled_found, runner.stats.reconciled_missing) == (1, 1)
@@ -318,7 +320,7 @@ async def test_a_dead_capacity_poller_ends_the_run(tmp_path: Path, make_emulator
         gate = CapacityGate(fetch, interval=0.01)
         csv = write_csv(tmp_path / "l.csv", numbers(5))
         async with await new_journal(tmp_path, csv) as journal:
-            with pytest.raises(BackgroundTaskError, match="capacity poller.*poller bug"):
+            with pytest.raises(BackgroundTaskError, match=r"capacity poller.*poller bug"):
                 await asyncio.wait_for(dial(emu, journal, gate=gate), timeout=60)
             states = {row.state for row in await journal.rows()}
     assert states <= {j.PENDING, j.DISPATCHING, j.CREATED}
@@ -432,3 +434,77 @@ async def test_capacity_gate_arithmetic() -> None:
     gate.release(confirmed=True)
     assert gate.live == 5 and gate.created_live == 3
     assert math.isinf(CapacityGate(None).allowed)
+
+
+@asynccontextmanager
+async def mangling_proxy(target: str, mangle: Callable[[dict[str, Any]], None]) -> Any:
+    """A hop before the emulator that passes everything through, but rewrites the body of the
+    first create's 201 with ``mangle`` (the call is placed; its answer does not decode)."""
+    session = aiohttp.ClientSession()
+    mangled: list[str] = []
+
+    async def forward(request: web.Request) -> web.Response:
+        body = await request.read()
+        async with session.request(
+            request.method,
+            target + request.path_qs,
+            data=body,
+            headers={k: v for k, v in request.headers.items() if k.lower() != "host"},
+        ) as answer:
+            payload = await answer.read()
+            if request.path.endswith("/create-phone-call") and answer.status == 201 and not mangled:
+                call = msgspec.json.decode(payload)
+                mangled.append(call["call_id"])
+                mangle(call)
+                payload = msgspec.json.encode(call)
+            return web.Response(status=answer.status, body=payload, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", forward)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        host, port = runner.addresses[0][:2]
+        yield f"http://{host}:{port}", mangled
+    finally:
+        await runner.cleanup()
+        await session.close()
+
+
+def _bad_status(call: dict[str, Any]) -> None:
+    call["call_status"] = 12  # a number where a string belongs: the call_id is still there
+
+
+def _no_id(call: dict[str, Any]) -> None:
+    call["call_id"] = None  # nothing usable: found by its metadata instead
+
+
+@pytest.mark.parametrize("mangle", [_bad_status, _no_id])
+async def test_an_unreadable_2xx_create_is_placed_not_sent_again(
+    tmp_path: Path, make_emulator: Make, mangle: Callable[[dict[str, Any]], None]
+) -> None:
+    emu = await make_emulator()
+    csv = write_csv(tmp_path / "l.csv", numbers(3))
+    async with (
+        mangling_proxy(emu.base_url, mangle) as (url, mangled),
+        await new_journal(tmp_path, csv) as journal,
+        AsyncRetell(api_key=API_KEY, base_url=url) as client,
+    ):
+        from aioretell.dial.campaign import run_campaign
+
+        runner = await run_campaign(
+            client,
+            journal,
+            CAMPAIGN,
+            DialOptions(from_number=FROM, concurrency=1, lookup_grace_s=3600.0),
+            poll_interval=0.02,
+        )
+        rows = await journal.rows()
+    assert {row.state for row in rows} == {j.ENDED}
+    assert rows[0].call_id == mangled[0] and rows[0].retries == 0
+    assert creates(emu) == 3  # one per lead: the unreadable answer was not taken as a failure
+    assert runner.stats.errors == 1 and "unreadably" in (runner.stats.last_error or "")
+    # Read from the body when it has the id, else looked up by metadata.
+    assert runner.stats.reconciled_found == (1 if mangle is _no_id else 0)
+    assert set((await calls_per_number(emu.base_url)).values()) == {1}
