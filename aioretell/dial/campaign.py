@@ -39,7 +39,7 @@ Sidecar = Callable[[Runner], Awaitable[None]]
 HEARTBEAT_S = 5.0
 LEASE_TTL_S = 30.0
 #: The start-up check: one quick retry, and an answer within seconds or a clear error.
-PREFLIGHT_TIMEOUT = Timeout(connect=5.0, read=10.0, total=15.0)
+PREFLIGHT_TIMEOUT = Timeout(connect=5.0, read=6.0, total=6.0)
 
 
 async def preflight(client: AsyncRetell, agent_id: str | None) -> ConcurrencyRetrieveResponse:

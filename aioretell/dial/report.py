@@ -191,6 +191,7 @@ def print_summary(
     if p50 is not None and p99 is not None:
         console.print(
             f"create latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms over {len(create_ms)} creates"
+            " (time in the client, so any wait for the --cps pace counts)"
         )
     rate = placed / elapsed_s if elapsed_s > 0 else 0.0
     console.print(f"{placed} calls placed in {elapsed_s:.1f} s ({rate:.1f} calls/s)")

@@ -17,13 +17,14 @@ leaves the leads pending.
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
+import anyio.abc
 from msgspec import UNSET
 
 from .._client import AsyncRetell
@@ -45,8 +46,6 @@ from .errors import AccountError
 from .journal import Journal, Row
 from .reconcile import call_id_from_body, call_metadata, find_call, idempotency_key
 from .watch import CallEnd, call_end
-
-logger = logging.getLogger("aioretell.dial")
 
 #: Ends that mean the call never got a line: tried again after a backoff, a bounded number of
 #: times.
@@ -113,13 +112,6 @@ class Stats:
         self.last_error_at = time.monotonic()
 
 
-@dataclass(frozen=True, slots=True)
-class _Job:
-    row: Row
-    #: ``True``: look up a create whose outcome is unknown, ``False``: send the create
-    settle: bool
-
-
 class Runner:
     def __init__(
         self,
@@ -140,8 +132,14 @@ class Runner:
         self._open: dict[str, Row] = {}
         #: rows an earlier run left ``dispatching``, to look up first
         self._unknown: list[Row] = []
+        #: creates in flight plus rows being looked up
         self._in_flight = 0
         self._changed = asyncio.Event()
+        #: the run's task group, which owns the lookups (they must not hold a create slot
+        #: through a grace period)
+        self._group: anyio.abc.TaskGroup | None = None
+        self._lookups = anyio.Semaphore(options.concurrency)
+        self._failure: Exception | None = None
         self._stop = asyncio.Event()
         self._halt: AccountError | None = None
         #: a create of this campaign succeeded: the number and agent are good
@@ -189,7 +187,7 @@ class Runner:
     def only_open_calls(self) -> bool:
         """Nothing is being created or looked up: the run waits for created calls to end
         (or for requeued rows to come due)."""
-        return not self._in_flight and not self._unknown and bool(self._open)
+        return not self._in_flight and bool(self._open)
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -200,21 +198,37 @@ class Runner:
         account; the rows not dialled stay pending.
         """
         self._stop = stop
-        async with fan_out(
-            self._job, self._jobs(stop), concurrency=self._options.concurrency
-        ) as outcomes:
-            async for outcome in outcomes:
-                if outcome.error is not None:
-                    raise outcome.error
+        async with anyio.create_task_group() as group:
+            self._group = group
+            for row in self._unknown:
+                self._settle_later(row)
+            self._unknown.clear()
+            try:
+                async with fan_out(
+                    self._place_job, self._claims(stop), concurrency=self._options.concurrency
+                ) as outcomes:
+                    async for outcome in outcomes:
+                        if outcome.error is not None:
+                            raise outcome.error
+            except Exception as exc:  # noqa: BLE001 - raised below, outside the task group
+                self._fail_run(exc)
+            # The lookups still running end on their own (or at the stop).
+        self._group = None
+        if self._failure is not None:
+            raise self._failure
         if self._halt is not None:
             raise self._halt
 
-    async def _jobs(self, stop: asyncio.Event) -> AsyncIterator[_Job]:
+    def _fail_run(self, error: Exception) -> None:
+        """A job raised: the run ends with the first such error, its other jobs cancelled."""
+        if self._failure is None:
+            self._failure = error
+        if self._group is not None:
+            self._group.cancel_scope.cancel()
+
+    async def _claims(self, stop: asyncio.Event) -> AsyncIterator[Row]:
         stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
         try:
-            while self._unknown and not stop.is_set():
-                self._in_flight += 1
-                yield _Job(self._unknown.pop(0), settle=True)
             while not stop.is_set() and self._halt is None:
                 pause = self._paused_until - time.monotonic()
                 if pause > 0:
@@ -239,17 +253,17 @@ class Runner:
                     self.gate.release(confirmed=False)
                     continue
                 self._in_flight += 1
-                yield _Job(row, settle=False)
+                yield row
         finally:
             stopping.cancel()
 
-    async def _wait(self, stopping: asyncio.Future[Any], timeout: float | None) -> None:
-        """Until something changed, ``stopping`` resolved, or ``timeout`` seconds."""
+    async def _wait(self, stopping: asyncio.Future[Any], at_most: float | None) -> None:
+        """Until something changed, ``stopping`` resolved, or ``at_most`` seconds."""
         self._changed.clear()
         waiting: asyncio.Future[Any] = asyncio.ensure_future(self._changed.wait())
         try:
             await asyncio.wait(
-                [waiting, stopping], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                [waiting, stopping], timeout=at_most, return_when=asyncio.FIRST_COMPLETED
             )
         finally:
             waiting.cancel()
@@ -269,15 +283,28 @@ class Runner:
             return True
         return False
 
-    async def _job(self, job: _Job) -> None:
+    async def _place_job(self, row: Row) -> None:
         try:
-            if job.settle:
-                await self._settle(job.row)
-            else:
-                await self._place(job.row)
+            await self._place(row)
         finally:
             self._in_flight -= 1
             self._changed.set()
+
+    def _settle_later(self, row: Row) -> None:
+        """Look ``row`` up in a task of its own (its gate slot held), freeing the create slot."""
+        assert self._group is not None
+        self._in_flight += 1
+
+        async def settle() -> None:
+            try:
+                await self._settle(row)
+            except Exception as exc:  # noqa: BLE001 - ends the run, see run()
+                self._fail_run(exc)
+            finally:
+                self._in_flight -= 1
+                self._changed.set()
+
+        self._group.start_soon(settle, name=f"dial: look up {row.ref}")
 
     async def _place(self, row: Row) -> None:
         options = self._options
@@ -294,7 +321,7 @@ class Runner:
             )
         except AmbiguousOutcomeError as exc:
             self.stats.note_error("create", exc.cause)
-            await self._settle(row)
+            self._settle_later(row)
         except APIResponseValidationError as exc:
             # A 2xx: the call was placed, only its answer could not be read.
             self.stats.note_error("create answered unreadably", exc)
@@ -303,7 +330,7 @@ class Runner:
                 await self._created(row, call_id, None)
             else:
                 await self._journal.mark_placed(row)
-                await self._settle(row)
+                self._settle_later(row)
         except APIStatusError as exc:
             self.stats.note_error("create", exc)
             await self._refused_create(row, exc)
@@ -349,7 +376,7 @@ class Runner:
         else:
             # The client turns 5xx on a create into AmbiguousOutcomeError; any other status
             # (a redirect) may have been acted on as well: look it up.
-            await self._settle(row)
+            self._settle_later(row)
 
     async def _refused_lead(self, row: Row, what: str) -> None:
         """A create refused in a way that may be about the lead (400, 422, a value the client
@@ -388,7 +415,8 @@ class Runner:
         options = self._options
         while True:
             try:
-                call = await find_call(self._client, self._campaign_id, row.ref, row.attempt)
+                async with self._lookups:
+                    call = await find_call(self._client, self._campaign_id, row.ref, row.attempt)
             except (AuthenticationError, PermissionDeniedError) as exc:
                 self._stop_run(AccountError(f"Retell refused the API key ({exc})"))
                 return  # left dispatching: the next run looks it up

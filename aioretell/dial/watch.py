@@ -86,8 +86,8 @@ class Watcher:
             raise AccountError(f"Retell refused the API key ({exc})") from None
 
     def failed(self, exc: APIError) -> None:
-        """A poll failed: reported, and tried again at the next one."""
-        logger.warning("list-calls failed while following calls: %s", exc)
+        """A poll failed: counted (the live view shows it), and tried again at the next one."""
+        logger.info("list-calls failed while following calls: %s", exc)
         if self._on_error is not None:
             self._on_error("list-calls", exc)
 

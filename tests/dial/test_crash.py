@@ -128,7 +128,11 @@ async def test_the_readme_command_resumes_after_an_interruption(
     first = await _start(*command, cwd=tmp_path)
     try:
         await _until_progress(journal, first, 30)
-    finally:
+    except BaseException:
+        first.kill()
+        await first.wait()
+        raise
+    else:
         if interrupt == "SIGKILL":
             first.send_signal(signal.SIGKILL)
         else:
@@ -192,13 +196,19 @@ async def test_a_second_dialer_on_the_same_journal_is_refused(tmp_path: Path) ->
             *("--base-url", base_url, "--api-key", API_KEY, "--cps", "40"),
         )
         first = await _start(*command)
-        await _until_progress(journal, first, 10)
-        code, _, err = await _run(*command)
-        assert code == 1, err
-        line = _one_line_error(err)
-        assert f"is in use by another dialer (pid {first.pid} on {socket.gethostname()}" in line
-        code, _, err = await _finish(first)
-        assert code == 0, err
+        try:
+            await _until_progress(journal, first, 10)
+            code, _, err = await _run(*command)
+            assert code == 1, err
+            line = _one_line_error(err)
+            host = socket.gethostname()
+            assert f"is in use by another dialer (pid {first.pid} on {host}" in line
+            code, _, err = await _finish(first)
+            assert code == 0, err
+        finally:
+            if first.returncode is None:
+                first.kill()
+                await first.wait()
         assert _journal_counts(journal) == {"ended": LEADS}
         assert await calls_per_number(base_url, _campaign_id(journal)) == dict.fromkeys(wanted, 1)
 

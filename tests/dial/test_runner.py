@@ -508,3 +508,38 @@ async def test_an_unreadable_2xx_create_is_placed_not_sent_again(
     # Read from the body when it has the id, else looked up by metadata.
     assert runner.stats.reconciled_found == (1 if mangle is _no_id else 0)
     assert set((await calls_per_number(emu.base_url)).values()) == {1}
+
+
+async def test_lookups_waiting_out_the_grace_period_do_not_hold_up_other_leads(
+    tmp_path: Path, make_emulator: Make
+) -> None:
+    """Two rows a crashed run left dispatching (just now: list-calls may not show them yet)
+    take both create slots' worth of concurrency; the third lead is dialled all the same."""
+    emu = await make_emulator()
+    async with await new_journal(tmp_path, write_csv(tmp_path / "l.csv", numbers(3))) as journal:
+        for _ in range(2):
+            assert await journal.claim(time.time()) is not None
+        stop = asyncio.Event()
+
+        async def stop_once_the_third_ended(runner: Runner) -> None:
+            for _ in range(6000):  # a hang guard: this takes milliseconds
+                if (await journal.get("L4")).state == j.ENDED:
+                    break
+                await asyncio.sleep(0.01)
+            stop.set()
+
+        await asyncio.wait_for(
+            dial(
+                emu,
+                journal,
+                stop=stop,
+                sidecar=stop_once_the_third_ended,
+                concurrency=2,
+                lookup_grace_s=3600.0,
+                lookup_every_s=0.05,
+            ),
+            timeout=120,
+        )
+        states = [row.state for row in await journal.rows()]
+    assert states == [j.DISPATCHING, j.DISPATCHING, j.ENDED]  # still waiting, not resent
+    assert creates(emu) == 1
