@@ -301,6 +301,7 @@ async def _campaign(
                 errors=stats.errors,
                 last_error=stats.last_error,
                 last_error_at=stats.last_error_at,
+                looking_up=runner.looking_up,
             )
 
         view = LiveView(snapshot, stream=err)

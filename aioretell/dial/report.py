@@ -40,6 +40,8 @@ class Snapshot:
     errors: int = 0
     last_error: str | None = None
     last_error_at: float | None = None
+    #: creates that may have placed a call, being looked up by list-calls
+    looking_up: int = 0
 
     @property
     def done(self) -> int:
@@ -50,14 +52,17 @@ class Snapshot:
         return self.placed_this_run / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
     def trouble(self, now: float | None = None) -> str:
-        """Retries and the latest error, or ``""`` while nothing failed."""
-        if not self.errors and not self.retries:
-            return ""
-        text = f"retries {self.retries}, errors {self.errors}"
-        if self.last_error is not None and self.last_error_at is not None:
-            ago = (time.monotonic() if now is None else now) - self.last_error_at
-            text += f", last {ago:.0f} s ago: {self.last_error[:120]}"
-        return text
+        """Lookups, retries and the latest error, or ``""`` while there are none."""
+        parts = []
+        if self.looking_up:
+            parts.append(f"looking up {self.looking_up} uncertain creates")
+        if self.errors or self.retries:
+            text = f"retries {self.retries}, errors {self.errors}"
+            if self.last_error is not None and self.last_error_at is not None:
+                ago = (time.monotonic() if now is None else now) - self.last_error_at
+                text += f", last {ago:.0f} s ago: {self.last_error[:120]}"
+            parts.append(text)
+        return ", ".join(parts)
 
     def line(self, now: float | None = None) -> str:
         text = (

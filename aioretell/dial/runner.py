@@ -139,6 +139,8 @@ class Runner:
         #: through a grace period)
         self._group: anyio.abc.TaskGroup | None = None
         self._lookups = anyio.Semaphore(options.concurrency)
+        #: rows whose create may have placed a call, being looked up
+        self.looking_up = 0
         self._failure: Exception | None = None
         self._stop = asyncio.Event()
         self._halt: AccountError | None = None
@@ -294,6 +296,7 @@ class Runner:
         """Look ``row`` up in a task of its own (its gate slot held), freeing the create slot."""
         assert self._group is not None
         self._in_flight += 1
+        self.looking_up += 1
 
         async def settle() -> None:
             try:
@@ -302,6 +305,7 @@ class Runner:
                 self._fail_run(exc)
             finally:
                 self._in_flight -= 1
+                self.looking_up -= 1
                 self._changed.set()
 
         self._group.start_soon(settle, name=f"dial: look up {row.ref}")

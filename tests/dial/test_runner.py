@@ -543,3 +543,27 @@ async def test_lookups_waiting_out_the_grace_period_do_not_hold_up_other_leads(
         states = [row.state for row in await journal.rows()]
     assert states == [j.DISPATCHING, j.DISPATCHING, j.ENDED]  # still waiting, not resent
     assert creates(emu) == 1
+
+
+def test_the_progress_line_shows_lookups_retries_and_the_last_error() -> None:
+    from aioretell.dial.report import Snapshot
+
+    quiet = Snapshot(10, 4, 2, 2, 0, 2.0, 4)
+    assert quiet.line() == ("dial: 2/10 done, placed 4, ongoing 2, ended 2, failed 0, 2.0 calls/s")
+    troubled = Snapshot(
+        10,
+        4,
+        2,
+        2,
+        0,
+        2.0,
+        4,
+        retries=3,
+        errors=5,
+        last_error="create: 503",
+        last_error_at=7.0,
+        looking_up=2,
+    )
+    assert troubled.line(now=10.0).endswith(
+        "; looking up 2 uncertain creates, retries 3, errors 5, last 3 s ago: create: 503"
+    )
