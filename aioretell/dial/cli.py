@@ -182,6 +182,9 @@ async def _dial(args: argparse.Namespace, leads: LeadFile) -> int:
                     return await _campaign(args, journal, info, api_key, url, follower)
             finally:
                 await follower.stop()
+        except JournalError as exc:  # the in-process emulator's record
+            print(f"aioretell dial: {exc}", file=err)
+            return 2
         finally:
             await journal.release_lease()
 

@@ -1,8 +1,8 @@
 """The Retell emulator ``aioretell dial`` runs in-process without an API key, and its record.
 
 The emulator keeps its account in memory, which a rerun of the dialer would not find. So its
-calls (their ids, metadata, idempotency keys, timings) are written to a SQLite file beside the
-journal (``leads.journal.db`` -> ``leads.journal.emulator.db``) as each is made, before the
+calls (their ids, metadata, idempotency keys, timings) are written to a file beside the journal
+(``leads.journal.db`` -> ``leads.journal.emulator.ndjson``) as each is made, before the
 create is answered, and the next run's emulator starts with them. A rerun after Ctrl-C or a
 crash therefore resumes exactly as it would against Retell: calls are looked up by metadata,
 followed to their end, and a create sent again with the same idempotency key gets the call it
@@ -13,8 +13,8 @@ cannot land later, so the dialer's grace period for list-calls is zero here.
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
-import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -35,39 +35,46 @@ EMULATOR_OUTCOMES = (("13", "dial_busy"), ("37", "dial_no_answer"), ("99", "inva
 
 def record_path(journal: Path) -> Path:
     """Where the in-process emulator of the campaign in ``journal`` keeps its calls."""
-    return journal.with_name(f"{journal.stem}.emulator.db")
+    return journal.with_name(f"{journal.stem}.emulator.ndjson")
 
 
 class CallRecordFile:
-    """An emulator's calls in a SQLite file: loaded into a fresh state, then kept current."""
+    """An emulator's calls in an append-only file of JSON lines, one per call made or stopped
+    (the last line about a call wins): loaded into a fresh state, then kept current.
+
+    Each line is written with one ``write`` before the create is answered: it survives the
+    process being killed (not a power loss; nothing real is at stake).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._encoder = msgspec.json.Encoder()
+        self._decoder = msgspec.json.Decoder(CallRecord)
         try:
-            self._db = sqlite3.connect(path, isolation_level=None)
-        except sqlite3.Error as exc:
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
             raise JournalError(f"{path}: cannot open the emulator's record ({exc})") from None
-        try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")  # survives the process being killed
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS calls (call_id TEXT PRIMARY KEY, call TEXT NOT NULL)"
-            )
-        except sqlite3.DatabaseError as exc:
-            self._db.close()
-            raise JournalError(f"{path}: not an emulator record ({exc})") from None
 
     def load_into(self, state: EmulatorState) -> int:
         """Restore every recorded call into ``state``; returns how many."""
-        count = 0
+        calls: dict[str, CallRecord] = {}
         try:
-            for (text,) in self._db.execute("SELECT call FROM calls ORDER BY rowid"):
-                state.restore_call(msgspec.json.decode(text, type=CallRecord))
-                count += 1
-        except (sqlite3.DatabaseError, msgspec.DecodeError) as exc:
-            raise JournalError(f"{self.path}: the emulator's record is damaged ({exc})") from None
-        return count
+            lines = self.path.read_bytes().splitlines()
+        except OSError as exc:
+            raise JournalError(f"{self.path}: cannot read the emulator's record ({exc})") from None
+        for number, line in enumerate(lines, 1):
+            try:
+                call = self._decoder.decode(line)
+            except msgspec.DecodeError as exc:
+                if number == len(lines):
+                    break  # a line cut short by a kill: its create was never answered
+                raise JournalError(
+                    f"{self.path}: line {number} of the emulator's record is damaged ({exc})"
+                ) from None
+            calls[call.call_id] = call
+        for call in calls.values():
+            state.restore_call(call)
+        return len(calls)
 
     def record(self, state: EmulatorState) -> None:
         """Write each call ``state`` makes or stops from now on, as it happens."""
@@ -75,19 +82,15 @@ class CallRecordFile:
 
     def _changed(self, change: str, record: CallRecord | ChatRecord) -> None:
         if isinstance(record, CallRecord):
-            self._db.execute(
-                "INSERT OR REPLACE INTO calls (call_id, call) VALUES (?, ?)",
-                (record.call_id, self._encoder.encode(record).decode()),
-            )
+            os.write(self._fd, self._encoder.encode(record) + b"\n")
 
     def close(self) -> None:
-        self._db.close()
+        os.close(self._fd)
 
 
 def forget_record(path: Path) -> None:
     """Remove a record (a new campaign's emulator starts empty)."""
-    for name in (path.name, f"{path.name}-wal", f"{path.name}-shm"):
-        path.with_name(name).unlink(missing_ok=True)
+    path.unlink(missing_ok=True)
 
 
 @contextlib.asynccontextmanager

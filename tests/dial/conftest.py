@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -114,9 +113,8 @@ async def calls_per_number(base_url: str, campaign: str = CAMPAIGN) -> Counter[s
 
 def dialled(record: Path) -> Counter[str]:
     """Calls per number in the record file of the dialer's in-process emulator."""
-    db = sqlite3.connect(record)
-    try:
-        calls = [msgspec.json.decode(text) for (text,) in db.execute("SELECT call FROM calls")]
-    finally:
-        db.close()
-    return Counter(call["to_number"] for call in calls if call["dialed"])
+    calls = {}
+    for line in record.read_bytes().splitlines():
+        call = msgspec.json.decode(line)
+        calls[call["call_id"]] = call  # a call's later lines (stopped) replace its first
+    return Counter(call["to_number"] for call in calls.values() if call["dialed"])

@@ -70,7 +70,7 @@ def test_a_csv_with_added_leads_dials_only_those(
     assert "leads.csv is not the file of the last run: 5 new leads added" in captured.err
     assert "10 it already had are left as they are (none is dialled again)" in captured.err
     assert "5 calls placed" in captured.out
-    assert dialled(tmp_path / "leads.journal.emulator.db") == dict.fromkeys(first + added, 1)
+    assert dialled(tmp_path / "leads.journal.emulator.ndjson") == dict.fromkeys(first + added, 1)
 
 
 @pytest.mark.parametrize(

@@ -151,7 +151,7 @@ async def test_the_readme_command_resumes_after_an_interruption(
     if interrupt == "SIGKILL":
         assert "Took the journal over from a dialer that stopped without releasing it" in err
     assert _journal_counts(journal) == {"ended": LEADS}
-    assert dialled(tmp_path / "leads.journal.emulator.db") == dict.fromkeys(wanted, 1)
+    assert dialled(tmp_path / "leads.journal.emulator.ndjson") == dict.fromkeys(wanted, 1)
     # And once more: a finished campaign places nothing.
     code, out, err = await _run(*command, cwd=tmp_path)
     assert code == 0 and "0 calls placed" in out, err
