@@ -355,3 +355,30 @@ def test_cli_refuses_a_bad_listen_address(
     assert main(["dial", str(csv), "--from-number", FROM, "--listen", "8765"]) == 2
     assert "is not HOST:PORT" in capsys.readouterr().err
     assert not (tmp_path / "leads.journal.db").exists()
+
+
+class BrokenJournal(SpyJournal):
+    async def mark_ended(
+        self, row: Row, *, call_status: str, disconnection_reason: str | None
+    ) -> None:
+        raise RuntimeError("journal bug")
+
+
+async def test_an_error_applying_a_webhook_ends_the_run(
+    tmp_path: Path, make_emulator: Make
+) -> None:
+    """The receiver's handler is nobody's task: its failure is carried to the run's."""
+    from aioretell.dial.errors import BackgroundTaskError
+
+    csv = write_csv(tmp_path / "broken.csv", numbers(3))
+    leads = load_leads(csv)
+    async with WebhookFollower(API_KEY, CAMPAIGN) as follower:
+        emu = await make_emulator(webhook_url=follower.url)
+        async with BrokenJournal(tmp_path / "broken.db") as journal:
+            info = CampaignInfo(CAMPAIGN, leads.sha256, csv.name, FROM, "", "test")
+            await journal.open_campaign(info, leads)
+            with pytest.raises(BackgroundTaskError, match="call follower stopped: RuntimeError"):
+                await asyncio.wait_for(dial(emu, journal, follower, **NO_SAFETY_NET), timeout=60)
+            states = {row.state for row in await journal.rows()}
+        await follower.receiver.drain()
+    assert states <= {j.DISPATCHING, j.CREATED}
