@@ -152,7 +152,8 @@ async def _dial(args: argparse.Namespace, leads: LeadFile) -> int:
                 print(f"aioretell dial: {exc}", file=err)
                 return 2
             info = opened.info
-            refusal = await _report_opened(journal, opened, leads, target)
+            record = record_path(journal_path) if target == IN_PROCESS else None
+            refusal = await _report_opened(journal, opened, leads, record)
             if refusal is not None:
                 print(f"aioretell dial: {refusal}", file=err)
                 return 2
@@ -190,9 +191,10 @@ async def _dial(args: argparse.Namespace, leads: LeadFile) -> int:
 
 
 async def _report_opened(
-    journal: Journal, opened: Opened, leads: LeadFile, target: str
+    journal: Journal, opened: Opened, leads: LeadFile, record: Path | None
 ) -> str | None:
-    """Say what the run starts from; a reason to refuse it, or ``None``."""
+    """Say what the run starts from; a reason to refuse it, or ``None``. ``record``: the
+    in-process emulator's record, when the campaign's calls are placed there."""
     err = sys.stderr
     info, path = opened.info, journal.where
     if opened.new:
@@ -214,15 +216,18 @@ async def _report_opened(
             ),
             file=err,
         )
-    record = record_path(Path(path))
     unfinished = counts.get(j.CREATED, 0) + counts.get(j.DISPATCHING, 0)
-    if target == IN_PROCESS and unfinished and not record.exists():
+    if record is not None and unfinished and _missing(record):
         return (
             f"the in-process emulator's record {record} is missing, so the {unfinished} "
             "unfinished calls it placed cannot be followed; put the file back to resume (they "
             "were emulated calls: deleting the journal starts over, and no real call is placed)"
         )
     return None
+
+
+def _missing(path: Path) -> bool:
+    return not path.exists()
 
 
 def _print_webhook_mode(follower: WebhookFollower, interval: float, *, in_process: bool) -> None:

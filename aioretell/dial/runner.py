@@ -221,6 +221,11 @@ class Runner:
         if self._halt is not None:
             raise self._halt
 
+    @property
+    def _stopping(self) -> bool:
+        """Stop asked for, or the account refused: lookups leave their rows to the next run."""
+        return self._stop.is_set() or self._halt is not None
+
     def _fail_run(self, error: Exception) -> None:
         """A job raised: the run ends with the first such error, its other jobs cancelled."""
         if self._failure is None:
@@ -426,8 +431,7 @@ class Runner:
                 return  # left dispatching: the next run looks it up
             except APIError as exc:
                 self.stats.note_error("lookup", exc)
-                call = None
-                if self._stop.is_set():
+                if self._stopping:
                     return
                 await asyncio.sleep(options.lookup_every_s)
                 continue
@@ -441,7 +445,7 @@ class Runner:
             waited = time.time() - (row.dispatched_at or 0.0)
             if waited >= options.lookup_grace_s:
                 break
-            if self._stop.is_set():
+            if self._stopping:
                 return  # left dispatching: the next run looks it up
             await asyncio.sleep(min(options.lookup_every_s, options.lookup_grace_s - waited))
         self.stats.reconciled_missing += 1
