@@ -14,22 +14,24 @@ from pathlib import Path
 
 from .._client import DEFAULT_BASE_URL, AsyncRetell
 from . import journal as j
-from .campaign import run_campaign
-from .journal import CampaignInfo, Journal, JournalError
+from .campaign import LEASE_TTL_S, run_campaign
+from .emulated import (
+    EMULATOR_CALL_S,
+    EMULATOR_CONCURRENCY,
+    EMULATOR_KEY,
+    IN_PROCESS,
+    in_process_emulator,
+    record_path,
+)
+from .errors import CampaignError
+from .journal import CampaignInfo, Journal, JournalError, LeaseHeldError, Opened
+from .journal_sqlite import SQLiteJournal
 from .leads import LeadFile, LeadFileError, load_leads, normalize_e164
 from .listen import ListenAddressError, WebhookFollower, parse_listen
 from .reconcile import new_campaign_id
 from .report import LiveView, Snapshot, print_rejected, print_summary, write_ndjson
-from .runner import DialOptions, Runner
+from .runner import LOOKUP_GRACE_S, DialOptions, Runner
 from .watch import Watcher
-
-EMULATOR_KEY = "key_dial_emulator"
-IN_PROCESS = "in-process emulator"
-#: The in-process emulator: short calls, room for a few hundred at once, and a few numbers
-#: with a fixed outcome so the summary shows more than hang-ups.
-EMULATOR_CALL_S = 2.0
-EMULATOR_CONCURRENCY = 300
-EMULATOR_OUTCOMES = (("13", "dial_busy"), ("37", "dial_no_answer"), ("99", "invalid_destination"))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,6 +73,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="with --listen: how often list-calls is still polled for lost webhooks",
     )
+    parser.add_argument(
+        "--lookup-grace",
+        type=float,
+        default=LOOKUP_GRACE_S,
+        metavar="SECONDS",
+        help="how long a create that may have placed a call is looked for by list-calls "
+        f"before it is sent again, with the same idempotency key (default {LOOKUP_GRACE_S:g})",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.reconcile_interval <= 0:
         print("aioretell dial: --reconcile-interval must be positive", file=err)
+        return 2
+    if not 0 <= args.lookup_grace <= 3000:  # NaN too; the idempotency key lasts an hour
+        print("aioretell dial: --lookup-grace must be between 0 and 3000 seconds", file=err)
         return 2
     if args.listen is not None:
         try:
@@ -108,11 +121,11 @@ async def _dial(args: argparse.Namespace, leads: LeadFile) -> int:
     target = IN_PROCESS if key is None else (base_url or DEFAULT_BASE_URL).rstrip("/")
     journal_path: Path = args.journal or args.leads.with_suffix(".journal.db")
     try:
-        journal = Journal(journal_path)
+        journal = SQLiteJournal(journal_path)
     except JournalError as exc:
         print(f"aioretell dial: {exc}", file=err)
         return 2
-    with journal:
+    async with journal:
         info = CampaignInfo(
             campaign_id=new_campaign_id(),
             csv_sha256=leads.sha256,
@@ -122,47 +135,99 @@ async def _dial(args: argparse.Namespace, leads: LeadFile) -> int:
             target=target,
         )
         try:
-            found = journal.campaign()
-            info = journal.check_campaign(info)
-        except JournalError as exc:
+            dead = await journal.acquire_lease(ttl_s=LEASE_TTL_S)
+        except LeaseHeldError as exc:
+            print(f"aioretell dial: {exc}", file=err)
+            return 1
+        try:
+            if dead is not None:
+                print(
+                    f"Took the journal over from a dialer that stopped without releasing it "
+                    f"(pid {dead.pid} on {dead.host})",
+                    file=err,
+                )
+            try:
+                opened = await journal.open_campaign(info, leads)
+            except JournalError as exc:
+                print(f"aioretell dial: {exc}", file=err)
+                return 2
+            info = opened.info
+            record = record_path(journal_path) if target == IN_PROCESS else None
+            refusal = await _report_opened(journal, opened, leads, record)
+            if refusal is not None:
+                print(f"aioretell dial: {refusal}", file=err)
+                return 2
+            print_rejected(leads.rejected, err)
+            fresh = opened.new
+            if args.listen is None:
+                async with _target(key, base_url, None, journal_path, fresh) as (api_key, url):
+                    print(
+                        f"Following calls by polling list-calls every {args.poll_interval:g} s "
+                        "(--listen HOST:PORT to follow them from webhooks instead)",
+                        file=err,
+                    )
+                    return await _campaign(args, journal, info, api_key, url, None)
+            host, port = parse_listen(args.listen)
+            follower = WebhookFollower(key or EMULATOR_KEY, info.campaign_id, host, port)
+            try:
+                await follower.start()
+            except OSError as exc:
+                print(f"aioretell dial: cannot listen on {args.listen}: {exc}", file=err)
+                return 2
+            try:
+                async with _target(key, base_url, follower.local_url, journal_path, fresh) as (
+                    api_key,
+                    url,
+                ):
+                    _print_webhook_mode(follower, args.reconcile_interval, in_process=key is None)
+                    return await _campaign(args, journal, info, api_key, url, follower)
+            finally:
+                await follower.stop()
+        except JournalError as exc:  # the in-process emulator's record
             print(f"aioretell dial: {exc}", file=err)
             return 2
-        counts = journal.counts()
-        if found is None:
-            journal.start(info, leads)
-            print(f"Campaign {info.campaign_id}: journal {journal_path}", file=err)
-        else:
-            shown = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-            print(f"Resuming campaign {info.campaign_id} from {journal_path} ({shown})", file=err)
-            if target == IN_PROCESS and (counts.get(j.CREATED) or counts.get(j.DISPATCHING)):
-                print(
-                    "aioretell dial: this journal's unfinished calls were placed on an "
-                    "in-process emulator that is gone; pass a new --journal",
-                    file=err,
-                )
-                return 2
-        print_rejected(leads.rejected, err)
-        if args.listen is None:
-            async with _target(key, base_url, None) as (api_key, url):
-                print(
-                    f"Following calls by polling list-calls every {args.poll_interval:g} s "
-                    "(--listen HOST:PORT to follow them from webhooks instead)",
-                    file=err,
-                )
-                return await _campaign(args, journal, info, api_key, url, None)
-        host, port = parse_listen(args.listen)
-        follower = WebhookFollower(key or EMULATOR_KEY, info.campaign_id, host, port)
-        try:
-            await follower.start()
-        except OSError as exc:
-            print(f"aioretell dial: cannot listen on {args.listen}: {exc}", file=err)
-            return 2
-        try:
-            async with _target(key, base_url, follower.local_url) as (api_key, url):
-                _print_webhook_mode(follower, args.reconcile_interval, in_process=key is None)
-                return await _campaign(args, journal, info, api_key, url, follower)
         finally:
-            await follower.stop()
+            await journal.release_lease()
+
+
+async def _report_opened(
+    journal: Journal, opened: Opened, leads: LeadFile, record: Path | None
+) -> str | None:
+    """Say what the run starts from; a reason to refuse it, or ``None``. ``record``: the
+    in-process emulator's record, when the campaign's calls are placed there."""
+    err = sys.stderr
+    info, path = opened.info, journal.where
+    if opened.new:
+        print(f"Campaign {info.campaign_id}: journal {path}", file=err)
+        return None
+    counts = await journal.counts()
+    shown = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    print(f"Resuming campaign {info.campaign_id} from {path} ({shown})", file=err)
+    changes = opened.changes
+    if changes is not None:
+        print(
+            f"{leads.path.name} is not the file of the last run: {changes.added} new leads "
+            f"added to the campaign; {changes.known} it already had are left as they are (none "
+            "is dialled again)"
+            + (
+                f"; {changes.missing} leads of the campaign are not in this file and stay in it"
+                if changes.missing
+                else ""
+            ),
+            file=err,
+        )
+    unfinished = counts.get(j.CREATED, 0) + counts.get(j.DISPATCHING, 0)
+    if record is not None and unfinished and _missing(record):
+        return (
+            f"the in-process emulator's record {record} is missing, so the {unfinished} "
+            "unfinished calls it placed cannot be followed; put the file back to resume (they "
+            "were emulated calls: deleting the journal starts over, and no real call is placed)"
+        )
+    return None
+
+
+def _missing(path: Path) -> bool:
+    return not path.exists()
 
 
 def _print_webhook_mode(follower: WebhookFollower, interval: float, *, in_process: bool) -> None:
@@ -187,21 +252,14 @@ def _print_webhook_mode(follower: WebhookFollower, interval: float, *, in_proces
 
 @contextlib.asynccontextmanager
 async def _target(
-    key: str | None, base_url: str | None, webhook_url: str | None
+    key: str | None, base_url: str | None, webhook_url: str | None, journal: Path, fresh: bool
 ) -> AsyncIterator[tuple[str, str | None]]:
     if key is not None:
         yield key, base_url
         return
-    from ..emulator import Emulator, EmulatorConfig
-
-    config = EmulatorConfig(
-        api_key=EMULATOR_KEY,
-        call_duration_s=EMULATOR_CALL_S,
-        concurrency_limit=EMULATOR_CONCURRENCY,
-        outcomes_by_suffix=EMULATOR_OUTCOMES,
-        webhook_url=webhook_url,
-    )
-    async with Emulator(config) as emulator:
+    async with in_process_emulator(
+        record_path(journal), webhook_url=webhook_url, fresh=fresh
+    ) as emulator:
         print(
             f"No RETELL_API_KEY and no --base-url: dialling a Retell emulator started in-process "
             f"at {emulator.base_url} (calls last {EMULATOR_CALL_S:g} s, "
@@ -226,8 +284,9 @@ async def _campaign(
         agent_id=args.agent_id,
         concurrency=args.concurrency,
         redial=args.redial,
-        cps=args.cps,
         redial_delay_s=args.redial_delay,
+        # The in-process emulator's list-calls is current: nothing to wait for.
+        lookup_grace_s=0.0 if info.target == IN_PROCESS else args.lookup_grace,
     )
     stop = asyncio.Event()
     started = time.monotonic()
@@ -246,6 +305,11 @@ async def _campaign(
                 failed=stats.failed,
                 elapsed_s=time.monotonic() - started,
                 placed_this_run=stats.placed - placed_before,
+                retries=stats.retries,
+                errors=stats.errors,
+                last_error=stats.last_error,
+                last_error_at=stats.last_error_at,
+                looking_up=runner.looking_up,
             )
 
         view = LiveView(snapshot, stream=err)
@@ -278,11 +342,21 @@ async def _campaign(
                 reconcile_interval=args.reconcile_interval,
                 watchers=watchers,
             )
+        except (CampaignError, JournalError) as exc:
+            for view in views:
+                view.close()
+            left = sum(1 for row in await journal.rows() if not row.terminal)
+            print(
+                f"aioretell dial: {exc}. {left} leads are not finished (none was marked failed "
+                "for this): run the same command again once this is fixed.",
+                file=err,
+            )
+            return 1
         finally:
             for view in views:
                 view.close()
             _restore_interrupt()
-    rows = journal.rows()
+    rows = await journal.rows()
     elapsed = time.monotonic() - started
     print_summary(
         rows,

@@ -63,6 +63,10 @@ class CallRecord:
     stopped_at: float | None = None
     #: Set while and after a live conversation decides how the call goes (see hold_open).
     conversation: CallConversation | None = None
+    #: the create's ``idempotency_key``, if it had one
+    idempotency_key: str | None = None
+    #: placed outbound by create-phone-call (its ``to_number`` counts as dialled)
+    dialed: bool = False
 
     @property
     def end_at(self) -> float:
@@ -218,6 +222,8 @@ class EmulatorState:
             connect_at=now + self.config.ring_duration_s,
             natural_end_at=now + self.config.ring_duration_s + self.config.call_duration_s,
             outcome_seed=self._rng.getrandbits(32),
+            idempotency_key=idempotency_key,
+            dialed=dial,
             **fields,
         )
         forced = self._forced_outcome(call.to_number) if dial else None
@@ -235,6 +241,20 @@ class EmulatorState:
             self._idempotency[idempotency_key] = (call.call_id, now)
         self._notify("call_created", call)
         return call
+
+    def restore_call(self, call: CallRecord) -> None:
+        """Put back a call an earlier emulator made (read from its record): it keeps its id,
+        its idempotency key and, while it lasts, its concurrency slot."""
+        if call.call_id in self.calls:
+            raise ValueError(f"call {call.call_id} already exists")
+        self.calls[call.call_id] = call
+        if call.idempotency_key is not None:
+            self._idempotency[call.idempotency_key] = (call.call_id, call.created_at)
+        if call.rejected_reason is None and call.end_at > self.now():
+            self._active[call.call_id] = call.end_at
+            heapq.heappush(self._ends, (call.end_at, call.call_id))
+        if call.dialed and call.to_number is not None:
+            self._dialed.append(call.to_number)
 
     def _forced_outcome(self, to_number: str | None) -> str | None:
         for suffix, reason in self.config.outcomes_by_suffix:

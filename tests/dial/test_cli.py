@@ -9,7 +9,7 @@ import pytest
 
 from aioretell.cli import main
 
-from .conftest import FROM, numbers, write_csv
+from .conftest import FROM, dialled, numbers, write_csv
 
 
 @pytest.fixture(autouse=True)
@@ -48,10 +48,29 @@ def test_in_process_campaign_then_resume(
     assert "Resuming campaign" in captured.err
     assert "0 calls placed" in captured.out
 
-    # Another file with that journal is refused.
-    other = write_csv(tmp_path / "other.csv", numbers(3))
-    assert main(["dial", str(other), "--from-number", FROM, "--journal", str(journal)]) == 2
-    assert "written for another CSV" in capsys.readouterr().err
+    # Another number with that journal is refused, without suggesting a step that redials.
+    other = ["dial", str(csv), "--from-number", "+14155550199", "--journal", str(journal)]
+    assert main(other) == 2
+    err = capsys.readouterr().err
+    assert "its --from-number was '+14155550100', now '+14155550199'" in err
+    assert "a new --journal would start a new campaign that dials again the 15 leads" in err
+
+
+def test_a_csv_with_added_leads_dials_only_those(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, added = numbers(10), numbers(5, "646")
+    csv = write_csv(tmp_path / "leads.csv", first)
+    args = ["dial", str(csv), "--from-number", FROM, "--cps", "200", "--poll-interval", "0.1"]
+    assert main(args) == 0
+    capsys.readouterr()
+    write_csv(tmp_path / "leads.csv", [*added[:2], *first, *added[2:]])  # lines move too
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "leads.csv is not the file of the last run: 5 new leads added" in captured.err
+    assert "10 it already had are left as they are (none is dialled again)" in captured.err
+    assert "5 calls placed" in captured.out
+    assert dialled(tmp_path / "leads.journal.emulator.ndjson") == dict.fromkeys(first + added, 1)
 
 
 @pytest.mark.parametrize(
