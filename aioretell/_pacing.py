@@ -160,6 +160,9 @@ class Pacer:
         self.max_concurrency = max_concurrency
         #: caps requests in flight; ``None`` when ``max_concurrency`` is not set
         self.slots = asyncio.Semaphore(max_concurrency) if max_concurrency else None
+        #: Nothing to pace: no rate, no concurrency cap, and no 429 yet. The client then sends
+        #: without :meth:`reserve` and reports with :meth:`on_unpaced_response`.
+        self.idle = rate_limit is None and create_rate_limit is None and not max_concurrency
 
     def set_time(
         self, clock: Callable[[], float], sleep: Callable[[float], Awaitable[None]]
@@ -202,6 +205,7 @@ class Pacer:
         self, op: Operation, status: int, headers: Mapping[str, str], sent_at: float
     ) -> None:
         if status == 429:
+            self.idle = False
             bucket = self.creates if op.operation_id in PACED_CREATES else self.requests
             retry_after = parse_retry_after(headers, now=time.time)
             bucket.on_rate_limited(self.clock(), sent_at, retry_after)
@@ -210,3 +214,17 @@ class Pacer:
                 self.requests.on_success(sent_at)
             if self.creates.adaptive and op.operation_id in PACED_CREATES:
                 self.creates.on_success(sent_at)
+
+    def on_unpaced_response(self, op: Operation, status: int, headers: Mapping[str, str]) -> None:
+        """:meth:`on_response` for a request sent while :attr:`idle`, without a reservation.
+
+        It went out before any 429 was handled, so a 429 it draws belongs to the first
+        congestion event; what got through is counted for the adaptive rate's first decrease.
+        """
+        if status < 400:
+            now = self.clock()
+            self.requests.on_success(now)
+            if op.operation_id in PACED_CREATES:
+                self.creates.on_success(now)
+        elif status == 429:
+            self.on_response(op, status, headers, -math.inf)

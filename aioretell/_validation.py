@@ -56,15 +56,15 @@ def require_e164(name: str, value: object) -> None:
 
 
 def build_params(params_type: type[T], fields: dict[str, Any]) -> T:
-    """Check keyword arguments against the operation's request Struct.
+    """Check keyword arguments against the operation's request Struct, in one conversion.
 
-    Unset arguments are left out; nested parameters may be plain dicts or request Structs.
-    A wrong type raises ``TypeError``, a value outside the spec's bounds ``ValueError``; both
-    name the parameter path (``agent_override.agent.voice_id``).
+    ``fields`` are the arguments given (the generated caller leaves unset ones out); nested
+    parameters may be plain dicts or request Structs. A wrong type raises ``TypeError``, a
+    value outside the spec's bounds ``ValueError``; both name the parameter path
+    (``agent_override.agent.voice_id``).
     """
-    given = {k: v for k, v in fields.items() if v is not msgspec.UNSET}
     try:
-        return msgspec.convert(given, params_type)
+        return msgspec.convert(fields, params_type)
     except msgspec.ValidationError as exc:
         raise _argument_error(str(exc)) from None
 

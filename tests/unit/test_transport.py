@@ -11,7 +11,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from aioretell import _exceptions as E
-from aioretell._transport import _CUT_SHORT_CONNECTING, _translate
+from aioretell._transport import _CUT_SHORT_CONNECTING, describe_failure
 
 INFO = E.RequestInfo("getCall", "GET", "http://x/v2/get-call/c")
 KEY = "key_unit_secret"
@@ -28,7 +28,7 @@ def test_an_aiohttp_error_holding_the_key_is_described_not_kept() -> None:
     url = URL(INFO.url)
     request_info = aiohttp.RequestInfo(url, "GET", headers, url)
     cause = aiohttp.ClientResponseError(request_info, (), status=400, message="Bad status line")
-    error = _translate(cause, INFO)
+    error = describe_failure(cause, INFO)
     assert isinstance(error, E.APIConnectionError)
     assert "ClientResponseError" in str(error) and "Bad status line" in str(error)
     assert error.__cause__ is None and error.__context__ is None
@@ -45,14 +45,14 @@ def _total_timeout(cancelled: asyncio.CancelledError) -> asyncio.TimeoutError:
 def test_total_timeout_while_connecting_was_never_sent() -> None:
     cancelled = asyncio.CancelledError()
     setattr(cancelled, _CUT_SHORT_CONNECTING, True)
-    error = _translate(_total_timeout(cancelled), INFO)
+    error = describe_failure(_total_timeout(cancelled), INFO)
     assert isinstance(error, E.APITimeoutError)
     assert error.request_sent is False
     assert "nothing was sent" in str(error)
 
 
 def test_total_timeout_after_connecting_may_have_been_sent() -> None:
-    error = _translate(_total_timeout(asyncio.CancelledError()), INFO)
+    error = describe_failure(_total_timeout(asyncio.CancelledError()), INFO)
     assert isinstance(error, E.APITimeoutError)
     assert error.request_sent is True
 
@@ -67,7 +67,7 @@ def test_total_timeout_after_connecting_may_have_been_sent() -> None:
     ],
 )
 def test_translation(cause: BaseException, kind: type[E.APIError], sent: bool) -> None:
-    error = _translate(cause, INFO)
+    error = describe_failure(cause, INFO)
     assert type(error) is kind
     assert isinstance(error, E.APIConnectionError) and error.request_sent is sent
     assert error.request is INFO
