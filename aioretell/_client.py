@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from types import TracebackType
@@ -15,6 +14,7 @@ import msgspec
 from msgspec import UNSET
 
 from ._exceptions import AmbiguousOutcomeError, APIError, ClientClosedError, RequestInfo
+from ._idempotency import new_idempotency_key
 from ._operation import Operation, RetrySafety
 from ._pacing import Pacer
 from ._resources import Resources
@@ -378,7 +378,7 @@ class AsyncRetell(Resources):
                 return await self._attempt(op, request, info)
             failure: APIError | None = None
             try:
-                resp = await session.request(
+                resp = await session._request(
                     method,
                     url,
                     data=payload,
@@ -474,16 +474,17 @@ def _ambiguous(
 def _with_idempotency_key(field: str, body: Any) -> tuple[Any, str, bool]:
     """``body`` carrying an idempotency key in ``field``: (body, key, whether the key is new).
 
-    A caller-given key is kept. A new one is 24 URL-safe characters after ``aioretell_`` (the
-    spec's pattern for ``idempotency_key`` is ``[A-Za-z0-9_-]``, 5 to 255 long), set in the
-    body Struct itself (the resource built it for this call) or in a copy of a mapping. The
-    body is encoded once, so every retry of this call sends the same key.
+    A caller-given key is kept. A new one (:func:`new_idempotency_key`; the spec's pattern for
+    ``idempotency_key`` is ``[A-Za-z0-9_-]``, 5 to 255 long) is set in the body Struct itself
+    (the resource built it for this call) or in a copy of a mapping. The body is encoded once,
+    so every retry of this call sends the same key.
     """
-    given = body.get(field) if isinstance(body, Mapping) else getattr(body, field, None)
+    struct = isinstance(body, msgspec.Struct)
+    given = getattr(body, field, None) if struct else body.get(field)
     if isinstance(given, str):
         return body, given, False
-    key = f"aioretell_{secrets.token_urlsafe(18)}"
-    if isinstance(body, Mapping):
+    key = new_idempotency_key()
+    if not struct:
         return {**body, field: key}, key, True
     setattr(body, field, key)
     return body, key, True

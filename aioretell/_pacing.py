@@ -221,10 +221,10 @@ class Pacer:
         It went out before any 429 was handled, so a 429 it draws belongs to the first
         congestion event; what got through is counted for the adaptive rate's first decrease.
         """
-        if status < 400:
+        if status < 400:  # both buckets are adaptive while idle
             now = self.clock()
-            self.requests.on_success(now)
+            self.requests._ok.add(now)
             if op.operation_id in PACED_CREATES:
-                self.creates.on_success(now)
+                self.creates._ok.add(now)
         elif status == 429:
             self.on_response(op, status, headers, -math.inf)

@@ -196,7 +196,7 @@ class AiohttpTransport:
 
     def ready_session(self) -> aiohttp.ClientSession | None:
         """The open session, for a caller that runs an exchange itself, as :meth:`send` does
-        (``session.request``, ``read``, ``release``; :data:`ERRORS` described by
+        (``session._request``, ``read``, ``release``; :data:`ERRORS` described by
         :func:`describe_failure`). ``None`` until the first :meth:`send` opened it, from
         another loop, and with debug logging on (:meth:`send` logs each exchange).
         """
@@ -225,7 +225,9 @@ class AiohttpTransport:
         debug = log.isEnabledFor(logging.DEBUG)
         started = time.perf_counter() if debug else 0.0
         try:
-            resp = await session.request(
+            # ``session.request`` is ``_request`` wrapped in a context manager we do not use
+            # (tests/unit/test_transport.py checks that aiohttp still has it).
+            resp = await session._request(
                 request.method,
                 request.url,
                 data=request.body,
