@@ -7,7 +7,6 @@ bodies without an event loop.
 from __future__ import annotations
 
 import email.utils
-import functools
 import math
 import random
 import re
@@ -60,25 +59,28 @@ class HTTPResponse(msgspec.Struct, frozen=True, gc=False):
     body: bytes
 
 
-#: A path value made only of these needs no percent-encoding (ids always are).
-_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]+")
+#: Whether a path value is made only of characters that need no percent-encoding (ids are).
+_unreserved = re.compile(r"[A-Za-z0-9_.~-]+").fullmatch
+_PIECES = "path_pieces"
 
 
-@functools.cache
-def _path_pieces(template: str, names: tuple[str, ...]) -> tuple[str, ...]:
-    """``/a/{x}/b/{y}`` -> ``("/a/", "/b/", "")``: the text around each parameter, in order."""
-    pieces = []
-    rest = template
-    for name in names:
-        before, _, rest = rest.partition("{" + name + "}")
-        pieces.append(before)
-    pieces.append(rest)
-    return tuple(pieces)
+def _path_pieces(op: Operation) -> tuple[str, ...]:
+    """``/a/{x}/b/{y}`` -> ``("/a/", "/b/", "")``: the text around each parameter, in order;
+    kept in the operation's own cache."""
+    pieces: tuple[str, ...] | None = op._types.get(_PIECES)
+    if pieces is None:
+        found = []
+        rest = op.path
+        for name in op.path_params:
+            before, _, rest = rest.partition("{" + name + "}")
+            found.append(before)
+        pieces = op._types[_PIECES] = (*found, rest)
+    return pieces
 
 
 def path_segment(value: str) -> str:
     """``value`` as one path segment, percent-encoded unless it needs no encoding."""
-    return value if _UNRESERVED.fullmatch(value) else quote(value, safe="")
+    return value if _unreserved(value) else quote(value, safe="")
 
 
 def render_path(op: Operation, path_values: Mapping[str, str] | None) -> str:
@@ -87,18 +89,19 @@ def render_path(op: Operation, path_values: Mapping[str, str] | None) -> str:
     if not names:
         return op.path
     assert path_values is not None
-    pieces = _path_pieces(op.path, names)
+    pieces = _path_pieces(op)
     if len(names) == 1:
-        return pieces[0] + path_segment(path_values[names[0]]) + pieces[1]
+        value = path_values[names[0]]
+        return pieces[0] + (value if _unreserved(value) else quote(value, safe="")) + pieces[1]
     out = [pieces[0]]
     for name, after in zip(names, pieces[1:], strict=True):
         out += (path_segment(path_values[name]), after)
     return "".join(out)
 
 
-def encode_json(value: Any) -> bytes:
-    """Encode a request body; Structs drop their unset fields."""
-    return _encoder.encode(value)
+#: Encodes a request body (a Struct drops its unset fields); the encoder's own method, so no
+#: call of ours stands between the pipeline and msgspec.
+encode_json: Callable[[Any], bytes] = _encoder.encode
 
 
 def encode_query(query: Any) -> dict[str, str]:

@@ -8,8 +8,8 @@ some hold the request's headers, API key included (``ClientResponseError.request
 It spends as little per request as aiohttp allows: the client's fixed headers (credentials
 included) are the session's defaults, read deadlines are kept by one watchdog task per pool
 (:mod:`aioretell._read_watchdog`) instead of a timer per read, the response is awaited, read
-and released without a context manager, and the connector steps in only when a connection has
-to be waited for or opened.
+and released without a context manager, and whether a timed-out attempt was ever written is
+read from its traceback when it fails rather than tracked for every request.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -34,11 +34,6 @@ from ._exceptions import (
 )
 from ._read_watchdog import ReadWatchdog, WatchedHandler
 from ._sansio import HTTPRequest, HTTPResponse
-
-if TYPE_CHECKING:
-    from aiohttp.client_proto import ResponseHandler
-    from aiohttp.client_reqrep import ConnectionKey
-    from aiohttp.tracing import Trace
 
 log = logging.getLogger("aioretell")
 
@@ -93,20 +88,8 @@ class Transport(Protocol):
     async def aclose(self) -> None: ...
 
 
-#: Marks the CancelledError that interrupted :meth:`_Connector.connect`.
-_CUT_SHORT_CONNECTING = "_aioretell_cut_short_connecting"
-
-
 class _Connector(aiohttp.TCPConnector):
-    """aiohttp's TCP pool, with watched read deadlines, marking an attempt cut short before it
-    held a connection.
-
-    aiohttp's total timeout cancels the attempt wherever it is and raises ``TimeoutError`` from
-    that cancellation. Cancelled while queued for a pooled connection or while opening one
-    (resolving, connecting), nothing was written, so the attempt is safe to repeat whatever it
-    does. Those are the only places ``connect`` can wait: a request that finds an idle pooled
-    connection goes through aiohttp's ``connect`` untouched.
-    """
+    """aiohttp's TCP pool, its connections' read deadlines kept by a :class:`ReadWatchdog`."""
 
     def __init__(self, *, watchdog: ReadWatchdog, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -114,21 +97,22 @@ class _Connector(aiohttp.TCPConnector):
             WatchedHandler, loop=self._loop, watchdog=watchdog
         )
 
-    async def _wait_for_available_connection(self, key: ConnectionKey, traces: list[Trace]) -> None:
-        try:
-            await super()._wait_for_available_connection(key, traces)
-        except asyncio.CancelledError as exc:
-            setattr(exc, _CUT_SHORT_CONNECTING, True)
-            raise
 
-    async def _create_connection(
-        self, req: aiohttp.ClientRequest, traces: list[Trace], timeout: aiohttp.ClientTimeout
-    ) -> ResponseHandler:
-        try:
-            return await super()._create_connection(req, traces, timeout)
-        except asyncio.CancelledError as exc:
-            setattr(exc, _CUT_SHORT_CONNECTING, True)
-            raise
+#: The code of aiohttp's ``BaseConnector.connect``: queueing for a pooled connection, resolving
+#: and connecting all happen inside it, and it returns only with a connection.
+_CONNECT_CODE = aiohttp.BaseConnector.connect.__code__
+
+
+def _cut_short_connecting(cancelled: BaseException | None) -> bool:
+    """Whether the cancellation ``cancelled`` hit the attempt inside ``connect``, before it
+    held a connection: then nothing was written. Told from its traceback, on the error path
+    only, so that a request pays nothing for it."""
+    tb = None if cancelled is None else cancelled.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code is _CONNECT_CODE:
+            return True
+        tb = tb.tb_next
+    return False
 
 
 async def _closed_with_its_loop(
@@ -295,8 +279,9 @@ def describe_failure(exc: BaseException, info: RequestInfo) -> APIError:
             f"Connection failed during {info.operation_id}: {type(exc).__name__}: {exc}",
             request=info,
         )
-    interrupted = exc.__cause__ or exc.__context__
-    if getattr(interrupted, _CUT_SHORT_CONNECTING, False):
+    # aiohttp's total timeout cancels the attempt wherever it is and raises TimeoutError from
+    # that cancellation.
+    if _cut_short_connecting(exc.__cause__ or exc.__context__):
         return APITimeoutError(
             f"{info.operation_id} exceeded its total timeout before it had a connection; "
             "nothing was sent",
