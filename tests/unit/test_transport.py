@@ -4,6 +4,7 @@ same over a real loopback server)."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 from types import SimpleNamespace
 
 import aiohttp
@@ -22,6 +23,22 @@ def test_aiohttp_still_has_the_switch_for_its_own_resend() -> None:
     # The transport turns aiohttp's hidden resend off through this attribute; if a release
     # renames it, max_retries no longer bounds the requests on the wire.
     assert "_retry_connection" in aiohttp.ClientSession.ATTRS
+
+
+def test_aiohttp_still_has_the_request_coroutine_the_direct_path_calls() -> None:
+    # ``session.request(...)`` wraps ``session._request(...)`` in a context manager; the
+    # client awaits ``_request`` itself, with these options.
+    request = aiohttp.ClientSession._request
+    assert inspect.iscoroutinefunction(request)
+    options = inspect.signature(request).parameters
+    assert {"data", "params", "headers", "timeout"} <= set(options)
+
+
+def test_aiohttp_connect_is_where_a_pool_wait_happens() -> None:
+    # Whether a cancelled attempt was written is read from whether aiohttp's connect is in the
+    # cancellation's traceback; the queue for a pooled connection must be inside it.
+    source = inspect.getsource(aiohttp.BaseConnector.connect)
+    assert "_wait_for_available_connection" in source and "_create_connection" in source
 
 
 def test_an_aiohttp_error_holding_the_key_is_described_not_kept() -> None:
