@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import os
+import signal
 import statistics
 import sys
 import time
@@ -54,6 +56,8 @@ DYNAMIC_VARIABLES = {"first_name": "Ada", "appointment": "Tuesday 10:00"}
 OPERATIONS = ("create_phone_call", "call.retrieve")
 VARIANTS = ("aioretell", "tuned", "floor")
 CONCURRENCY = (1, 64, 1024)
+#: More workers than this only measure the event loop's queue (the pool holds 100).
+MAX_CONCURRENCY = 10_000
 #: aioretell's default pool, given to the tuned variant too.
 POOL_LIMIT, KEEPALIVE_S, DNS_TTL_S = 100, 15.0, 300
 
@@ -243,6 +247,21 @@ async def measure(base_url: str, operation: str, concurrency: int, plan: Plan) -
     return cell
 
 
+async def run_all(
+    base_url: str, operations: Sequence[str], concurrencies: Sequence[int], plan: Plan
+) -> None:
+    """Every cell in turn, each line printed as soon as it is measured."""
+    # Terminated, the run ends like Ctrl-C: cancelled, so its clients and server close.
+    main = asyncio.current_task()
+    assert main is not None
+    with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows' loop
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
+    for operation in operations:
+        for concurrency in concurrencies:
+            cell = await measure(base_url, operation, concurrency, plan)
+            print(report(cell), flush=True)
+
+
 def report(cell: Cell) -> str:
     med = {name: statistics.median(values) for name, values in cell.cpu_us.items()}
     vs_tuned = statistics.median(cell.ratios("aioretell", "tuned"))
@@ -275,8 +294,10 @@ def _concurrency(text: str) -> tuple[int, ...]:
         values = tuple(int(part) for part in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a list of integers: {text!r}") from None
-    if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"concurrency must be at least 1, got {text!r}")
+    if not values or any(not 1 <= v <= MAX_CONCURRENCY for v in values):
+        raise argparse.ArgumentTypeError(
+            f"each concurrency must be 1 to {MAX_CONCURRENCY:,}, got {text!r}"
+        )
     return values
 
 
@@ -318,11 +339,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         with CannedServer() as server:
-            for operation in operations:
-                for concurrency in args.concurrency:
-                    cell = asyncio.run(measure(server.base_url, operation, concurrency, plan))
-                    print(report(cell), flush=True)
-    except KeyboardInterrupt:
+            asyncio.run(run_all(server.base_url, operations, args.concurrency, plan))
+    except (KeyboardInterrupt, asyncio.CancelledError):
         print("interrupted", file=sys.stderr)
         return 130
     print(
