@@ -47,7 +47,16 @@ class Pacing(Protocol[TurnT]):
     Every request takes a turn before it is sent and ends it exactly once: with its response
     (:meth:`on_response`) or without one (:meth:`release`). A turn is whatever the pacer needs
     to end it; the client only hands it back.
+
+    While :attr:`idle` is true there is nothing to pace (no rate, no cap, no 429 yet): the client
+    then sends without a turn and reports the answer with :meth:`on_unpaced_response`.
     """
+
+    idle: bool
+
+    def on_unpaced_response(self, op: Operation, status: int, headers: Mapping[str, str]) -> None:
+        """The answer to a request sent without a turn while :attr:`idle`."""
+        ...
 
     def try_reserve(self, op: Operation) -> TurnT | None:
         """A turn for ``op`` now, or ``None`` when the caller must await :meth:`reserve`.
@@ -236,6 +245,9 @@ class Pacer:
         #: caps requests in flight; ``None`` when ``max_concurrency`` is not set. anyio's, for
         #: its synchronous acquire: a request that need not wait costs no coroutine.
         self.slots = anyio.Semaphore(max_concurrency) if max_concurrency else None
+        #: Nothing to pace: no rate, no concurrency cap, and no 429 yet. The client then sends
+        #: without a turn and reports with :meth:`on_unpaced_response`.
+        self.idle = rate_limit is None and create_rate_limit is None and not max_concurrency
 
     def set_time(
         self, clock: Callable[[], float], sleep: Callable[[float], Awaitable[None]]
@@ -282,6 +294,7 @@ class Pacer:
         if self.slots is not None:
             self.slots.release()
         if status == 429:
+            self.idle = False
             bucket = self.creates if op.starts_conversation else self.requests
             retry_after = parse_retry_after(headers, now=time.time)
             bucket.on_rate_limited(self.clock(), turn, retry_after)
@@ -347,3 +360,17 @@ class Pacer:
             # A 429 while asleep pauses a bucket further: the loop then sleeps again.
             due = ready
             await self.sleep(ready - now)
+
+    def on_unpaced_response(self, op: Operation, status: int, headers: Mapping[str, str]) -> None:
+        """:meth:`on_response` for a request sent while :attr:`idle`, without a turn.
+
+        It went out before any 429 was handled, so a 429 it draws belongs to the first
+        congestion event; what got through is counted for the adaptive rate's first decrease.
+        """
+        if status < 400:  # both buckets are adaptive while idle
+            now = self.clock()
+            self.requests.on_success(now)
+            if op.starts_conversation:
+                self.creates.on_success(now)
+        elif status == 429:
+            self.on_response(op, -math.inf, status, headers)

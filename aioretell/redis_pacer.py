@@ -161,6 +161,13 @@ class RedisPacer:
     def _buckets(self, op: Operation) -> tuple[str, ...]:
         return ("requests", "creates") if op.starts_conversation else ("requests",)
 
+    #: Never idle: whether another process drew a 429 is only known by asking Redis.
+    idle = False
+
+    def on_unpaced_response(self, op: Operation, status: int, headers: Mapping[str, str]) -> None:
+        """Not called while :attr:`idle` is false; handled as an answer on a turn of no time."""
+        self.on_response(op, RedisTurn(-math.inf, None), status, headers)
+
     def try_reserve(self, op: Operation) -> RedisTurn | None:
         """Always ``None``: every turn is decided by Redis, so it takes an await."""
         return None

@@ -520,3 +520,46 @@ async def test_cancelled_while_waiting_for_its_rate_turn_frees_its_slot() -> Non
         await finish(later)
     assert waiting.cancelled()
     assert transport.times("getConcurrency") == [100.0, 101.0]
+
+
+# -- the idle pacer (nothing to pace: the client sends without reserving) ---------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "idle"),
+    [
+        ({}, True),
+        ({"rate_limit": 10.0}, False),
+        ({"create_rate_limit": 5.0}, False),
+        ({"max_concurrency": 4}, False),
+    ],
+)
+def test_idle_only_without_rates_and_cap(options: dict[str, Any], idle: bool) -> None:
+    unset = {"rate_limit": None, "create_rate_limit": None, "max_concurrency": None}
+    assert Pacer(**{**unset, **options}).idle is idle
+
+
+def test_unpaced_answers_count_for_the_first_decrease_and_a_429_ends_idle() -> None:
+    time = FakeTime()
+    pacer = Pacer(rate_limit=None, create_rate_limit=None, max_concurrency=None, clock=time.clock)
+    for _ in range(200):  # 200 creates got through in the last second, sent unpaced
+        pacer.on_unpaced_response(CREATE, 201, {})
+        time.now += 0.005
+    pacer.on_unpaced_response(CREATE, 429, {"retry-after-ms": "500"})
+    assert not pacer.idle
+    creates = pacer.creates
+    # Not collapsed to the 1/s floor: 90% of what the server accepted in the last second.
+    assert creates.rate == pytest.approx(180.0, rel=0.05)
+    assert creates.paused_until == pytest.approx(time.now + 0.5)
+    # Another 429 of a create sent while idle belongs to the same event: no second decrease.
+    pacer.on_unpaced_response(CREATE, 429, {})
+    assert creates.rate == pytest.approx(180.0, rel=0.05)
+    assert pacer.requests.rate is None  # reads were not limited
+
+
+def test_unpaced_failures_other_than_429_count_for_nothing() -> None:
+    pacer = Pacer(rate_limit=None, create_rate_limit=None, max_concurrency=None)
+    for status in (400, 404, 500, 503):
+        pacer.on_unpaced_response(READ, status, {})
+    assert pacer.idle
+    assert pacer.requests._ok.per_second(pacer.clock()) == 0
