@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from aioretell.emulator import Emulator, EmulatorConfig
+from tests.services import REDIS_URL, require
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
@@ -124,6 +125,8 @@ async def test_readme_block_runs(block: Block, emulator: Emulator, tmp_path: Pat
         reason = first[len(OPT_OUT) :].strip()
         assert reason, f"README.md:{block.line}: `{OPT_OUT}` needs a reason"
         pytest.skip(f"README.md:{block.line} is marked not run: {reason}")
+    if "redis://" in block.code:  # the scaling-out snippets need a Redis, as their tests do
+        require("Redis", REDIS_URL, 6379, "AIORETELL_TEST_REDIS")
     result = await run_snippet(block.code, tmp_path, emulator.base_url)
     where = f"README.md:{block.line}"
     assert result.returncode == 0, f"{where} exited {result.returncode}:\n{result.stderr}"
