@@ -67,7 +67,7 @@ async def test_sigkill_then_resume_calls_everyone_exactly_once(tmp_path: Path) -
         command = (
             *(sys.executable, "-m", "aioretell", "dial", str(csv), "--from-number", FROM),
             *("--base-url", base_url, "--api-key", API_KEY, "--journal", str(journal)),
-            *("--cps", "50", "--concurrency", "10", "--poll-interval", "0.2"),
+            *("--cps", "50", "--concurrency", "10", "--poll-interval", "0.2", "--yes"),
         )
         first = await asyncio.create_subprocess_exec(
             *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env=env
