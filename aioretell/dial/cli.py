@@ -12,9 +12,12 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from .._cli_args import UsageError, http_url, integer, non_empty, number, seconds, text_encoding
 from .._client import DEFAULT_BASE_URL, AsyncRetell
 from . import journal as j
+from . import options
 from .campaign import LEASE_TTL_S, run_campaign
+from .confirm import Plan, confirm
 from .emulated import (
     EMULATOR_CALL_S,
     EMULATOR_CONCURRENCY,
@@ -26,38 +29,107 @@ from .emulated import (
 from .errors import CampaignError
 from .journal import CampaignInfo, Journal, JournalError, LeaseHeldError, Opened
 from .journal_sqlite import SQLiteJournal
-from .leads import LeadFile, LeadFileError, load_leads, normalize_e164
-from .listen import ListenAddressError, WebhookFollower, parse_listen
+from .leads import LeadFile, LeadFileError, load_leads
+from .listen import WebhookFollower, parse_listen
+from .options import Server
 from .reconcile import new_campaign_id
 from .report import LiveView, Snapshot, print_rejected, print_summary, write_ndjson
 from .runner import LOOKUP_GRACE_S, DialOptions, Runner
 from .watch import Watcher
 
+#: Upper bounds of the numeric options: beyond them a value is a typo, not a plan.
+MAX_CPS = 1_000.0
+MAX_CONCURRENCY = 1_000
+MAX_REDIAL = 100
+#: The idempotency key lasts an hour: a lookup grace beyond 50 minutes could outlive it.
+MAX_LOOKUP_GRACE_S = 3_000.0
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("leads", type=Path, metavar="LEADS.csv")
-    parser.add_argument("--from-number", required=True, help="your Retell number, E.164")
-    parser.add_argument("--agent-id", default=None, help="override the number's outbound agent")
-    parser.add_argument(
-        "--cps", type=float, default=None, help="creates per second (default: adapt to 429s)"
+    parser.description = (
+        "Call every lead of a CSV once, crash-safe: each lead is a row of a journal, so running "
+        "the same command again resumes the campaign and dials nobody twice. With no API key "
+        "(no --api-key, no $RETELL_API_KEY) it dials a Retell emulator started in-process and "
+        "places no real call; with a key it says what it is about to dial and asks first."
     )
     parser.add_argument(
-        "--concurrency", type=int, default=20, metavar="N", help="requests in flight at most"
+        "leads",
+        type=Path,
+        metavar="LEADS.csv",
+        help="a phone_number (or to_number) column; every other column becomes a dynamic variable",
     )
-    parser.add_argument("--journal", type=Path, default=None, help="default: LEADS.journal.db")
-    parser.add_argument("--out", type=Path, default=None, help="write results as NDJSON here")
-    parser.add_argument("--base-url", default=None)
-    parser.add_argument("--api-key", default=None, help="defaults to $RETELL_API_KEY")
     parser.add_argument(
-        "--redial", type=int, default=0, metavar="N", help="redial busy/no-answer up to N times"
+        "--from-number", required=True, type=non_empty, help="your Retell number, E.164"
     )
-    parser.add_argument("--redial-delay", type=float, default=60.0, metavar="SECONDS")
+    parser.add_argument(
+        "--agent-id", default=None, type=non_empty, help="override the number's outbound agent"
+    )
+    parser.add_argument(
+        "--cps",
+        type=number(0, MAX_CPS, above_low=True),
+        default=None,
+        help="creates per second (default: as fast as 429s allow)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=integer(1, MAX_CONCURRENCY),
+        default=20,
+        metavar="N",
+        help="create requests in flight at most (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--journal",
+        type=Path,
+        default=None,
+        help="the campaign's journal (default: LEADS.journal.db beside the CSV)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="write one NDJSON line per lead here at the end"
+    )
+    parser.add_argument(
+        "--encoding",
+        type=text_encoding,
+        default=None,
+        help="the CSV's encoding, e.g. cp1252 for a Windows/Excel export (default: UTF-8)",
+    )
+    parser.add_argument(
+        "--base-url",
+        type=http_url,
+        default=None,
+        help="the Retell API to dial through (default: $RETELL_BASE_URL, else "
+        f"{DEFAULT_BASE_URL}); needs a key",
+    )
+    parser.add_argument(
+        "--api-key",
+        type=non_empty,
+        default=None,
+        help="default: $RETELL_API_KEY; none means the in-process emulator (no real calls)",
+    )
+    parser.add_argument(
+        "--yes",
+        action="store_true",
+        help="dial a real server without asking (required when stdin is not a terminal)",
+    )
+    parser.add_argument(
+        "--redial",
+        type=integer(0, MAX_REDIAL),
+        default=0,
+        metavar="N",
+        help="redial busy/no-answer up to N times (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--redial-delay",
+        type=seconds(allow_zero=True),
+        default=60.0,
+        metavar="SECONDS",
+        help="wait before a redial (default: %(default)g)",
+    )
     parser.add_argument(
         "--poll-interval",
-        type=float,
+        type=seconds(),
         default=1.0,
         metavar="SECONDS",
-        help="how often to read get-concurrency and look for ended calls",
+        help="how often to read get-concurrency and look for ended calls (default: %(default)g)",
     )
     parser.add_argument(
         "--listen",
@@ -68,14 +140,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--reconcile-interval",
-        type=float,
+        type=seconds(),
         default=30.0,
         metavar="SECONDS",
-        help="with --listen: how often list-calls is still polled for lost webhooks",
+        help="with --listen: how often list-calls is still polled for lost webhooks "
+        "(default: %(default)g)",
     )
     parser.add_argument(
         "--lookup-grace",
-        type=float,
+        type=number(0, MAX_LOOKUP_GRACE_S),
         default=LOOKUP_GRACE_S,
         metavar="SECONDS",
         help="how long a create that may have placed a call is looked for by list-calls "
@@ -85,41 +158,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     err = sys.stderr
-    if normalize_e164(args.from_number) != args.from_number:
-        print(f"aioretell dial: --from-number {args.from_number!r} is not E.164", file=err)
-        return 2
-    if args.concurrency < 1 or args.redial < 0 or (args.cps is not None and args.cps <= 0):
-        print("aioretell dial: --concurrency and --cps must be positive, --redial >= 0", file=err)
-        return 2
-    if args.reconcile_interval <= 0:
-        print("aioretell dial: --reconcile-interval must be positive", file=err)
-        return 2
-    if not 0 <= args.lookup_grace <= 3000:  # NaN too; the idempotency key lasts an hour
-        print("aioretell dial: --lookup-grace must be between 0 and 3000 seconds", file=err)
-        return 2
-    if args.listen is not None:
-        try:
-            parse_listen(args.listen)
-        except ListenAddressError as exc:
-            print(f"aioretell dial: {exc}", file=err)
-            return 2
     try:
-        leads = load_leads(args.leads)
-    except LeadFileError as exc:
+        options.check(args)
+        server = options.choose_server(args)
+        leads = load_leads(args.leads, args.encoding)
+    except (UsageError, LeadFileError) as exc:
         print(f"aioretell dial: {exc}", file=err)
         return 2
-    return asyncio.run(_dial(args, leads))
+    if not server.in_process:
+        journal_path = options.default_journal(args)
+        plan = Plan(
+            server=server.target,
+            leads=len(leads.leads),
+            csv_name=leads.path.name,
+            from_number=args.from_number,
+            agent_id=args.agent_id,
+            redial=args.redial,
+            resuming=journal_path if journal_path.exists() else None,
+        )
+        stop = confirm(plan, yes=args.yes, stdin=sys.stdin, stream=err)
+        if stop is not None:
+            return stop
+    return asyncio.run(_dial(args, leads, server))
 
 
-async def _dial(args: argparse.Namespace, leads: LeadFile) -> int:
+async def _dial(args: argparse.Namespace, leads: LeadFile, server: Server) -> int:
     err = sys.stderr
-    key = args.api_key or os.environ.get("RETELL_API_KEY")
-    base_url: str | None = args.base_url
-    if key is None and base_url is not None:
-        print("aioretell dial: --base-url needs --api-key or $RETELL_API_KEY", file=err)
-        return 2
-    target = IN_PROCESS if key is None else (base_url or DEFAULT_BASE_URL).rstrip("/")
-    journal_path: Path = args.journal or args.leads.with_suffix(".journal.db")
+    key, base_url, target = server.key, server.base_url, server.target
+    journal_path = options.default_journal(args)
     try:
         journal = SQLiteJournal(journal_path)
     except JournalError as exc:

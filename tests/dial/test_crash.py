@@ -165,7 +165,7 @@ async def test_sigkill_then_resume_against_a_server(tmp_path: Path) -> None:
         command = (
             *(str(csv), "--from-number", FROM),
             *("--base-url", base_url, "--api-key", API_KEY, "--journal", str(journal)),
-            *("--cps", "50", "--concurrency", "10", "--poll-interval", "0.2"),
+            *("--cps", "50", "--concurrency", "10", "--poll-interval", "0.2", "--yes"),
             # This emulator's list-calls is current; Retell's may lag (60 s by default).
             *("--lookup-grace", "1"),
         )
