@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from types import TracebackType
@@ -14,20 +13,31 @@ import aiohttp
 import msgspec
 from msgspec import UNSET
 
-from ._exceptions import AmbiguousOutcomeError, APIError, ClientClosedError, RequestInfo
+from ._exceptions import (
+    AmbiguousOutcomeError,
+    APIConnectionError,
+    APIError,
+    ClientClosedError,
+    RequestInfo,
+)
+from ._idempotency import new_idempotency_key
 from ._operation import Operation, RetrySafety
-from ._pacing import Pacer
+from ._pacing import Pacer, Pacing
 from ._resources import Resources
 from ._retry import Decision, RetryPolicy, decide, log_first_retry
 from ._sansio import (
     HTTPRequest,
+    HTTPResponse,
+    body_decoder,
     decode_success,
     encode_json,
     encode_query,
+    invalid_body,
     render_path,
     status_error,
 )
-from ._transport import AiohttpTransport, PoolConfig, Timeout, Transport
+from ._transport import ERRORS as TRANSPORT_ERRORS
+from ._transport import AiohttpTransport, PoolConfig, Timeout, Transport, describe_failure
 from ._validation import resolve_api_key
 from ._version import __version__
 
@@ -42,6 +52,14 @@ T = TypeVar("T")
 #: Methods that ``request`` repeats after an ambiguous failure unless told otherwise.
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _METHODS = _IDEMPOTENT_METHODS | {"POST", "PATCH"}
+_PACING_METHODS = (
+    "try_reserve",
+    "reserve",
+    "on_response",
+    "on_unpaced_response",
+    "release",
+    "set_time",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,15 +73,28 @@ class ClientConfig:
 
 
 class _Shared:
-    """What every view of one client shares: the transport and the credential headers."""
+    """What every view of one client shares: the transport, the pacer, the request headers."""
 
-    __slots__ = ("closed", "headers", "json_headers", "owns_transport", "pacer", "transport")
+    __slots__ = (
+        "closed",
+        "direct",
+        "headers",
+        "json_headers",
+        "owns_transport",
+        "pacer",
+        "transport",
+    )
 
     def __init__(
-        self, transport: Transport, headers: dict[str, str], owns: bool, pacer: Pacer
+        self, transport: Transport, headers: dict[str, str], owns: bool, pacer: Pacing[Any]
     ) -> None:
         self.transport = transport
-        #: for requests without a body; ``json_headers`` add the body's Content-Type
+        #: the transport when it is the client's own AiohttpTransport, whose session the
+        #: first attempt may use directly (see ``AsyncRetell._request``)
+        self.direct = transport if owns and type(transport) is AiohttpTransport else None
+        #: What a request without a body sends besides the transport's own headers:
+        #: nothing when the client built the transport with its fixed headers, else all of
+        #: them. ``json_headers`` add the body's Content-Type.
         self.headers = headers
         self.json_headers = {**headers, "Content-Type": "application/json"}
         self.owns_transport = owns
@@ -89,6 +120,8 @@ class AsyncRetell(Resources):
     Use it as ``async with AsyncRetell() as client:`` so the connection pool is opened in the
     running loop and closed on exit. The API key comes from ``api_key`` or ``$RETELL_API_KEY``;
     the base URL from ``base_url``, ``$RETELL_BASE_URL`` or the production server.
+    ``pacer`` replaces the in-process pacer, e.g. with a
+    :class:`~aioretell.redis_pacer.RedisPacer` shared by many processes; its owner closes it.
     """
 
     def __init__(
@@ -107,8 +140,26 @@ class AsyncRetell(Resources):
         max_concurrency: int | None = None,
         default_headers: Mapping[str, str] | None = None,
         transport: Transport | None = None,
+        pacer: Pacing[Any] | None = None,
     ) -> None:
         key = resolve_api_key(api_key)
+        if pacer is not None:
+            if not all(callable(getattr(pacer, name, None)) for name in _PACING_METHODS):
+                raise TypeError(
+                    "pacer must implement aioretell's Pacing interface (e.g. a RedisPacer), "
+                    f"not {type(pacer).__name__}"
+                )
+            given = [
+                name
+                for name, value in (
+                    ("rate_limit", rate_limit),
+                    ("create_rate_limit", create_rate_limit),
+                    ("max_concurrency", max_concurrency),
+                )
+                if value is not None
+            ]
+            if given:
+                raise ValueError(f"set {', '.join(given)} on the pacer, not with pacer=")
         url = base_url or os.environ.get("RETELL_BASE_URL") or DEFAULT_BASE_URL
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {url!r}")
@@ -134,18 +185,23 @@ class AsyncRetell(Resources):
         }
         owns = transport is None
         if transport is None:
+            # Our own transport sends the fixed headers as its session's defaults, so that
+            # nothing is merged per request; a caller's transport gets them with each request.
             transport = AiohttpTransport(
                 PoolConfig(
                     limit=connection_limit,
                     keepalive_timeout=keepalive_timeout,
                     dns_cache_ttl=dns_cache_ttl,
-                )
+                ),
+                headers=headers,
             )
-        pacer = Pacer(
-            rate_limit=rate_limit,
-            create_rate_limit=create_rate_limit,
-            max_concurrency=max_concurrency,
-        )
+            headers = {}
+        if pacer is None:
+            pacer = Pacer(
+                rate_limit=rate_limit,
+                create_rate_limit=create_rate_limit,
+                max_concurrency=max_concurrency,
+            )
         self._shared = _Shared(transport, headers, owns, pacer)
         #: injectable so retry tests need no real time
         self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
@@ -319,12 +375,22 @@ class AsyncRetell(Resources):
     ) -> Any:
         """Send ``op`` and return its decoded response, retrying as its safety allows.
 
-        ``body`` is sent as JSON, ``form`` (already encoded) as multipart.
+        ``body`` is sent as JSON, ``form`` (already encoded) as multipart. A body Struct is the
+        caller's own for this call: the client may fill its idempotency key in place.
+
+        The common case runs in this one coroutine: the client's own transport, in its loop,
+        nothing to pace (no rate, no concurrency cap, no 429 seen). The first attempt then
+        talks to the session directly, and the request's description (:class:`RequestInfo`)
+        is only built for an error. Anything else goes through :meth:`_attempt` and the
+        transport's ``send``. Tenacity takes over only once something failed, since building
+        its controller costs more than the rest of the pipeline.
         """
-        self._check_open()
-        config = self._config
-        url = config.base_url + render_path(op, path or {})
         shared = self._shared
+        if shared.closed:
+            raise ClientClosedError("This AsyncRetell client is closed; create a new one.")
+        config = self._config
+        method = op.http_method
+        url = config.base_url + render_path(op, path)
         idempotency_key: str | None = None
         keyed = False  # the key is ours: every attempt carries it, so repeats are harmless
         if op.idempotency_field is not None and body is not None:
@@ -336,20 +402,47 @@ class AsyncRetell(Resources):
             headers, payload = shared.json_headers, encode_json(body)
         else:
             headers, payload = shared.headers, None
-        request = HTTPRequest(
-            method=op.http_method,
-            url=url,
-            headers=headers,
-            body=payload,
-            params=None if query is None else encode_query(query),
-        )
-        info = RequestInfo(op.operation_id, op.http_method, url)
-        policy = self._config.retry
-        # The first attempt runs bare; tenacity takes over only once something failed, since
-        # building its controller costs more than the rest of the pipeline.
+        params = None if query is None else encode_query(query)
+        pacer = shared.pacer
+        direct = shared.direct
+        session = direct.ready_session() if direct is not None and pacer.idle else None
         try:
-            return await self._attempt(op, request, info)
+            if session is None:
+                request = HTTPRequest(method, url, headers, payload, params)
+                info = RequestInfo(op.operation_id, method, url)
+                return await self._attempt(op, request, info)
+            failure: APIError | None = None
+            try:
+                resp = await session._request(
+                    method,
+                    url,
+                    data=payload,
+                    params=params,
+                    headers=headers,
+                    timeout=config.aiohttp_timeout,
+                )
+                try:
+                    data = await resp.read()
+                finally:
+                    resp.release()
+            except TRANSPORT_ERRORS as exc:
+                failure = describe_failure(exc, RequestInfo(op.operation_id, method, url))
+            if failure is not None:
+                raise failure  # outside the except block: aiohttp's error is not its context
+            status = resp.status
+            pacer.on_unpaced_response(op, status, resp.headers)
+            if 200 <= status < 300:
+                try:
+                    return body_decoder(op)(data)
+                except msgspec.DecodeError as exc:
+                    response = HTTPResponse(status, resp.headers, data)
+                    info = RequestInfo(op.operation_id, method, url)
+                    raise invalid_body(op, response, info, exc) from exc
+            response = HTTPResponse(status, resp.headers, data)
+            raise status_error(response, RequestInfo(op.operation_id, method, url))
         except APIError as exc:
+            info = exc.request or RequestInfo(op.operation_id, method, url)
+            policy = config.retry
             if not policy.max_retries or not policy.should_retry(op, exc, keyed=keyed):
                 if decide(op, exc) is Decision.AMBIGUOUS:
                     raise _ambiguous(op, exc, info, 1, metadata, idempotency_key) from exc
@@ -359,6 +452,7 @@ class AsyncRetell(Resources):
         log_first_retry(op, first, wait)
         await self._sleep(wait)
         retrying = policy.retrying(op, self._sleep, after=1, keyed=keyed)
+        request = HTTPRequest(method, url, headers, payload, params)
         try:
             return await retrying(self._attempt, op, request, info)
         except APIError as exc:
@@ -370,18 +464,18 @@ class AsyncRetell(Resources):
     async def _attempt(self, op: Operation, request: HTTPRequest, info: RequestInfo) -> Any:
         shared = self._shared
         pacer = shared.pacer
-        slots = pacer.slots
-        if slots is not None:
-            await slots.acquire()
+        turn = pacer.try_reserve(op)
+        if turn is None:
+            turn = await pacer.reserve(op)
         try:
-            sent_at, wait = pacer.reserve(op)
-            if wait > 0:
-                sent_at = await pacer.wait_turn(op, wait)
             response = await shared.transport.send(request, self._config.aiohttp_timeout, info)
-        finally:
-            if slots is not None:
-                slots.release()
-        pacer.on_response(op, response.status, response.headers, sent_at)
+        except APIConnectionError as exc:
+            pacer.release(op, turn, sent=exc.request_sent)
+            raise
+        except BaseException:
+            pacer.release(op, turn, sent=True)  # e.g. cancelled mid-send: it may have gone out
+            raise
+        pacer.on_response(op, turn, response.status, response.headers)
         if 200 <= response.status < 300:
             return decode_success(op, response, info)
         raise status_error(response, info)
@@ -415,17 +509,20 @@ def _ambiguous(
 def _with_idempotency_key(field: str, body: Any) -> tuple[Any, str, bool]:
     """``body`` carrying an idempotency key in ``field``: (body, key, whether the key is new).
 
-    A caller-given key is kept. A new one is 24 URL-safe characters after ``aioretell_`` (the
-    spec's pattern for ``idempotency_key`` is ``[A-Za-z0-9_-]``, 5 to 255 long). The body is
-    encoded once, so every retry of this call sends the same key.
+    A caller-given key is kept. A new one (:func:`new_idempotency_key`; the spec's pattern for
+    ``idempotency_key`` is ``[A-Za-z0-9_-]``, 5 to 255 long) is set in the body Struct itself
+    (the resource built it for this call) or in a copy of a mapping. The body is encoded once,
+    so every retry of this call sends the same key.
     """
-    given = body.get(field) if isinstance(body, Mapping) else getattr(body, field, None)
+    struct = isinstance(body, msgspec.Struct)
+    given = getattr(body, field, None) if struct else body.get(field)
     if isinstance(given, str):
         return body, given, False
-    key = f"aioretell_{secrets.token_urlsafe(18)}"
-    if isinstance(body, Mapping):
+    key = new_idempotency_key()
+    if not struct:
         return {**body, field: key}, key, True
-    return msgspec.structs.replace(body, **{field: key}), key, True
+    setattr(body, field, key)
+    return body, key, True
 
 
 def _check_retries(max_retries: object) -> None:

@@ -54,6 +54,8 @@ class Operation:
     #: the first result). The client fills it when the caller leaves it unset, which makes
     #: retrying this create safe.
     idempotency_field: str | None = None
+    #: Places a call or opens a conversation: paced by the client's ``create_rate_limit``.
+    starts_conversation: bool = False
     _types: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod

@@ -4,16 +4,23 @@
 exceptions into ours, recording whether the request can have reached the server. Cancellation
 passes through untouched. aiohttp's exceptions are described in ours, never chained to them:
 some hold the request's headers, API key included (``ClientResponseError.request_info``).
+
+It spends as little per request as aiohttp allows: the client's fixed headers (credentials
+included) are the session's defaults, read deadlines are kept by one watchdog task per pool
+(:mod:`aioretell._read_watchdog`) instead of a timer per read, the response is awaited, read
+and released without a context manager, and whether a timed-out attempt was ever written is
+read from its traceback when it fails rather than tracked for every request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -25,11 +32,8 @@ from ._exceptions import (
     RequestInfo,
     WrongEventLoopError,
 )
+from ._read_watchdog import ReadWatchdog, WatchedHandler
 from ._sansio import HTTPRequest, HTTPResponse
-
-if TYPE_CHECKING:
-    from aiohttp.connector import Connection
-    from aiohttp.tracing import Trace
 
 log = logging.getLogger("aioretell")
 
@@ -70,7 +74,12 @@ class PoolConfig:
 
 
 class Transport(Protocol):
-    """Anything that can send a request. Tests and benchmarks may provide their own."""
+    """Anything that can send a request. Tests and benchmarks may provide their own.
+
+    ``request.headers`` are all the headers of the request (credentials included), except
+    when the client built the transport itself with its fixed headers (see
+    :class:`AiohttpTransport`): then they are only the request's own (its Content-Type).
+    """
 
     async def send(
         self, request: HTTPRequest, timeout: aiohttp.ClientTimeout, info: RequestInfo
@@ -79,63 +88,81 @@ class Transport(Protocol):
     async def aclose(self) -> None: ...
 
 
-#: Marks the CancelledError that interrupted :meth:`_Connector.connect`.
-_CUT_SHORT_CONNECTING = "_aioretell_cut_short_connecting"
-
-
 class _Connector(aiohttp.TCPConnector):
-    """aiohttp's TCP pool, marking an attempt cut short before it held a connection.
+    """aiohttp's TCP pool, its connections' read deadlines kept by a :class:`ReadWatchdog`."""
 
-    aiohttp's total timeout cancels the attempt wherever it is and raises ``TimeoutError`` from
-    that cancellation. Cancelled here - queued for a pooled connection, resolving or
-    connecting - nothing was written, so the attempt is safe to repeat whatever it does.
-    """
-
-    async def connect(
-        self, req: aiohttp.ClientRequest, traces: list[Trace], timeout: aiohttp.ClientTimeout
-    ) -> Connection:
-        try:
-            return await super().connect(req, traces, timeout)
-        except asyncio.CancelledError as exc:
-            setattr(exc, _CUT_SHORT_CONNECTING, True)
-            raise
+    def __init__(self, *, watchdog: ReadWatchdog, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._factory = functools.partial(  # type: ignore[assignment]  # a subclass
+            WatchedHandler, loop=self._loop, watchdog=watchdog
+        )
 
 
-async def _closed_with_its_loop(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
-    """Closes ``session`` once closed itself: by :meth:`AiohttpTransport.aclose`, or else by
-    the event loop's shutdown, which closes every async generator started in it
-    (``asyncio.run`` does). A client left open still closes its connections in their own loop.
+#: The code of aiohttp's ``BaseConnector.connect``: queueing for a pooled connection, resolving
+#: and connecting all happen inside it, and it returns only with a connection.
+_CONNECT_CODE = aiohttp.BaseConnector.connect.__code__
+
+
+def _cut_short_connecting(cancelled: BaseException | None) -> bool:
+    """Whether the cancellation ``cancelled`` hit the attempt inside ``connect``, before it
+    held a connection: then nothing was written. Told from its traceback, on the error path
+    only, so that a request pays nothing for it."""
+    tb = None if cancelled is None else cancelled.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code is _CONNECT_CODE:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+async def _closed_with_its_loop(
+    session: aiohttp.ClientSession, watchdog: ReadWatchdog
+) -> AsyncGenerator[None, None]:
+    """Closes ``session`` and stops its watchdog once closed itself: by
+    :meth:`AiohttpTransport.aclose`, or else by the event loop's shutdown, which closes every
+    async generator started in it (``asyncio.run`` does). A client left open still closes its
+    connections in their own loop.
     """
     try:
         yield
     finally:
+        await watchdog.stop()
         await session.close()
 
 
 class AiohttpTransport:
     """A transport over one pooled ``aiohttp.ClientSession``, created inside the running loop.
 
-    The session belongs to the loop of the first request; using it from another loop raises
-    :class:`WrongEventLoopError`.
+    ``headers`` are sent with every request as the session's defaults: the client that builds
+    its own transport gives its fixed headers (key included) here once, and its requests then
+    carry only their own. The session belongs to the loop of the first request; using it from
+    another loop raises :class:`WrongEventLoopError`.
     """
 
-    def __init__(self, pool: PoolConfig) -> None:
+    def __init__(self, pool: PoolConfig, *, headers: Mapping[str, str] | None = None) -> None:
         self._pool = pool
+        self._headers = dict(headers or {})
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closer: AsyncGenerator[None, None] | None = None
         self._closed = False
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._pool!r})"  # never the headers: they hold the key
+
     async def _open(self) -> aiohttp.ClientSession:
         if self._closed:
             raise ClientClosedError("This AsyncRetell client is closed; create a new one.")
+        watchdog = ReadWatchdog()
         connector = _Connector(
+            watchdog=watchdog,
             limit=self._pool.limit,
             keepalive_timeout=self._pool.keepalive_timeout,
             ttl_dns_cache=self._pool.dns_cache_ttl,
         )
         session = aiohttp.ClientSession(
             connector=connector,
+            headers=self._headers,
             raise_for_status=False,
             # Our own Authorization header is the only credential; never read ~/.netrc.
             trust_env=False,
@@ -147,9 +174,19 @@ class AiohttpTransport:
         # twice). There is no public switch; this is the flag aiohttp's own test client clears.
         session._retry_connection = False
         self._session, self._loop = session, asyncio.get_running_loop()
-        self._closer = _closed_with_its_loop(session)
+        self._closer = _closed_with_its_loop(session, watchdog)
         await anext(self._closer)
         return session
+
+    def ready_session(self) -> aiohttp.ClientSession | None:
+        """The open session, for a caller that runs an exchange itself, as :meth:`send` does
+        (``session._request``, ``read``, ``release``; :data:`ERRORS` described by
+        :func:`describe_failure`). ``None`` until the first :meth:`send` opened it, from
+        another loop, and with debug logging on (:meth:`send` logs each exchange).
+        """
+        if self._loop is not asyncio.get_running_loop() or log.isEnabledFor(logging.DEBUG):
+            return None
+        return self._session
 
     def _wrong_loop(self, loop: asyncio.AbstractEventLoop) -> WrongEventLoopError:
         state = "has since closed" if loop.is_closed() else "is another one"
@@ -169,30 +206,35 @@ class AiohttpTransport:
         elif self._loop is not asyncio.get_running_loop():
             assert self._loop is not None
             raise self._wrong_loop(self._loop)
-        started = time.perf_counter()
+        debug = log.isEnabledFor(logging.DEBUG)
+        started = time.perf_counter() if debug else 0.0
         try:
-            async with session.request(
+            # ``session.request`` is ``_request`` wrapped in a context manager we do not use
+            # (tests/unit/test_transport.py checks that aiohttp still has it).
+            resp = await session._request(
                 request.method,
                 request.url,
                 data=request.body,
                 params=request.params,
                 headers=request.headers,
                 timeout=timeout,
-            ) as resp:
+            )
+            try:
                 body = await resp.read()
-                response = HTTPResponse(resp.status, resp.headers, body)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            error = _translate(exc, info)
+            finally:
+                resp.release()
+        except ERRORS as exc:
+            error = describe_failure(exc, info)
         else:
-            if log.isEnabledFor(logging.DEBUG):
+            if debug:
                 log.debug(
                     "%s %s -> %d in %.1f ms",
                     request.method,
                     request.url,
-                    response.status,
+                    resp.status,
                     (time.perf_counter() - started) * 1000,
                 )
-            return response
+            return HTTPResponse(resp.status, resp.headers, body)
         # Raised outside the except block, so aiohttp's exception is not its __context__ either.
         raise error
 
@@ -200,13 +242,22 @@ class AiohttpTransport:
         self._closed = True
         closer, self._closer = self._closer, None
         self._session = None
+        self._headers.clear()  # the key goes with the pool
         # From another loop the session cannot be closed safely; its own loop's shutdown does.
         if closer is not None and self._loop is asyncio.get_running_loop():
             await closer.aclose()
 
 
-def _translate(exc: BaseException, info: RequestInfo) -> APIError:
-    """Our exception for aiohttp's ``exc``, which it describes but does not reference."""
+#: What an aiohttp exchange raises when it fails (cancellation aside).
+ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
+
+
+def describe_failure(exc: BaseException, info: RequestInfo) -> APIError:
+    """Our exception for aiohttp's ``exc``, which it describes but does not reference.
+
+    Raise it outside the ``except`` block that caught ``exc``, so that ``exc`` is not its
+    ``__context__`` either.
+    """
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         # Raised while acquiring a pooled connection or connecting: nothing was written.
         return APITimeoutError(
@@ -228,8 +279,9 @@ def _translate(exc: BaseException, info: RequestInfo) -> APIError:
             f"Connection failed during {info.operation_id}: {type(exc).__name__}: {exc}",
             request=info,
         )
-    interrupted = exc.__cause__ or exc.__context__
-    if getattr(interrupted, _CUT_SHORT_CONNECTING, False):
+    # aiohttp's total timeout cancels the attempt wherever it is and raises TimeoutError from
+    # that cancellation.
+    if _cut_short_connecting(exc.__cause__ or exc.__context__):
         return APITimeoutError(
             f"{info.operation_id} exceeded its total timeout before it had a connection; "
             "nothing was sent",

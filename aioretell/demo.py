@@ -1,8 +1,9 @@
 """``aioretell demo``: an agent, a chat with two completions, then 100 concurrent phone calls.
 
-With no ``RETELL_API_KEY`` and no ``--base-url`` it runs against an emulator started in-process,
-so it places no real calls. Against a real account it only reads the account's concurrency: the
-demo never dials real numbers.
+With no API key it runs against an emulator started in-process, so it places no real calls. With
+a key it runs the same tour against an ``aioretell emulator`` (``--base-url``), recognised by the
+built-in LLM every emulator has; against any other server (the real API) it only reads the
+account's concurrency: the demo never dials real numbers.
 """
 
 from __future__ import annotations
@@ -14,9 +15,13 @@ import time
 from contextlib import AsyncExitStack
 
 from ._client import AsyncRetell
+from ._exceptions import BadRequestError, NotFoundError, UnprocessableEntityError
 
 DEMO_KEY = "key_demo_emulator"
 FROM_NUMBER = "+14155550100"
+#: The LLM every aioretell emulator starts with (``aioretell.emulator.state.DEFAULT_LLM_ID``);
+#: the tour's chat agent uses it, and a server without it is not an emulator.
+EMULATOR_LLM_ID = "llm_emulator_default"
 
 
 def _percentile(sorted_values: list[float], fraction: float) -> float:
@@ -25,9 +30,13 @@ def _percentile(sorted_values: list[float], fraction: float) -> float:
 
 
 async def run_demo(*, api_key: str | None, base_url: str | None, calls: int) -> None:
-    key = api_key or os.environ.get("RETELL_API_KEY")
+    """The tour. ``api_key`` defaults to ``$RETELL_API_KEY``; with neither, ``base_url`` must
+    be ``None`` too and an emulator is started in-process."""
+    key = api_key or os.environ.get("RETELL_API_KEY") or None
+    if key is None and base_url is not None:
+        raise ValueError("base_url needs an api_key (or $RETELL_API_KEY)")
     async with AsyncExitStack() as stack:
-        if key is None and base_url is None:
+        if key is None:
             from .emulator import Emulator, EmulatorConfig
 
             emulator = await stack.enter_async_context(
@@ -42,17 +51,33 @@ async def run_demo(*, api_key: str | None, base_url: str | None, calls: int) -> 
             limits = await client.concurrency.retrieve()
             print(
                 f"Connected to {client.base_url}: {limits.current_concurrency} of "
-                f"{limits.concurrency_limit} concurrent calls in use. The demo places no real "
-                "calls; unset RETELL_API_KEY to run it against the emulator."
+                f"{limits.concurrency_limit} concurrent calls in use."
             )
-            return
+            if not await _is_emulator(client):
+                print(
+                    "This server is not an aioretell emulator (it has no "
+                    f"{EMULATOR_LLM_ID}), so the demo stops here: it never places real calls. "
+                    "Run it with no key for an in-process emulator, or with --base-url of an "
+                    "'aioretell emulator' and its --api-key, for the whole tour."
+                )
+                return
+            print("It is an aioretell emulator: running the tour there.")
         await _chat_demo(client)
         await _dial_demo(client, calls)
 
 
+async def _is_emulator(client: AsyncRetell) -> bool:
+    """Whether the server has the emulator's built-in LLM (one read; nothing is created)."""
+    try:
+        await client.llm.retrieve(EMULATOR_LLM_ID)
+    except (NotFoundError, BadRequestError, UnprocessableEntityError):
+        return False
+    return True
+
+
 async def _chat_demo(client: AsyncRetell) -> None:
     agent = await client.chat_agent.create(
-        response_engine={"type": "retell-llm", "llm_id": "llm_emulator_default"},
+        response_engine={"type": "retell-llm", "llm_id": EMULATOR_LLM_ID},
         agent_name="Jarvis",
     )
     print(f"Created chat agent {agent.agent_id} ({agent.agent_name})")

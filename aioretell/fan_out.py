@@ -1,9 +1,11 @@
 """``fan_out``: run an async function over many inputs with bounded concurrency.
 
 Inputs are pulled lazily (any iterable or async iterable) only as workers free up, so a million
-leads never become a million tasks. Every input yields exactly one :class:`Outcome`; a failure is
-captured in its outcome, never raised out of the loop. Pacing and retries are the client's:
-``fan_out`` only bounds how many coroutines run at once.
+leads never become a million tasks. Every input yields exactly one :class:`Outcome`, or the
+iteration raises: a failure of ``func`` is captured in its outcome, never raised out of the loop;
+a failure outside it (the input iterable, the ``progress`` callback) takes no more inputs and,
+after the outcomes of the calls already started, ends the iteration with that error. Pacing and
+retries are the client's: ``fan_out`` only bounds how many coroutines run at once.
 
 ::
 
@@ -12,19 +14,20 @@ captured in its outcome, never raised out of the loop. Pacing and retries are th
             if outcome.error: ...
 
 Leaving the ``async with`` (or breaking out of a bare ``async for``, or cancelling the consumer)
-cancels the calls in flight and leaves nothing running.
+cancels the calls in flight and leaves nothing running; leaving ``async with`` or a cancelled
+loop waits until they have stopped, and a cancellation of the consumer always propagates.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Generic, TypeVar
 
 import anyio
+import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 T = TypeVar("T")
@@ -119,48 +122,75 @@ class _Run(Generic[T, R]):
         self.done = 0
         self.failed = 0
         self.in_flight = 0
-        #: what the input iterable itself raised; the consumer re-raises it at the end
-        self.input_error: Exception | None = None
+        #: the first failure outside ``func``; the consumer raises it after the outcomes made
+        self.error: Exception | None = None
+        self._group: anyio.abc.TaskGroup | None = None
+
+    def fail(self, error: Exception) -> None:
+        """Take no more inputs; the iteration ends with ``error`` (the first one wins)."""
+        if self.error is None:
+            self.error = error
+        self.inputs.stop()
 
     async def drive(self, send: MemoryObjectSendStream[Outcome[T, R]]) -> None:
         async with send, anyio.create_task_group() as group:
+            self._group = group
             for _ in range(self.concurrency):
                 group.start_soon(self.work, send.clone())
 
     async def work(self, send: MemoryObjectSendStream[Outcome[T, R]]) -> None:
-        async with send:
-            while True:
+        try:
+            async with send:
+                await self._work(send)
+        except Exception as exc:  # noqa: BLE001 - a bug outside func: stop all, tell the consumer
+            self.fail(exc)
+            assert self._group is not None
+            self._group.cancel_scope.cancel()
+
+    async def _work(self, send: MemoryObjectSendStream[Outcome[T, R]]) -> None:
+        while True:
+            if self.window is not None:
+                await self.window.acquire()
+            try:
+                taken = await self.inputs.take()
+            except Exception as exc:  # noqa: BLE001 - the input source failed: see fail()
+                self.fail(exc)
+                taken = None
+            if taken is None:
                 if self.window is not None:
-                    await self.window.acquire()
+                    self.window.release()
+                return
+            index, item = taken
+            self.in_flight += 1
+            try:
+                value = await self.func(item)
+            except Exception as exc:  # noqa: BLE001 - kept in the outcome, never dropped
+                outcome: Outcome[T, R] = Outcome(index, item, error=exc)
+                self.failed += 1
+            else:
+                outcome = Outcome(index, item, value=value)
+            finally:
+                self.in_flight -= 1
+            self.done += 1
+            if self.progress is not None:
                 try:
-                    taken = await self.inputs.take()
-                except Exception as exc:  # noqa: BLE001 - handed to the consumer, see input_error
-                    self.input_error = exc
-                    self.inputs.stop()
-                    taken = None
-                if taken is None:
-                    if self.window is not None:
-                        self.window.release()
-                    return
-                index, item = taken
-                self.in_flight += 1
-                try:
-                    value = await self.func(item)
-                except Exception as exc:  # noqa: BLE001 - kept in the outcome, never dropped
-                    outcome: Outcome[T, R] = Outcome(index, item, error=exc)
-                    self.failed += 1
-                else:
-                    outcome = Outcome(index, item, value=value)
-                finally:
-                    self.in_flight -= 1
-                self.done += 1
-                if self.progress is not None:
                     self.progress(Progress(self.done, self.failed, self.in_flight))
+                except Exception as exc:  # noqa: BLE001 - raised to the consumer: see fail()
+                    self.progress = None
+                    self.fail(exc)
+            try:
                 await send.send(outcome)
+            except anyio.BrokenResourceError:
+                return  # the consumer stopped reading
 
 
 class FanOut(Generic[T, R]):
-    """The async iterator returned by :func:`fan_out`; also an async context manager."""
+    """The async iterator returned by :func:`fan_out`; also an async context manager.
+
+    It owns the task that runs the calls: leaving ``async with`` and every end of the iteration
+    (exhausted, an error, a cancellation) cancel what still runs and wait until it has stopped.
+    Only a ``break`` out of a bare ``async for`` cannot wait; the finalizer then cancels.
+    """
 
     _driver: asyncio.Task[None] | None = None
     _receive: MemoryObjectReceiveStream[Outcome[T, R]] | None = None
@@ -188,6 +218,8 @@ class FanOut(Generic[T, R]):
         self._ordered = ordered
         self._pending: dict[int, Outcome[T, R]] = {}
         self._next_index = 0
+        #: the iteration has ended (exhausted, or it raised)
+        self._finished = False
 
     def __aiter__(self) -> FanOut[T, R]:
         return self
@@ -202,6 +234,8 @@ class FanOut(Generic[T, R]):
         return receive
 
     async def __anext__(self) -> Outcome[T, R]:
+        if self._finished:
+            raise StopAsyncIteration
         receive = self._receive or self._start()
         try:
             if not self._ordered:
@@ -214,10 +248,9 @@ class FanOut(Generic[T, R]):
             assert self._run.window is not None
             self._run.window.release()
             return outcome
-        except StopAsyncIteration:
-            raise
         except BaseException:
-            self._cancel()
+            self._finished = True
+            await self._stop()
             raise
 
     async def _receive_one(
@@ -226,9 +259,19 @@ class FanOut(Generic[T, R]):
         try:
             return await receive.receive()
         except anyio.EndOfStream:
-            if self._run.input_error is not None:
-                raise self._run.input_error from None
+            failure = self._failure()
+            if failure is not None:
+                raise failure from None
             raise StopAsyncIteration from None
+
+    def _failure(self) -> BaseException | None:
+        """Why the calls stopped before every input had its outcome, if they did."""
+        if self._run.error is not None:
+            return self._run.error
+        driver = self._driver
+        if driver is not None and driver.done() and not driver.cancelled():
+            return driver.exception()
+        return None
 
     def _cancel(self) -> None:
         if self._driver is not None and not self._driver.done():
@@ -236,12 +279,36 @@ class FanOut(Generic[T, R]):
         if self._receive is not None:
             self._receive.close()
 
-    async def aclose(self) -> None:
-        """Cancel whatever is still running and wait until it has stopped."""
+    async def _stop(self) -> None:
+        """Cancel whatever still runs and wait until it has stopped.
+
+        A cancellation of the caller meanwhile does not cut the wait short (that would leave
+        the calls running unowned); it is raised once they have stopped.
+        """
         self._cancel()
-        if self._driver is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._driver
+        driver = self._driver
+        if driver is None:
+            return
+        interrupted: asyncio.CancelledError | None = None
+        while not driver.done():
+            try:
+                await asyncio.wait((driver,))
+            except asyncio.CancelledError as exc:
+                interrupted = exc
+        if interrupted is not None:
+            raise interrupted
+
+    async def aclose(self) -> None:
+        """Cancel whatever is still running and wait until it has stopped.
+
+        Raises a failure outside ``func`` that the iteration has not raised yet.
+        """
+        await self._stop()
+        if not self._finished:
+            self._finished = True
+            failure = self._failure()
+            if failure is not None:
+                raise failure
 
     async def __aenter__(self) -> FanOut[T, R]:
         return self
@@ -252,7 +319,10 @@ class FanOut(Generic[T, R]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.aclose()
+        if exc is None:
+            await self.aclose()
+        else:
+            await self._stop()  # the exception on its way out is the one to see
 
     def __del__(self) -> None:
         # A bare `async for` that breaks drops the last reference here: stop the workers.

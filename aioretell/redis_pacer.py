@@ -24,12 +24,13 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import _redis_scripts as scripts
 from ._exceptions import RetellError
 from ._operation import Operation
+from ._pacing import Pacer
 from ._sansio import parse_retry_after
 
 if TYPE_CHECKING:
@@ -46,14 +47,10 @@ DEFAULT_PAUSE_S = 1.0
 TOLERANCE = 0.5
 #: Bucket hashes expire after this much idleness.
 BUCKET_TTL_MS = 3_600_000
+#: With ``on_unavailable="local"``, how long to pace locally before asking Redis again.
+RETRY_REDIS_S = 5.0
 #: Longest sleep between two asks for a concurrency lease.
 LEASE_POLL_S = 0.05
-
-
-def _paced_create(op: Operation) -> bool:
-    from ._pacing import PACED_CREATES
-
-    return op.operation_id in PACED_CREATES
 
 
 class PacerUnavailableError(RetellError):
@@ -65,11 +62,13 @@ class PacerUnavailableError(RetellError):
 class RedisTurn:
     """One request's turn: when Redis granted it (server ms) and its lease, if any."""
 
-    __slots__ = ("granted_ms", "lease")
+    __slots__ = ("granted_ms", "lease", "local")
 
-    def __init__(self, granted_ms: float, lease: str | None) -> None:
+    def __init__(self, granted_ms: float, lease: str | None, local: Any = None) -> None:
         self.granted_ms = granted_ms
         self.lease = lease
+        #: the in-process pacer's turn, when Redis was down and ``on_unavailable="local"``
+        self.local = local
 
 
 def _rate(name: str, value: float | None) -> float:
@@ -147,7 +146,11 @@ class RedisPacer:
         self._leases: set[str] = set()
         self._heartbeat: asyncio.Task[None] | None = None
         self._heartbeat_error: BaseException | None = None
-        self._fallback: Any = None  # the in-process pacer used while Redis is down
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._paused_until = -math.inf  # monotonic: this process's own latest 429
+        self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        self._fallback: Pacer | None = None  # in-process pacing while Redis is down ("local")
+        self._down_until = -math.inf  # monotonic: pace locally until then ("local")
         self._closed = False
 
     def __repr__(self) -> str:
@@ -156,10 +159,50 @@ class RedisPacer:
     # -- taking a turn -----------------------------------------------------------------------
 
     def _buckets(self, op: Operation) -> tuple[str, ...]:
-        return ("requests", "creates") if _paced_create(op) else ("requests",)
+        return ("requests", "creates") if op.starts_conversation else ("requests",)
 
-    async def acquire(self, op: Operation) -> RedisTurn:
+    #: Never idle: whether another process drew a 429 is only known by asking Redis.
+    idle = False
+
+    def on_unpaced_response(self, op: Operation, status: int, headers: Mapping[str, str]) -> None:
+        """Not called while :attr:`idle` is false; handled as an answer on a turn of no time."""
+        self.on_response(op, RedisTurn(-math.inf, None), status, headers)
+
+    def try_reserve(self, op: Operation) -> RedisTurn | None:
+        """Always ``None``: every turn is decided by Redis, so it takes an await."""
+        return None
+
+    async def reserve(self, op: Operation) -> RedisTurn:
         """Wait for ``op``'s turn in the shared buckets (and a lease, with a concurrency cap)."""
+        paused = self._paused_until - time.monotonic()
+        if paused > 0:  # this process's own 429, before Redis has been told of it
+            await self._sleep(paused)
+        if self.on_unavailable == "fail":
+            return await self._reserve_shared(op)
+        if time.monotonic() < self._down_until:
+            return await self._reserve_local(op)
+        try:
+            turn = await self._reserve_shared(op)
+        except PacerUnavailableError as exc:
+            logger.warning("%s; pacing inside this process for %g s", exc, RETRY_REDIS_S)
+            self._down_until = time.monotonic() + RETRY_REDIS_S
+            return await self._reserve_local(op)
+        return turn
+
+    async def _reserve_local(self, op: Operation) -> RedisTurn:
+        fallback = self._fallback
+        if fallback is None:
+            fallback = self._fallback = Pacer(
+                rate_limit=self._fixed["requests"] or None,
+                create_rate_limit=self._fixed["creates"] or None,
+                max_concurrency=self.max_concurrency,
+            )
+        local = fallback.try_reserve(op)
+        if local is None:
+            local = await fallback.reserve(op)
+        return RedisTurn(-math.inf, None, local)
+
+    async def _reserve_shared(self, op: Operation) -> RedisTurn:
         if self._closed:
             raise PacerUnavailableError("this RedisPacer is closed")
         if self._heartbeat_error is not None:
@@ -179,7 +222,8 @@ class RedisPacer:
                     granted = await self._wait_for_turn(buckets)
         except BaseException:
             if lease is not None:
-                await self._drop_lease(lease)
+                self._leases.discard(lease)
+                self._spawn(self._drop_lease(lease))
             raise
         return RedisTurn(granted, lease)
 
@@ -208,36 +252,68 @@ class RedisPacer:
         wait = float(wait_ms)
         if wait <= 0:
             return float(now_ms)
-        await asyncio.sleep(wait / 1000)
+        await self._sleep(wait / 1000)
         return None
 
     # -- responses ---------------------------------------------------------------------------
 
     def on_response(
         self, op: Operation, turn: RedisTurn, status: int, headers: Mapping[str, str]
-    ) -> Awaitable[None] | None:
-        """Count a success, or share a 429's pause; an awaitable only when Redis must be told."""
+    ) -> None:
+        """Count a success for the next ask, or share a 429's pause with every process."""
+        if turn.local is not None:
+            assert self._fallback is not None
+            self._fallback.on_response(op, turn.local, status, headers)
+            return
         if status == 429:
-            bucket = "creates" if _paced_create(op) else "requests"
+            bucket = "creates" if op.starts_conversation else "requests"
             retry_after = parse_retry_after(headers, now=time.time)
             pause = DEFAULT_PAUSE_S if retry_after is None else retry_after
-            return self._rate_limited(bucket, pause, turn.granted_ms)
-        if status < 400:
+            self._paused_until = max(self._paused_until, time.monotonic() + pause)
+            self._spawn(self._rate_limited(bucket, pause, turn.granted_ms))
+        elif status < 400:
             for name in self._buckets(op):
                 if not self._fixed[name]:
                     self._ok[name] += 1
-        return None
+        self._end(turn)
+
+    def release(self, op: Operation, turn: RedisTurn, *, sent: bool) -> None:
+        """The request ended without a response. A refused turn was never reserved in Redis,
+        so there is nothing to give back but the concurrency lease."""
+        if turn.local is not None:
+            assert self._fallback is not None
+            self._fallback.release(op, turn.local, sent=sent)
+            return
+        self._end(turn)
+
+    def set_time(
+        self, clock: Callable[[], float], sleep: Callable[[float], Awaitable[None]]
+    ) -> None:
+        """Tests: sleep through ``sleep``. The clock stays Redis's own."""
+        self._sleep = sleep
+
+    def _end(self, turn: RedisTurn) -> None:
+        if turn.lease is not None:
+            lease, turn.lease = turn.lease, None
+            self._leases.discard(lease)
+            self._spawn(self._drop_lease(lease))
 
     async def _rate_limited(self, bucket: str, pause_s: float, granted_ms: float) -> None:
         adaptive = 0 if self._fixed[bucket] else 1
         args = [BUCKET_TTL_MS, round(pause_s * 1000), granted_ms, adaptive]
         await self._call(self._limited, keys=[self._keys[bucket]], args=args)
 
-    async def release(self, turn: RedisTurn) -> None:
-        """The request is over (answered, failed or cancelled): give its lease back."""
-        if turn.lease is not None:
-            lease, turn.lease = turn.lease, None
-            await self._drop_lease(lease)
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Tell Redis without holding up the request; the pacer owns the task until it ends."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # Retell's own 429 stays the backstop; a lease left behind expires with its TTL.
+            logger.warning("could not update the shared pacer in Redis: %s", exc)
 
     # -- concurrency leases ------------------------------------------------------------------
 
@@ -250,7 +326,7 @@ class RedisPacer:
             )
             if wait_ms <= 0:
                 break
-            await asyncio.sleep(min(wait_ms / 1000, LEASE_POLL_S))
+            await self._sleep(min(wait_ms / 1000, LEASE_POLL_S))
         self._leases.add(token)
         if self._heartbeat is None or self._heartbeat.done():
             self._heartbeat = asyncio.create_task(
@@ -260,9 +336,7 @@ class RedisPacer:
 
     async def _drop_lease(self, token: str) -> None:
         self._leases.discard(token)
-        # Shielded: a cancelled request still gives its slot back to the fleet.
-        with contextlib.suppress(Exception):
-            await asyncio.shield(self._redis.zrem(self._lease_key, token))
+        await self._redis.zrem(self._lease_key, token)
 
     async def _beat(self) -> None:
         """Extend this process's leases every third of their TTL while it holds any."""
@@ -307,6 +381,8 @@ class RedisPacer:
     async def aclose(self) -> None:
         """Stop the heartbeat and, if this pacer made it, close the Redis connection pool."""
         self._closed = True
+        if self._tasks:  # let the last 429s and lease releases reach Redis
+            await asyncio.wait(set(self._tasks), timeout=5)
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -314,3 +390,9 @@ class RedisPacer:
             self._heartbeat = None
         if self._owns:
             await self._redis.aclose()
+
+    async def __aenter__(self) -> RedisPacer:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

@@ -90,6 +90,11 @@ def make_app(
             await asyncio.sleep(delay)
         return web.Response(status=200, body=chat, content_type=JSON)
 
+    async def get_call(request: web.Request) -> web.Response:
+        if not authorized(request):
+            return web.Response(status=401, body=unauthorized, content_type=JSON)
+        return web.Response(status=200, body=phone_call, content_type=JSON)
+
     async def list_calls(request: web.Request) -> web.Response:
         await request.read()
         if not authorized(request):
@@ -99,6 +104,7 @@ def make_app(
     app = web.Application()
     app.router.add_post("/v2/create-phone-call", create_phone_call)
     app.router.add_get("/get-chat/{chat_id}", get_chat)
+    app.router.add_get("/v2/get-call/{call_id}", get_call)
     app.router.add_post("/v3/list-calls", list_calls)
     return app
 

@@ -155,10 +155,10 @@ async def shared_pause() -> str:
             pacer = client._shared.pacer
             original = pacer.on_response
 
-            def spy(op: object, status: int, headers: object, sent_at: float) -> None:
+            def spy(op: object, turn: float, status: int, headers: object) -> None:
                 if status == 429:
                     limited_at.append(time.monotonic())
-                original(op, status, headers, sent_at)  # type: ignore[arg-type]
+                original(op, turn, status, headers)  # type: ignore[arg-type]
 
             pacer.on_response = spy  # type: ignore[method-assign]
             await asyncio.gather(

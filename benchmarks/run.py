@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import importlib.util
 import json
 import os
 import platform
@@ -26,6 +27,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from aioretell._cli_args import OneLineParser, integer, number
 from benchmarks import bodies, client_cpu, decode, import_time, rss, stats, targets
 from benchmarks.client_cpu import Comparison
 
@@ -36,6 +38,15 @@ LIBRARIES = ("retell-sdk", "httpx-aiohttp", "aiohttp", "msgspec", "tenacity", "h
 FLOOR_TOLERANCE = 1.25
 CONCURRENCY = (1, 16, 64, 256, 1024)
 CLIENT_ORDER = ("aioretell", "floor", "retell-sdk", "retell-sdk aiohttp")
+#: What each section imports beyond aioretell's own dependencies: (module, distribution). All of
+#: them come with the ``bench`` extra; they are looked for before anything runs, not after.
+NEEDS = {
+    "client": (("retell", "retell-sdk"), ("matplotlib", "matplotlib")),
+    "decode": (("retell", "retell-sdk"),),
+    "import": (("retell", "retell-sdk"),),
+    "rss": (("retell", "retell-sdk"),),
+}
+INSTALL_HINT = 'pip install -e ".[bench]"'
 
 
 def log(message: str) -> None:
@@ -403,26 +414,46 @@ def pacing_section(report: Report, args: argparse.Namespace) -> None:
     report.extra.append(("Pacing against the emulator", asyncio.run(pacing.run(args.quick))))
 
 
-def _ints(text: str) -> list[int]:
-    return [int(x) for x in text.split(",") if x.strip()]
+def _ints(low: int, high: int) -> Callable[[str], list[int]]:
+    one = integer(low, high)
+
+    def parse(text: str) -> list[int]:
+        values = [one(x.strip()) for x in text.split(",") if x.strip()]
+        if not values:
+            raise argparse.ArgumentTypeError(f"expected numbers like 1,64, got {text!r}")
+        return values
+
+    return parse
 
 
 def _names(choices: Sequence[str]) -> Callable[[str], list[str]]:
     def parse(text: str) -> list[str]:
         names = [x.strip() for x in text.split(",") if x.strip()]
         unknown = set(names) - set(choices)
-        if unknown:
-            raise argparse.ArgumentTypeError(f"unknown {sorted(unknown)}; choose from {choices}")
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(
+                f"unknown {sorted(unknown) or repr(text)}; choose from {', '.join(choices)}"
+            )
         return names
 
     return parse
 
 
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+def parse_args(argv: Sequence[str], prog: str = "python -m benchmarks") -> argparse.Namespace:
+    parser = OneLineParser(
+        prog=prog,
+        description=__doc__,
+        epilog=f"Needs the bench extra: {INSTALL_HINT} from the repository root.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    some = integer(1, 1_000)
+    secs = number(0, 3_600, above_low=True)
     parser.add_argument("--quick", action="store_true", help="a short smoke run (about 2 min)")
     parser.add_argument(
-        "--out", type=Path, default=ROOT / "docs", help="folder for benchmarks.md and .png"
+        "--out",
+        type=Path,
+        default=ROOT / "docs",
+        help="folder for benchmarks.md and .png (default: docs/ of the checkout)",
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write raw numbers here")
     parser.add_argument("--only", type=_names(SECTIONS), default=list(SECTIONS), help="sections")
@@ -430,17 +461,25 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--operations", type=_names(client_cpu.OPERATIONS), default=list(client_cpu.OPERATIONS)
     )
-    parser.add_argument("--concurrency", type=_ints, help="e.g. 1,16,64,256,1024 (the default)")
-    parser.add_argument("--rounds", type=int, help="timed rounds per client (default 5)")
-    parser.add_argument("--round-seconds", type=float, help="target length of a round (0.3)")
-    parser.add_argument("--max-requests", type=int, help="most requests per round (4000)")
-    parser.add_argument("--slow-rounds", type=int, default=3, help="rounds of a slow client")
-    parser.add_argument("--slow-round-seconds", type=float, default=2.0)
-    parser.add_argument("--page-size", type=int, default=100, help="calls per list-calls page")
-    parser.add_argument("--import-runs", type=int, help="interpreters per subject (default 20)")
-    parser.add_argument("--rss-requests", type=int, help="requests in flight (default 10,000)")
-    parser.add_argument("--rss-rounds", type=int, help="runs per client (default 2)")
-    parser.add_argument("--rss-deadline", type=float, help="seconds, at most (20)")
+    parser.add_argument(
+        "--concurrency", type=_ints(1, 10_000), help="e.g. 1,16,64,256,1024 (the default)"
+    )
+    parser.add_argument("--rounds", type=some, help="timed rounds per client (default 5)")
+    parser.add_argument("--round-seconds", type=secs, help="target length of a round (0.3)")
+    parser.add_argument(
+        "--max-requests", type=integer(1, 1_000_000), help="most requests per round (4000)"
+    )
+    parser.add_argument("--slow-rounds", type=some, default=3, help="rounds of a slow client")
+    parser.add_argument("--slow-round-seconds", type=secs, default=2.0)
+    parser.add_argument(
+        "--page-size", type=integer(1, 1_000), default=100, help="calls per list-calls page"
+    )
+    parser.add_argument("--import-runs", type=some, help="interpreters per subject (default 20)")
+    parser.add_argument(
+        "--rss-requests", type=integer(1, 100_000), help="requests in flight (default 10,000)"
+    )
+    parser.add_argument("--rss-rounds", type=some, help="runs per client (default 2)")
+    parser.add_argument("--rss-deadline", type=secs, help="seconds, at most (20)")
     args = parser.parse_args(argv)
     quick = args.quick
     args.concurrency = args.concurrency or ([1, 64] if quick else list(CONCURRENCY))
@@ -454,12 +493,83 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     args.decode_repeat = 3 if quick else 7
     args.decode_time = 0.02 if quick else 0.1
     args.rss_deadline = args.rss_deadline or (10.0 if quick else 20.0)
+    problem = missing_extras(args.only) or unwritable(args)
+    if problem:
+        parser.exit(2, f"{prog}: {problem}\n")
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def missing_extras(sections: Sequence[str]) -> str | None:
+    """Why the chosen sections cannot run here (a module of the bench extra is missing)."""
+    missing = {
+        dist: None
+        for section in sections
+        for module, dist in NEEDS.get(section, ())
+        if importlib.util.find_spec(module) is None
+    }
+    if not missing:
+        return None
+    return (
+        f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed; run "
+        f"{INSTALL_HINT} (or nox -s bench) from the repository root"
+    )
+
+
+def unwritable(args: argparse.Namespace) -> str | None:
+    """Why the report could not be written where asked, found before the minutes of running."""
+    out: Path = args.out
+    if out.exists() and not out.is_dir():
+        return f"--out {out} is a file; give a folder"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"--out {out}: cannot create it ({exc.strerror})"
+    if not os.access(out, os.W_OK):
+        return f"--out {out} is not writable"
+    json_path: Path | None = args.json
+    if json_path is not None:
+        if json_path.is_dir():
+            return f"--json {json_path} is a folder; give a file name"
+        if not json_path.resolve().parent.is_dir():
+            return f"--json {json_path}: its folder does not exist"
+    return None
+
+
+def write_results(
+    report: Report,
+    env: dict[str, str],
+    args: argparse.Namespace,
+    draw: Callable[[Sequence[Comparison], Path, str], None] | None = None,
+) -> int:
+    """The report, then the raw numbers, then the chart: a chart that cannot be drawn costs the
+    chart alone (the report is rewritten without it), never the numbers. 1 when it failed."""
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    chart = "benchmarks.png" if report.comparisons else None
+    markdown = out / "benchmarks.md"
+    markdown.write_text(report.render(env, chart, args), encoding="utf-8")
+    log(f"wrote {markdown}")
+    if args.json is not None:
+        args.json.write_text(json.dumps({"environment": env, **report.to_json()}, indent=2) + "\n")
+        log(f"raw numbers written to {args.json}")
+    if chart is None:
+        return 0
+    if draw is None:
+        from benchmarks.chart import draw
+    title = f"aioretell benchmarks: {env['python']}, {env['machine']}, {env['date']}"
+    try:
+        draw(report.comparisons, out / chart, title)
+    except Exception as exc:  # noqa: BLE001 - whatever the plotting library raises, keep the numbers
+        markdown.write_text(report.render(env, None, args), encoding="utf-8")
+        log(f"the chart was not drawn ({type(exc).__name__}: {exc}); every number is in {markdown}")
+        return 1
+    log(f"wrote {out / chart}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "python -m benchmarks") -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
+    args = parse_args(argv, prog)
     started = time.perf_counter()
     report = Report()
     sections = {
@@ -477,28 +587,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             sections[name](report, args)
             log(f"{name}: {time.perf_counter() - section_started:.0f} s")
     env = environment(argv, time.perf_counter() - started)
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    chart = None
-    if report.comparisons:
-        from benchmarks import chart as charts
-
-        title = f"aioretell benchmarks: {env['python']}, {env['machine']}, {env['date']}"
-        charts.draw(report.comparisons, out / "benchmarks.png", title)
-        chart = "benchmarks.png"
-    markdown = out / "benchmarks.md"
-    markdown.write_text(report.render(env, chart, args), encoding="utf-8")
-    log(f"wrote {markdown}" + (f" and {out / 'benchmarks.png'}" if chart else ""))
-    if args.json is not None:
-        args.json.write_text(json.dumps({"environment": env, **report.to_json()}, indent=2) + "\n")
-        log(f"raw numbers written to {args.json}")
+    status = write_results(report, env, args)
     far = report.far_from_floor()
     if report.comparisons:
         print(f"aioretell more than {FLOOR_TOLERANCE}x from the floor:")
         for line in far or ["none"]:
             print(f"  {line}")
     print(f"run time {time.perf_counter() - started:.0f} s")
-    return 0
+    return status
 
 
 if __name__ == "__main__":

@@ -34,7 +34,9 @@ if TYPE_CHECKING:
 TYPES_PACKAGE = "aioretell.types"
 
 #: Locals of a generated method; a spec field with one of these names would shadow them.
-_RESERVED = frozenset({"self", "sent_body", "sent_query", "result"})
+_RESERVED = frozenset(
+    {"self", "sent_body", "sent_query", "body_fields", "query_fields", "result", "form"}
+)
 
 #: Fields checked as E.164 phone numbers, by operationId. When the body has an
 #: ``ignore_e164_validation`` field, ``True`` there skips the check (as the API does).
@@ -402,9 +404,19 @@ class ResourceEmitter:
         return lines
 
     def _builds(
-        self, op: "Op", params: list[Param], indent: str, needs: set[str], *, pager: bool = False
+        self,
+        op: "Op",
+        params: list[Param],
+        indent: str,
+        needs: set[str],
+        *,
+        pager: bool = False,
+        defaults: Mapping[str, str] | None = None,
     ) -> tuple[list[str], list[str]]:
-        """Lines that build the request Structs, and the ``_request`` keyword arguments."""
+        """Lines that build the request Structs, and the ``_request`` keyword arguments.
+
+        ``defaults``: the parameters given a default of their own (never unset).
+        """
         types = self.build.op_types[op.operation_id]
         lines: list[str] = []
         kwargs: list[str] = []
@@ -420,8 +432,8 @@ class ResourceEmitter:
                 continue
             needs.add("build_params")
             given = [p for p in params if p.place == place]
-            pairs = ", ".join(f"{p.field.wire_name!r}: {p.field.py_name}" for p in given)
-            lines.append(f"{indent}{local} = build_params({name}, {{{pairs}}})")
+            lines += self._fields(place, given, indent, needs, set(defaults or ()))
+            lines.append(f"{indent}{local} = build_params({name}, {place}_fields)")
             kwargs.append(f"{place}={local}")
         if files and not pager:
             lines.append(f"{indent}form = await encode_form(sent_body, {tuple(sorted(files))!r})")
@@ -434,6 +446,29 @@ class ResourceEmitter:
         ):
             kwargs.append("metadata=metadata")
         return lines, kwargs
+
+    @staticmethod
+    def _fields(
+        place: str, given: list[Param], indent: str, needs: set[str], defaulted: set[str]
+    ) -> list[str]:
+        """Lines that gather the arguments given for ``place`` into ``<place>_fields``.
+
+        Required ones (and those with a default of their own) always, the others only when
+        set: one ``msgspec.convert`` then checks them all, with nothing left to filter out.
+        """
+        always = [p for p in given if p.field.required or p.field.py_name in defaulted]
+        maybe = [p for p in given if p not in always]
+        needs.update(("Any",))
+        pairs = ", ".join(f"{p.field.wire_name!r}: {p.field.py_name}" for p in always)
+        lines = [f"{indent}{place}_fields: dict[str, Any] = {{{pairs}}}"]
+        if maybe:
+            needs.add("UNSET")
+        for p in maybe:
+            lines += [
+                f"{indent}if {p.field.py_name} is not UNSET:",
+                f"{indent}    {place}_fields[{p.field.wire_name!r}] = {p.field.py_name}",
+            ]
+        return lines
 
     def _head(
         self,
@@ -577,7 +612,7 @@ class ResourceEmitter:
         if any(p.field.wire_name == PAGE_SIZE for p in params):
             needs.add("require_page_size")
             lines.append(f"{indent}require_page_size({PAGE_SIZE!r}, {PAGE_SIZE})")
-        builds, kwargs = self._builds(op, params, indent, needs, pager=True)
+        builds, kwargs = self._builds(op, params, indent, needs, pager=True, defaults=defaults)
         lines += builds
         kwargs.append(f"cursor_in={paging.cursor_place!r}")
         lines.append(f"{indent}return Pager(self._client, {const}, {', '.join(kwargs)})")

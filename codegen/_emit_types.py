@@ -321,7 +321,7 @@ class Emitter:
             "",
             "OPERATIONS: dict[str, Operation] = {",
         ]
-        from codegen.generate_client import RETRY
+        from codegen.generate_client import RETRY, STARTS_CONVERSATION
 
         def ref(module: str, name: str | None) -> str:
             return "None" if name is None else repr(f"{PACKAGE}.{module}:{name}")
@@ -336,6 +336,7 @@ class Emitter:
                 f"        path={op.path!r},",
                 f"        path_params={op.path_params!r},",
                 f"        retry=RetrySafety.{RETRY[op.operation_id]},",
+                f"        starts_conversation={op.operation_id in STARTS_CONVERSATION},",
                 f"        body_kind={op.body_kind!r},",
                 f"        body_ref={ref(module, types.body)},",
                 f"        query_ref={ref(module, types.query)},",

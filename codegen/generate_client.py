@@ -24,7 +24,8 @@ Operations
     or multipart body, ``{Resource}{Method}Query`` for the query parameters, the response name
     from :data:`RESPONSE_NAMES`). Further rows for the same operation get module-level aliases
     in their own noun module (``ChatAgentListParams = AgentListParams``). Every operation must
-    be classified in :data:`RETRY`; an unclassified one stops the generator.
+    be classified in :data:`RETRY`; an unclassified one stops the generator. The creates in
+    :data:`STARTS_CONVERSATION` are marked ``starts_conversation`` (the client's create pacing).
 
 Modules
     One module per tsv ``resource``. A Struct reachable from the operations of more than one
@@ -220,6 +221,20 @@ RETRY: dict[str, str] = {
     "updateTestCaseDefinition": SAFE,
     "uploadContactImportFile": SIDE_EFFECT,  # stores an upload
 }
+
+#: The creates that place a call or open a conversation. Retell limits them per second on top of
+#: the account's other limits, so the client paces them with ``create_rate_limit``; the table
+#: marks them ``starts_conversation=True``. Each must also be SIDE_EFFECT in :data:`RETRY`.
+STARTS_CONVERSATION = frozenset(
+    {
+        "createBatchCall",
+        "createChat",
+        "createPhoneCall",
+        "createSmsChat",
+        "createWebCall",
+        "registerPhoneCall",
+    }
+)
 
 #: The official SDK's response type name per (resource, method); "None" = no body.
 RESPONSE_NAMES_TABLE = """
@@ -509,6 +524,12 @@ def load_operations(spec: Mapping[str, Any], rows: Sequence[Row]) -> list[Op]:
     stale = sorted(set(RETRY) - set(by_id))
     if stale:
         raise SpecError(f"RETRY entries for operations not in the spec: {', '.join(stale)}")
+    misfiled = sorted(op_id for op_id in STARTS_CONVERSATION if RETRY.get(op_id) != SIDE_EFFECT)
+    if misfiled:
+        raise SpecError(
+            "STARTS_CONVERSATION entries that are not SIDE_EFFECT operations of the spec: "
+            + ", ".join(misfiled)
+        )
     for row in rows:
         if (row.resource, row.method) not in RESPONSE_NAMES:
             raise SpecError(f"no response name for {row.resource}.{row.method}")

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from aioretell.emulator import Emulator, EmulatorConfig
+from tests.services import REDIS_URL, require
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
@@ -79,11 +80,15 @@ async def run_snippet(code: str, workdir: Path, base_url: str) -> Run:
         "RETELL_API_KEY": API_KEY,
         "RETELL_BASE_URL": base_url,
     }
+    # Run under another name than __main__: a server snippet's `if __name__ == "__main__":`
+    # holds only its serve-forever call (checked by test_main_guards_only_start_a_server).
+    runner = f"import runpy; runpy.run_path({str(script)!r}, run_name='readme_snippet')"
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-W",
         "error",
-        str(script),
+        "-c",
+        runner,
         cwd=workdir,
         env=env,
         stdout=asyncio.subprocess.PIPE,
@@ -120,10 +125,41 @@ async def test_readme_block_runs(block: Block, emulator: Emulator, tmp_path: Pat
         reason = first[len(OPT_OUT) :].strip()
         assert reason, f"README.md:{block.line}: `{OPT_OUT}` needs a reason"
         pytest.skip(f"README.md:{block.line} is marked not run: {reason}")
+    if "redis://" in block.code:  # the scaling-out snippets need a Redis, as their tests do
+        require("Redis", REDIS_URL, 6379, "AIORETELL_TEST_REDIS")
     result = await run_snippet(block.code, tmp_path, emulator.base_url)
     where = f"README.md:{block.line}"
     assert result.returncode == 0, f"{where} exited {result.returncode}:\n{result.stderr}"
     assert result.stderr == "", f"{where} wrote to stderr:\n{result.stderr}"
+
+
+_MAIN_GUARD = 'if __name__ == "__main__":'
+_SERVE_CALLS = ("web.run_app(", "uvicorn.run(")
+
+
+def main_guard_problems(code: str) -> list[str]:
+    """What a ``__main__`` guard holds besides one serve-forever call (which the test skips)."""
+    lines = code.splitlines()
+    problems: list[str] = []
+    for i, line in enumerate(lines):
+        if line.strip() != _MAIN_GUARD:
+            continue
+        body = [row.strip() for row in lines[i + 1 :] if row.strip()]
+        if len(body) != 1 or not body[0].startswith(_SERVE_CALLS):
+            problems.append(f"the guard at line {i + 1} holds {body!r}")
+    return problems
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=[f"README.md:{b.line}" for b in BLOCKS])
+def test_main_guards_only_start_a_server(block: Block) -> None:
+    # Otherwise a snippet could hide untested code behind the guard the test leaves out.
+    assert main_guard_problems(block.code) == []
+
+
+def test_the_guard_rule_can_fail() -> None:
+    assert main_guard_problems('x = 1\nif __name__ == "__main__":\n    web.run_app(app)\n') == []
+    assert main_guard_problems('if __name__ == "__main__":\n    asyncio.run(main())\n')
+    assert main_guard_problems('if __name__ == "__main__":\n    web.run_app(a)\n    b()\n')
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,6 +6,9 @@ seconds it reads ``get-concurrency`` and allows ``concurrency_limit -
 reserved_inbound_concurrency - others`` live calls, where ``others`` are the calls the server
 counts that are not ours (inbound calls, other campaigns). Our own count lags the server's (we
 learn a call ended a poll later), which only ever makes the gate stricter, never looser.
+
+A failed reading keeps the last allowance (and is reported to ``on_error``); a 401 or 403 ends
+the poller with :class:`~aioretell.dial.errors.AccountError`, which ends the run.
 """
 
 from __future__ import annotations
@@ -15,18 +18,23 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 
-from .._exceptions import APIError
+from .._exceptions import APIError, AuthenticationError, PermissionDeniedError
 from ..types.concurrency import ConcurrencyRetrieveResponse
+from .errors import AccountError
 
 logger = logging.getLogger("aioretell.dial")
 
 Fetch = Callable[[], Awaitable[ConcurrencyRetrieveResponse]]
+OnError = Callable[[str, BaseException], None]
 
 
 class CapacityGate:
-    def __init__(self, fetch: Fetch | None, *, interval: float = 1.0) -> None:
+    def __init__(
+        self, fetch: Fetch | None, *, interval: float = 1.0, on_error: OnError | None = None
+    ) -> None:
         self._fetch = fetch
         self.interval = interval
+        self._on_error = on_error
         #: slots held: creates in flight plus calls created and not yet seen ended
         self.live = 0
         #: calls confirmed created and not yet seen ended
@@ -64,6 +72,11 @@ class CapacityGate:
         self.live += calls
         self.created_live += calls
 
+    def hold(self) -> None:
+        """Take a slot at once for a create an earlier run may have placed (being looked up):
+        :meth:`confirm` or :meth:`release` it like any other."""
+        self.live += 1
+
     def _wake(self) -> None:
         self._changed.set()
 
@@ -72,14 +85,23 @@ class CapacityGate:
         before = self.created_live
         try:
             reading = await self._fetch()
+        except (AuthenticationError, PermissionDeniedError) as exc:
+            raise AccountError(f"Retell refused the API key ({exc})") from None
         except APIError as exc:
+            if self._on_error is not None:
+                self._on_error("get-concurrency", exc)
             if not self._ready.is_set():
                 logger.warning("get-concurrency failed (%s); dialling without its limit", exc)
                 self.allowed = math.inf
                 self._ready.set()
                 self._wake()
             return
-        ours = min(before, self.created_live)
+        self.apply(reading, ours=min(before, self.created_live))
+
+    def apply(self, reading: ConcurrencyRetrieveResponse, *, ours: int | None = None) -> None:
+        """Take a get-concurrency reading (``ours``: our calls it counts, by default all)."""
+        if ours is None:
+            ours = self.created_live
         if reading.concurrency_limit is None:
             self.allowed = math.inf
             self._ready.set()

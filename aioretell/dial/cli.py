@@ -12,50 +12,124 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from .._cli_args import UsageError, http_url, integer, non_empty, number, seconds, text_encoding
 from .._client import DEFAULT_BASE_URL, AsyncRetell
 from . import journal as j
-from .campaign import run_campaign
-from .journal import CampaignInfo, Journal, JournalError
-from .leads import LeadFile, LeadFileError, load_leads, normalize_e164
-from .listen import ListenAddressError, WebhookFollower, parse_listen
+from . import options
+from .campaign import LEASE_TTL_S, run_campaign
+from .confirm import Plan, confirm
+from .emulated import (
+    EMULATOR_CALL_S,
+    EMULATOR_CONCURRENCY,
+    EMULATOR_KEY,
+    IN_PROCESS,
+    in_process_emulator,
+    record_path,
+)
+from .errors import CampaignError
+from .journal import CampaignInfo, Journal, JournalError, LeaseHeldError, Opened
+from .journal_sqlite import SQLiteJournal
+from .leads import LeadFile, LeadFileError, load_leads
+from .listen import WebhookFollower, parse_listen
+from .options import Server
 from .reconcile import new_campaign_id
 from .report import LiveView, Snapshot, print_rejected, print_summary, write_ndjson
-from .runner import DialOptions, Runner
+from .runner import LOOKUP_GRACE_S, DialOptions, Runner
 from .watch import Watcher
 
-EMULATOR_KEY = "key_dial_emulator"
-IN_PROCESS = "in-process emulator"
-#: The in-process emulator: short calls, room for a few hundred at once, and a few numbers
-#: with a fixed outcome so the summary shows more than hang-ups.
-EMULATOR_CALL_S = 2.0
-EMULATOR_CONCURRENCY = 300
-EMULATOR_OUTCOMES = (("13", "dial_busy"), ("37", "dial_no_answer"), ("99", "invalid_destination"))
+#: Upper bounds of the numeric options: beyond them a value is a typo, not a plan.
+MAX_CPS = 1_000.0
+MAX_CONCURRENCY = 1_000
+MAX_REDIAL = 100
+#: The idempotency key lasts an hour: a lookup grace beyond 50 minutes could outlive it.
+MAX_LOOKUP_GRACE_S = 3_000.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("leads", type=Path, metavar="LEADS.csv")
-    parser.add_argument("--from-number", required=True, help="your Retell number, E.164")
-    parser.add_argument("--agent-id", default=None, help="override the number's outbound agent")
-    parser.add_argument(
-        "--cps", type=float, default=None, help="creates per second (default: adapt to 429s)"
+    parser.description = (
+        "Call every lead of a CSV once, crash-safe: each lead is a row of a journal, so running "
+        "the same command again resumes the campaign and dials nobody twice. With no API key "
+        "(no --api-key, no $RETELL_API_KEY) it dials a Retell emulator started in-process and "
+        "places no real call; with a key it says what it is about to dial and asks first."
     )
     parser.add_argument(
-        "--concurrency", type=int, default=20, metavar="N", help="requests in flight at most"
+        "leads",
+        type=Path,
+        metavar="LEADS.csv",
+        help="a phone_number (or to_number) column; every other column becomes a dynamic variable",
     )
-    parser.add_argument("--journal", type=Path, default=None, help="default: LEADS.journal.db")
-    parser.add_argument("--out", type=Path, default=None, help="write results as NDJSON here")
-    parser.add_argument("--base-url", default=None)
-    parser.add_argument("--api-key", default=None, help="defaults to $RETELL_API_KEY")
     parser.add_argument(
-        "--redial", type=int, default=0, metavar="N", help="redial busy/no-answer up to N times"
+        "--from-number", required=True, type=non_empty, help="your Retell number, E.164"
     )
-    parser.add_argument("--redial-delay", type=float, default=60.0, metavar="SECONDS")
+    parser.add_argument(
+        "--agent-id", default=None, type=non_empty, help="override the number's outbound agent"
+    )
+    parser.add_argument(
+        "--cps",
+        type=number(0, MAX_CPS, above_low=True),
+        default=None,
+        help="creates per second (default: as fast as 429s allow)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=integer(1, MAX_CONCURRENCY),
+        default=20,
+        metavar="N",
+        help="create requests in flight at most (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--journal",
+        type=Path,
+        default=None,
+        help="the campaign's journal (default: LEADS.journal.db beside the CSV)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="write one NDJSON line per lead here at the end"
+    )
+    parser.add_argument(
+        "--encoding",
+        type=text_encoding,
+        default=None,
+        help="the CSV's encoding, e.g. cp1252 for a Windows/Excel export (default: UTF-8)",
+    )
+    parser.add_argument(
+        "--base-url",
+        type=http_url,
+        default=None,
+        help="the Retell API to dial through (default: $RETELL_BASE_URL, else "
+        f"{DEFAULT_BASE_URL}); needs a key",
+    )
+    parser.add_argument(
+        "--api-key",
+        type=non_empty,
+        default=None,
+        help="default: $RETELL_API_KEY; none means the in-process emulator (no real calls)",
+    )
+    parser.add_argument(
+        "--yes",
+        action="store_true",
+        help="dial a real server without asking (required when stdin is not a terminal)",
+    )
+    parser.add_argument(
+        "--redial",
+        type=integer(0, MAX_REDIAL),
+        default=0,
+        metavar="N",
+        help="redial busy/no-answer up to N times (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--redial-delay",
+        type=seconds(allow_zero=True),
+        default=60.0,
+        metavar="SECONDS",
+        help="wait before a redial (default: %(default)g)",
+    )
     parser.add_argument(
         "--poll-interval",
-        type=float,
+        type=seconds(),
         default=1.0,
         metavar="SECONDS",
-        help="how often to read get-concurrency and look for ended calls",
+        help="how often to read get-concurrency and look for ended calls (default: %(default)g)",
     )
     parser.add_argument(
         "--listen",
@@ -66,53 +140,58 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--reconcile-interval",
-        type=float,
+        type=seconds(),
         default=30.0,
         metavar="SECONDS",
-        help="with --listen: how often list-calls is still polled for lost webhooks",
+        help="with --listen: how often list-calls is still polled for lost webhooks "
+        "(default: %(default)g)",
+    )
+    parser.add_argument(
+        "--lookup-grace",
+        type=number(0, MAX_LOOKUP_GRACE_S),
+        default=LOOKUP_GRACE_S,
+        metavar="SECONDS",
+        help="how long a create that may have placed a call is looked for by list-calls "
+        f"before it is sent again, with the same idempotency key (default {LOOKUP_GRACE_S:g})",
     )
 
 
 def run(args: argparse.Namespace) -> int:
     err = sys.stderr
-    if normalize_e164(args.from_number) != args.from_number:
-        print(f"aioretell dial: --from-number {args.from_number!r} is not E.164", file=err)
-        return 2
-    if args.concurrency < 1 or args.redial < 0 or (args.cps is not None and args.cps <= 0):
-        print("aioretell dial: --concurrency and --cps must be positive, --redial >= 0", file=err)
-        return 2
-    if args.reconcile_interval <= 0:
-        print("aioretell dial: --reconcile-interval must be positive", file=err)
-        return 2
-    if args.listen is not None:
-        try:
-            parse_listen(args.listen)
-        except ListenAddressError as exc:
-            print(f"aioretell dial: {exc}", file=err)
-            return 2
     try:
-        leads = load_leads(args.leads)
-    except LeadFileError as exc:
+        options.check(args)
+        server = options.choose_server(args)
+        leads = load_leads(args.leads, args.encoding)
+    except (UsageError, LeadFileError) as exc:
         print(f"aioretell dial: {exc}", file=err)
         return 2
-    return asyncio.run(_dial(args, leads))
+    if not server.in_process:
+        journal_path = options.default_journal(args)
+        plan = Plan(
+            server=server.target,
+            leads=len(leads.leads),
+            csv_name=leads.path.name,
+            from_number=args.from_number,
+            agent_id=args.agent_id,
+            redial=args.redial,
+            resuming=journal_path if journal_path.exists() else None,
+        )
+        stop = confirm(plan, yes=args.yes, stdin=sys.stdin, stream=err)
+        if stop is not None:
+            return stop
+    return asyncio.run(_dial(args, leads, server))
 
 
-async def _dial(args: argparse.Namespace, leads: LeadFile) -> int:
+async def _dial(args: argparse.Namespace, leads: LeadFile, server: Server) -> int:
     err = sys.stderr
-    key = args.api_key or os.environ.get("RETELL_API_KEY")
-    base_url: str | None = args.base_url
-    if key is None and base_url is not None:
-        print("aioretell dial: --base-url needs --api-key or $RETELL_API_KEY", file=err)
-        return 2
-    target = IN_PROCESS if key is None else (base_url or DEFAULT_BASE_URL).rstrip("/")
-    journal_path: Path = args.journal or args.leads.with_suffix(".journal.db")
+    key, base_url, target = server.key, server.base_url, server.target
+    journal_path = options.default_journal(args)
     try:
-        journal = Journal(journal_path)
+        journal = SQLiteJournal(journal_path)
     except JournalError as exc:
         print(f"aioretell dial: {exc}", file=err)
         return 2
-    with journal:
+    async with journal:
         info = CampaignInfo(
             campaign_id=new_campaign_id(),
             csv_sha256=leads.sha256,
@@ -122,47 +201,99 @@ async def _dial(args: argparse.Namespace, leads: LeadFile) -> int:
             target=target,
         )
         try:
-            found = journal.campaign()
-            info = journal.check_campaign(info)
-        except JournalError as exc:
+            dead = await journal.acquire_lease(ttl_s=LEASE_TTL_S)
+        except LeaseHeldError as exc:
+            print(f"aioretell dial: {exc}", file=err)
+            return 1
+        try:
+            if dead is not None:
+                print(
+                    f"Took the journal over from a dialer that stopped without releasing it "
+                    f"(pid {dead.pid} on {dead.host})",
+                    file=err,
+                )
+            try:
+                opened = await journal.open_campaign(info, leads)
+            except JournalError as exc:
+                print(f"aioretell dial: {exc}", file=err)
+                return 2
+            info = opened.info
+            record = record_path(journal_path) if target == IN_PROCESS else None
+            refusal = await _report_opened(journal, opened, leads, record)
+            if refusal is not None:
+                print(f"aioretell dial: {refusal}", file=err)
+                return 2
+            print_rejected(leads.rejected, err)
+            fresh = opened.new
+            if args.listen is None:
+                async with _target(key, base_url, None, journal_path, fresh) as (api_key, url):
+                    print(
+                        f"Following calls by polling list-calls every {args.poll_interval:g} s "
+                        "(--listen HOST:PORT to follow them from webhooks instead)",
+                        file=err,
+                    )
+                    return await _campaign(args, journal, info, api_key, url, None)
+            host, port = parse_listen(args.listen)
+            follower = WebhookFollower(key or EMULATOR_KEY, info.campaign_id, host, port)
+            try:
+                await follower.start()
+            except OSError as exc:
+                print(f"aioretell dial: cannot listen on {args.listen}: {exc}", file=err)
+                return 2
+            try:
+                async with _target(key, base_url, follower.local_url, journal_path, fresh) as (
+                    api_key,
+                    url,
+                ):
+                    _print_webhook_mode(follower, args.reconcile_interval, in_process=key is None)
+                    return await _campaign(args, journal, info, api_key, url, follower)
+            finally:
+                await follower.stop()
+        except JournalError as exc:  # the in-process emulator's record
             print(f"aioretell dial: {exc}", file=err)
             return 2
-        counts = journal.counts()
-        if found is None:
-            journal.start(info, leads)
-            print(f"Campaign {info.campaign_id}: journal {journal_path}", file=err)
-        else:
-            shown = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-            print(f"Resuming campaign {info.campaign_id} from {journal_path} ({shown})", file=err)
-            if target == IN_PROCESS and (counts.get(j.CREATED) or counts.get(j.DISPATCHING)):
-                print(
-                    "aioretell dial: this journal's unfinished calls were placed on an "
-                    "in-process emulator that is gone; pass a new --journal",
-                    file=err,
-                )
-                return 2
-        print_rejected(leads.rejected, err)
-        if args.listen is None:
-            async with _target(key, base_url, None) as (api_key, url):
-                print(
-                    f"Following calls by polling list-calls every {args.poll_interval:g} s "
-                    "(--listen HOST:PORT to follow them from webhooks instead)",
-                    file=err,
-                )
-                return await _campaign(args, journal, info, api_key, url, None)
-        host, port = parse_listen(args.listen)
-        follower = WebhookFollower(key or EMULATOR_KEY, info.campaign_id, host, port)
-        try:
-            await follower.start()
-        except OSError as exc:
-            print(f"aioretell dial: cannot listen on {args.listen}: {exc}", file=err)
-            return 2
-        try:
-            async with _target(key, base_url, follower.local_url) as (api_key, url):
-                _print_webhook_mode(follower, args.reconcile_interval, in_process=key is None)
-                return await _campaign(args, journal, info, api_key, url, follower)
         finally:
-            await follower.stop()
+            await journal.release_lease()
+
+
+async def _report_opened(
+    journal: Journal, opened: Opened, leads: LeadFile, record: Path | None
+) -> str | None:
+    """Say what the run starts from; a reason to refuse it, or ``None``. ``record``: the
+    in-process emulator's record, when the campaign's calls are placed there."""
+    err = sys.stderr
+    info, path = opened.info, journal.where
+    if opened.new:
+        print(f"Campaign {info.campaign_id}: journal {path}", file=err)
+        return None
+    counts = await journal.counts()
+    shown = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    print(f"Resuming campaign {info.campaign_id} from {path} ({shown})", file=err)
+    changes = opened.changes
+    if changes is not None:
+        print(
+            f"{leads.path.name} is not the file of the last run: {changes.added} new leads "
+            f"added to the campaign; {changes.known} it already had are left as they are (none "
+            "is dialled again)"
+            + (
+                f"; {changes.missing} leads of the campaign are not in this file and stay in it"
+                if changes.missing
+                else ""
+            ),
+            file=err,
+        )
+    unfinished = counts.get(j.CREATED, 0) + counts.get(j.DISPATCHING, 0)
+    if record is not None and unfinished and _missing(record):
+        return (
+            f"the in-process emulator's record {record} is missing, so the {unfinished} "
+            "unfinished calls it placed cannot be followed; put the file back to resume (they "
+            "were emulated calls: deleting the journal starts over, and no real call is placed)"
+        )
+    return None
+
+
+def _missing(path: Path) -> bool:
+    return not path.exists()
 
 
 def _print_webhook_mode(follower: WebhookFollower, interval: float, *, in_process: bool) -> None:
@@ -187,21 +318,14 @@ def _print_webhook_mode(follower: WebhookFollower, interval: float, *, in_proces
 
 @contextlib.asynccontextmanager
 async def _target(
-    key: str | None, base_url: str | None, webhook_url: str | None
+    key: str | None, base_url: str | None, webhook_url: str | None, journal: Path, fresh: bool
 ) -> AsyncIterator[tuple[str, str | None]]:
     if key is not None:
         yield key, base_url
         return
-    from ..emulator import Emulator, EmulatorConfig
-
-    config = EmulatorConfig(
-        api_key=EMULATOR_KEY,
-        call_duration_s=EMULATOR_CALL_S,
-        concurrency_limit=EMULATOR_CONCURRENCY,
-        outcomes_by_suffix=EMULATOR_OUTCOMES,
-        webhook_url=webhook_url,
-    )
-    async with Emulator(config) as emulator:
+    async with in_process_emulator(
+        record_path(journal), webhook_url=webhook_url, fresh=fresh
+    ) as emulator:
         print(
             f"No RETELL_API_KEY and no --base-url: dialling a Retell emulator started in-process "
             f"at {emulator.base_url} (calls last {EMULATOR_CALL_S:g} s, "
@@ -226,8 +350,9 @@ async def _campaign(
         agent_id=args.agent_id,
         concurrency=args.concurrency,
         redial=args.redial,
-        cps=args.cps,
         redial_delay_s=args.redial_delay,
+        # The in-process emulator's list-calls is current: nothing to wait for.
+        lookup_grace_s=0.0 if info.target == IN_PROCESS else args.lookup_grace,
     )
     stop = asyncio.Event()
     started = time.monotonic()
@@ -246,6 +371,11 @@ async def _campaign(
                 failed=stats.failed,
                 elapsed_s=time.monotonic() - started,
                 placed_this_run=stats.placed - placed_before,
+                retries=stats.retries,
+                errors=stats.errors,
+                last_error=stats.last_error,
+                last_error_at=stats.last_error_at,
+                looking_up=runner.looking_up,
             )
 
         view = LiveView(snapshot, stream=err)
@@ -278,11 +408,21 @@ async def _campaign(
                 reconcile_interval=args.reconcile_interval,
                 watchers=watchers,
             )
+        except (CampaignError, JournalError) as exc:
+            for view in views:
+                view.close()
+            left = sum(1 for row in await journal.rows() if not row.terminal)
+            print(
+                f"aioretell dial: {exc}. {left} leads are not finished (none was marked failed "
+                "for this): run the same command again once this is fixed.",
+                file=err,
+            )
+            return 1
         finally:
             for view in views:
                 view.close()
             _restore_interrupt()
-    rows = journal.rows()
+    rows = await journal.rows()
     elapsed = time.monotonic() - started
     print_summary(
         rows,

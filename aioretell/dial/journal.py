@@ -1,38 +1,38 @@
-"""The campaign journal: one SQLite row per lead, moved through a checked state machine.
+"""The campaign journal: the interface the dialer drives, whatever stores it.
 
-::
+One row per lead, moved through a checked state machine::
 
-    pending ──> dispatching ──> created(call_id) ──> ended(outcome)
-       ^             │  │              │
-       └─────────────┘  └──> failed    └──> pending   (requeue or redial: attempt + 1)
+    pending ──claim──> dispatching ──> created(call_id) ──> ended(outcome)
+       ^                 │   │  │             │
+       └──── release ────┘   │  └──> failed   └── requeue / redial (attempt + 1) ──> pending
+                             └── mark_placed (a 2xx that could not be read: stays dispatching)
 
-``dispatching`` is committed before the create is sent and ``created`` right after it returns,
-so after a crash a ``dispatching`` row is the only kind whose outcome is unknown; the runner
-looks it up by its metadata before dialling it again. ``rejected`` rows (bad CSV lines) are
-terminal from the start.
+``claim`` is committed durably before the create is sent and ``mark_created`` right after it
+returns, so after any crash a ``dispatching`` row is the only kind whose outcome is unknown;
+the dialer looks it up by its metadata before sending it again, and then only with the same
+idempotency key. ``rejected`` rows (bad CSV lines) are terminal from the start.
 
-Durability: WAL with ``synchronous=NORMAL``. A commit then costs no fsync (tens of
-microseconds, so the journal runs on the event loop thread) and survives the process being
-killed at any point; only a power loss or OS crash can lose the last commits. That window is
-covered by the idempotency key every create carries (``campaign-ref-attempt``): a row that
-fell back to ``pending`` is sent again with the same key, and Retell answers with the call it
-already made instead of dialling twice.
+Three counters per row, each with its own limit: ``retries`` (creates sent again after a
+failure that placed nothing), ``requeues`` (calls that ended without getting a line) and
+``redials`` (busy or no answer, with ``--redial``). ``attempt`` is ``1 + requeues + redials``:
+it names the call in the metadata and the idempotency key, and changes only when a new call is
+wanted.
+
+A journal is held by one dialer at a time: :meth:`Journal.acquire_lease` records the process,
+the host and a heartbeat, refuses a second dialer, and takes over the lease of one that died.
+Every write checks the lease is still ours (a fence), so a dialer that lost it stops.
+
+:class:`Journal` is abstract; :mod:`.journal_sqlite` is the file-backed implementation.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import time
+import abc
 from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
-import msgspec
+from dataclasses import dataclass, field
+from types import TracebackType
 
 from .leads import LeadFile
-
-SCHEMA_VERSION = "1"
 
 PENDING = "pending"
 DISPATCHING = "dispatching"
@@ -42,57 +42,27 @@ FAILED = "failed"
 REJECTED = "rejected"
 TERMINAL = frozenset({ENDED, FAILED, REJECTED})
 
-#: Which state may follow which. Anything else is a bug and raises.
+#: Which state may follow which. Anything else is a bug and raises :class:`TransitionError`.
 TRANSITIONS: Mapping[str, frozenset[str]] = {
     PENDING: frozenset({DISPATCHING}),
-    DISPATCHING: frozenset({CREATED, PENDING, FAILED, ENDED}),
+    DISPATCHING: frozenset({CREATED, PENDING, FAILED}),
     CREATED: frozenset({ENDED, PENDING}),
     ENDED: frozenset(),
     FAILED: frozenset(),
     REJECTED: frozenset(),
 }
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS campaign (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS leads (
-    ref TEXT PRIMARY KEY,
-    line INTEGER NOT NULL,
-    to_number TEXT,
-    variables TEXT NOT NULL DEFAULT '{}',
-    state TEXT NOT NULL,
-    attempt INTEGER NOT NULL DEFAULT 1,
-    redials INTEGER NOT NULL DEFAULT 0,
-    not_before REAL NOT NULL DEFAULT 0,
-    call_id TEXT,
-    call_status TEXT,
-    disconnection_reason TEXT,
-    reason TEXT,
-    create_ms REAL,
-    updated_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS leads_state ON leads (state);
-"""
-
-_FIELDS = (
-    "ref",
-    "line",
-    "to_number",
-    "variables",
-    "state",
-    "attempt",
-    "redials",
-    "not_before",
-    "call_id",
-    "call_status",
-    "disconnection_reason",
-    "reason",
-    "create_ms",
-)
-_UPDATABLE = frozenset(_FIELDS) - {"ref", "line", "to_number", "variables", "state"}
-
 
 class JournalError(Exception):
     """The journal cannot be used for this run; the message says why."""
+
+
+class LeaseHeldError(JournalError):
+    """Another dialer holds the journal's lease and is alive."""
+
+
+class LeaseLostError(JournalError):
+    """This dialer's lease was taken over: it must stop writing."""
 
 
 class TransitionError(RuntimeError):
@@ -107,8 +77,14 @@ class Row:
     variables: dict[str, str]
     state: str
     attempt: int = 1
+    requeues: int = 0
     redials: int = 0
+    retries: int = 0
     not_before: float = 0.0
+    #: when the latest ``claim`` was committed (wall clock), ``None`` before the first
+    dispatched_at: float | None = None
+    #: the create answered 2xx but its body could not be read: the call exists
+    placed: bool = False
     call_id: str | None = None
     call_status: str | None = None
     disconnection_reason: str | None = None
@@ -122,7 +98,7 @@ class Row:
 
 @dataclass(frozen=True, slots=True)
 class CampaignInfo:
-    """What a journal belongs to. A run whose values differ is refused."""
+    """What a journal belongs to. A run with another number, agent or server is refused."""
 
     campaign_id: str
     csv_sha256: str
@@ -132,176 +108,208 @@ class CampaignInfo:
     target: str
 
 
-class Journal:
-    """One campaign's journal file. Not thread-safe: use it from the event loop thread."""
+@dataclass(frozen=True, slots=True)
+class LeadChanges:
+    """What :meth:`Journal.add_leads` did with a changed CSV."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        try:
-            self._db = sqlite3.connect(path, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise JournalError(f"{path}: cannot open the journal ({exc})") from None
-        self._db.row_factory = sqlite3.Row
-        try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            self._db.close()
-            raise JournalError(f"{path}: not a journal this command can use ({exc})") from None
+    #: leads new to the campaign, now pending
+    added: int = 0
+    #: leads of the file the campaign already had (left as they are, finished or not)
+    known: int = 0
+    #: leads of the campaign the file no longer has (kept; still dialled if pending)
+    missing: int = 0
+    #: refs given to added leads whose ``L<line>`` was taken by an earlier row
+    renamed: dict[str, str] = field(default_factory=dict)
 
-    def close(self) -> None:
-        self._db.close()
 
-    def __enter__(self) -> Journal:
-        return self
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """The campaign a run works on: new, resumed, or resumed with leads added."""
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    info: CampaignInfo
+    new: bool
+    changes: LeadChanges | None = None
 
-    # -- the campaign ------------------------------------------------------------------
 
-    def campaign(self) -> CampaignInfo | None:
-        values = dict(self._db.execute("SELECT key, value FROM campaign").fetchall())
-        if not values:
-            return None
-        if values.get("schema") != SCHEMA_VERSION:
-            raise JournalError(f"{self.path}: journal schema {values.get('schema')!r} is unknown")
-        return CampaignInfo(
-            campaign_id=values["campaign_id"],
-            csv_sha256=values["csv_sha256"],
-            csv_name=values["csv_name"],
-            from_number=values["from_number"],
-            agent_id=values["agent_id"],
-            target=values["target"],
+@dataclass(frozen=True, slots=True)
+class LeaseHolder:
+    pid: int
+    host: str
+    started_at: float
+    heartbeat_at: float
+
+
+def campaign_problems(found: CampaignInfo, expected: CampaignInfo) -> list[str]:
+    """Why a run cannot resume ``found``: another number, agent or server (the CSV may grow)."""
+    problems = []
+    for name, label in (
+        ("from_number", "--from-number"),
+        ("agent_id", "--agent-id"),
+        ("target", "server"),
+    ):
+        old, new = getattr(found, name), getattr(expected, name)
+        if old != new:
+            problems.append(f"its {label} was {old or '(none)'!r}, now {new or '(none)'!r}")
+    return problems
+
+
+def check_move(row: Row, source: str, to: str) -> None:
+    """Refuse a transition method's move unless ``row`` is in the state it moves rows from
+    (``source``) and :data:`TRANSITIONS` allows ``source -> to`` (or it stays in place)."""
+    if row.state != source or (to != source and to not in TRANSITIONS[source]):
+        raise TransitionError(
+            f"{row.ref}: {row.state} -> {to} is not allowed (this move is from {source})"
         )
 
-    def start(self, info: CampaignInfo, leads: LeadFile) -> None:
-        """Record a new campaign and all its rows in one transaction."""
-        now = time.time()
-        with self._transaction():
-            self._db.executemany(
-                "INSERT INTO campaign (key, value) VALUES (?, ?)",
-                [
-                    ("schema", SCHEMA_VERSION),
-                    ("campaign_id", info.campaign_id),
-                    ("csv_sha256", info.csv_sha256),
-                    ("csv_name", info.csv_name),
-                    ("from_number", info.from_number),
-                    ("agent_id", info.agent_id),
-                    ("target", info.target),
-                    ("started_at", repr(now)),
-                ],
-            )
-            self._db.executemany(
-                "INSERT INTO leads (ref, line, to_number, variables, state, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        lead.ref,
-                        lead.line,
-                        lead.to_number,
-                        msgspec.json.encode(lead.variables).decode(),
-                        PENDING,
-                        now,
-                    )
-                    for lead in leads.leads
-                ],
-            )
-            self._db.executemany(
-                "INSERT INTO leads (ref, line, to_number, state, reason, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                [(r.ref, r.line, r.raw_number, REJECTED, r.reason, now) for r in leads.rejected],
-            )
 
-    # -- rows --------------------------------------------------------------------------
+class Journal(abc.ABC):
+    """One campaign's journal. Every method commits before it returns.
 
-    def rows(self) -> list[Row]:
-        """Every row, in file order."""
-        return [self._row(r) for r in self._db.execute("SELECT * FROM leads ORDER BY line")]
+    Transition methods take the caller's :class:`Row`, check the move against
+    :data:`TRANSITIONS` and that the stored row is still in ``row.state``, and update ``row``
+    in place. Not safe for concurrent use from several tasks of one dialer beyond what the
+    event loop serialises; one dialer per journal is enforced by the lease.
+    """
 
-    def get(self, ref: str) -> Row:
-        found = self._db.execute("SELECT * FROM leads WHERE ref = ?", (ref,)).fetchone()
-        if found is None:
-            raise KeyError(ref)
-        return self._row(found)
+    #: where the journal lives, for messages (a path or a redacted URL)
+    where: str
 
-    def counts(self) -> dict[str, int]:
-        return dict(self._db.execute("SELECT state, COUNT(*) FROM leads GROUP BY state").fetchall())
+    # -- lifecycle -----------------------------------------------------------------------
 
-    def transition(self, row: Row, to: str, **fields: Any) -> None:
-        """Move ``row`` to ``to`` and commit, updating ``fields``; ``row`` is updated in place.
+    @abc.abstractmethod
+    async def close(self) -> None: ...
 
-        Raises :class:`TransitionError` when the state machine forbids it or the stored row is
-        no longer in ``row.state`` (someone else moved it).
+    async def __aenter__(self) -> Journal:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- the campaign --------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def campaign(self) -> CampaignInfo | None:
+        """The campaign recorded, ``None`` for a new journal."""
+
+    @abc.abstractmethod
+    async def start(self, info: CampaignInfo, leads: LeadFile) -> None:
+        """Record a new campaign and all its rows at once."""
+
+    @abc.abstractmethod
+    async def add_leads(self, leads: LeadFile) -> LeadChanges:
+        """Take a changed CSV: rows only for numbers new to the campaign, everything else kept.
+
+        A lead is its normalized number: one the campaign has, finished or not, is never
+        added again. The file's rejected lines replace the ones recorded before. The campaign
+        records the new file's digest.
         """
-        if to not in TRANSITIONS.get(row.state, frozenset()):
-            raise TransitionError(f"{row.ref}: {row.state} -> {to} is not allowed")
-        unknown = set(fields) - _UPDATABLE
-        if unknown:
-            raise TypeError(f"not journal fields: {sorted(unknown)}")
-        columns = ", ".join(f"{name} = ?" for name in fields)
-        sql = f"UPDATE leads SET state = ?, updated_at = ?{', ' if columns else ''}{columns}"
-        sql += " WHERE ref = ? AND state = ?"
-        with self._transaction():
-            cursor = self._db.execute(sql, (to, time.time(), *fields.values(), row.ref, row.state))
-            if cursor.rowcount != 1:
-                raise TransitionError(f"{row.ref}: the journal does not hold it as {row.state}")
-        row.state = to
-        for name, value in fields.items():
-            setattr(row, name, value)
 
-    def check_campaign(self, expected: CampaignInfo) -> CampaignInfo:
-        """The journal's campaign, refusing one made for another file, number, agent or server.
-
-        A new journal records ``expected`` (its ``campaign_id`` included) and returns it.
-        """
-        found = self.campaign()
+    async def open_campaign(self, expected: CampaignInfo, leads: LeadFile) -> Opened:
+        """Start ``expected``, or resume the recorded campaign (adding new leads of a changed
+        CSV). Raises :class:`JournalError` when the number, agent or server differ."""
+        found = await self.campaign()
         if found is None:
-            return expected
-        problems = []
-        if found.csv_sha256 != expected.csv_sha256:
-            problems.append(
-                f"it was written for another CSV ({found.csv_name}, sha256 "
-                f"{found.csv_sha256[:12]}...; this one is {expected.csv_sha256[:12]}...)"
-            )
-        for name, label in (
-            ("from_number", "--from-number"),
-            ("agent_id", "--agent-id"),
-            ("target", "server"),
-        ):
-            old, new = getattr(found, name), getattr(expected, name)
-            if old != new:
-                problems.append(f"its {label} was {old or '(none)'!r}, now {new or '(none)'!r}")
+            await self.start(expected, leads)
+            return Opened(expected, new=True)
+        problems = campaign_problems(found, expected)
         if problems:
+            called = await self.count_called()
             raise JournalError(
-                f"{self.path} belongs to campaign {found.campaign_id}, which this run is not: "
-                + "; ".join(problems)
-                + ". Run with the same file and options to resume it, or pass a new --journal."
+                f"{self.where} belongs to campaign {found.campaign_id}, which this run is "
+                "not: " + "; ".join(problems) + ". Run with the same options to resume it "
+                f"(a new --journal would start a new campaign that dials again the {called} "
+                "leads this one has already called)."
             )
-        return found
+        if found.csv_sha256 == expected.csv_sha256:
+            return Opened(found, new=False)
+        changes = await self.add_leads(leads)
+        return Opened(await self.campaign() or found, new=False, changes=changes)
 
-    def _transaction(self) -> _Tx:
-        return _Tx(self._db)
+    # -- reading -------------------------------------------------------------------------
 
-    @staticmethod
-    def _row(record: sqlite3.Row) -> Row:
-        values = {name: record[name] for name in _FIELDS}
-        values["variables"] = msgspec.json.decode(values["variables"] or "{}")
-        return Row(**values)
+    @abc.abstractmethod
+    async def rows(self) -> list[Row]:
+        """Every row, in file order."""
 
+    @abc.abstractmethod
+    async def get(self, ref: str) -> Row:
+        """One row; :class:`KeyError` when there is none."""
 
-class _Tx:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any exception."""
+    @abc.abstractmethod
+    async def counts(self) -> dict[str, int]:
+        """Rows by state."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
+    @abc.abstractmethod
+    async def count_called(self) -> int:
+        """Leads with at least one create that may have placed a call."""
 
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+    @abc.abstractmethod
+    async def next_due(self) -> float | None:
+        """The earliest ``not_before`` of a pending row; ``None`` when none is pending."""
 
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        if exc_type is None:
-            self._db.execute("COMMIT")
-        else:
-            self._db.execute("ROLLBACK")
+    # -- transitions ---------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def claim(self, now: float) -> Row | None:
+        """The next pending row due at ``now`` (earliest ``not_before``, then file order),
+        moved to ``dispatching`` and committed durably (it survives a power loss) before
+        it is returned; ``None`` when no row is due."""
+
+    @abc.abstractmethod
+    async def mark_created(self, row: Row, call_id: str, *, create_ms: float | None) -> None:
+        """dispatching -> created: the call exists."""
+
+    @abc.abstractmethod
+    async def mark_placed(self, row: Row) -> None:
+        """The create answered 2xx but unreadably: stays dispatching, flagged as placed."""
+
+    @abc.abstractmethod
+    async def mark_ended(
+        self, row: Row, *, call_status: str, disconnection_reason: str | None
+    ) -> None:
+        """created -> ended, with the call's outcome."""
+
+    @abc.abstractmethod
+    async def mark_failed(self, row: Row, reason: str) -> None:
+        """dispatching -> failed: no call, and none will be made for this lead."""
+
+    @abc.abstractmethod
+    async def release(self, row: Row, *, not_before: float, reason: str, retry: bool) -> None:
+        """dispatching -> pending with the same attempt (same idempotency key): the create
+        placed nothing. ``retry`` counts it in ``retries`` (account-wide stops do not)."""
+
+    @abc.abstractmethod
+    async def requeue(
+        self,
+        row: Row,
+        *,
+        not_before: float,
+        call_status: str,
+        disconnection_reason: str | None,
+        redial: bool,
+    ) -> None:
+        """created -> pending with ``attempt + 1``: a new call is wanted, counted in
+        ``redials`` (``redial``) or ``requeues`` (the call never got a line)."""
+
+    # -- the lease -----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def acquire_lease(self, *, ttl_s: float) -> LeaseHolder | None:
+        """Hold the journal for this process; returns the dead holder taken over, if any.
+
+        Raises :class:`LeaseHeldError` while another live dialer holds it: one that
+        heartbeated within ``ttl_s`` seconds and, on this host, whose process exists.
+        """
+
+    @abc.abstractmethod
+    async def heartbeat(self) -> None:
+        """Renew the lease; :class:`LeaseLostError` when it was taken over."""
+
+    @abc.abstractmethod
+    async def release_lease(self) -> None:
+        """Let the next dialer in at once."""

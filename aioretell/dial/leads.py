@@ -1,13 +1,16 @@
 """Loading a CSV of leads: one phone number column, every other column a dynamic variable.
 
 A bad row never blocks the good ones: it is rejected with its line number and the reason
-(number not E.164, duplicate, bytes that are not UTF-8, more fields than the header). Only a
-file that cannot be read as a table of leads at all (missing, empty, no phone column, duplicate
-column names) raises :class:`LeadFileError`.
+(number not E.164, duplicate, broken quoting, more fields than the header). A file that cannot
+be read as a table of leads at all (missing, empty, not text, not in the expected encoding, no
+phone column, duplicate column names) raises :class:`LeadFileError`: the encoding belongs to the
+whole file, so a wrong one is reported once, with the fix, instead of skipping every row that
+holds an accent.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
@@ -21,8 +24,17 @@ from .._validation import is_e164
 PHONE_COLUMNS = ("phone_number", "to_number")
 #: Formatting people put in numbers; removed before the E.164 check.
 _FORMATTING = re.compile(r"[\s().\-]")
-#: What ``surrogateescape`` turns undecodable bytes into.
-_UNDECODABLE = re.compile(r"[\udc80-\udcff]")
+#: The first bytes of files people export or compress instead of a CSV, and what they are.
+_NOT_TEXT = (
+    (b"\x1f\x8b", "gzip-compressed data; decompress it first"),
+    (b"PK\x03\x04", "a ZIP archive or an Excel .xlsx workbook; export the sheet as CSV UTF-8"),
+    (b"\xd0\xcf\x11\xe0", "an Excel .xls workbook; export the sheet as CSV UTF-8"),
+    (b"BZh", "bzip2-compressed data; decompress it first"),
+    (b"\xfd7zXZ\x00", "xz-compressed data; decompress it first"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed data; decompress it first"),
+)
+#: How much of the file is looked at for NUL bytes, which no text CSV holds.
+_SNIFF_BYTES = 8192
 
 
 class LeadFileError(Exception):
@@ -66,7 +78,9 @@ def normalize_e164(raw: str) -> str | None:
     return number if is_e164(number) else None
 
 
-def load_leads(path: Path) -> LeadFile:
+def load_leads(path: Path, encoding: str | None = None) -> LeadFile:
+    """The leads of the CSV at ``path``, decoded as ``encoding`` (default: UTF-8, with or
+    without a byte order mark)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -74,7 +88,7 @@ def load_leads(path: Path) -> LeadFile:
     except OSError as exc:
         raise LeadFileError(f"{path}: cannot read it ({exc.strerror})") from None
     digest = hashlib.sha256(data).hexdigest()
-    text = _decode(path, data)
+    text = _decode(path, data, encoding)
     if not text.strip():
         raise LeadFileError(f"{path}: the file is empty; expected a header row with a phone_number")
     rows = _records(text)
@@ -110,13 +124,49 @@ def load_leads(path: Path) -> LeadFile:
     return LeadFile(path, digest, phone, leads, rejected, blank)
 
 
-def _decode(path: Path, data: bytes) -> str:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+def _decode(path: Path, data: bytes, encoding: str | None) -> str:
+    if encoding is None and data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise LeadFileError(
-            f"{path}: the file is UTF-16; save it as UTF-8 (CSV UTF-8 in Excel) and run again"
+            f"{path}: the file is UTF-16; save it as UTF-8 (CSV UTF-8 in Excel) or pass "
+            "--encoding utf-16"
         )
-    # Undecodable bytes survive as surrogates, so only the rows holding them are rejected.
-    return data.decode("utf-8-sig", errors="surrogateescape")
+    _refuse_binary(path, data, encoding)
+    try:
+        # A byte order mark is not part of the first column's name, whatever the encoding.
+        return data.decode(encoding or "utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        byte = f"byte 0x{data[exc.start]:02x}"
+        if encoding is not None:
+            raise LeadFileError(
+                f"{path}:{line}: {byte} is not {encoding}; pass the file's encoding with "
+                "--encoding, or save it as CSV UTF-8"
+            ) from None
+        raise LeadFileError(f"{path}:{line}: {byte} is not UTF-8; {_encoding_hint(data)}") from None
+
+
+def _refuse_binary(path: Path, data: bytes, encoding: str | None) -> None:
+    for magic, what in _NOT_TEXT:
+        if data.startswith(magic):
+            raise LeadFileError(f"{path}: not a text CSV ({what})")
+    wide = encoding is not None and codecs.lookup(encoding).name.startswith(("utf-16", "utf-32"))
+    if not wide and b"\x00" in data[:_SNIFF_BYTES]:
+        raise LeadFileError(
+            f"{path}: not a text CSV (it holds NUL bytes: binary data, or UTF-16 without a byte "
+            "order mark, which --encoding utf-16-le reads); export it as CSV UTF-8"
+        )
+
+
+def _encoding_hint(data: bytes) -> str:
+    """What to do about a file that is not UTF-8: most are Windows/Excel exports in cp1252."""
+    try:
+        data.decode("cp1252")
+    except UnicodeDecodeError:
+        return "pass its encoding with --encoding (e.g. latin-1), or save it as CSV UTF-8"
+    return (
+        "it looks like a Windows/Excel export: run again with --encoding cp1252, or save it as "
+        "CSV UTF-8"
+    )
 
 
 class _BadRecord(list[str]):
@@ -162,8 +212,6 @@ def _phone_column(path: Path, names: list[str], header_line: int) -> str:
 def _lead(
     line: int, record: list[str], names: list[str], phone_index: int, first_seen: dict[str, int]
 ) -> Lead | Rejected:
-    if any(_UNDECODABLE.search(cell) for cell in record):
-        return Rejected(line, "bytes that are not UTF-8; save the file as UTF-8")
     if len(record) > len(names):
         return Rejected(line, f"{len(record)} fields but the header has {len(names)}")
     raw = record[phone_index].strip() if phone_index < len(record) else ""

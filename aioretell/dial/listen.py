@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 
 from aiohttp import web
@@ -26,7 +26,7 @@ from aiohttp import web
 from .._exceptions import APIError
 from ..webhooks import CallEvent, WebhookReceiver
 from .reconcile import CAMPAIGN_KEY
-from .watch import CallEnd, Watcher, call_end, logger
+from .watch import CallEnd, Watcher, call_end
 
 WEBHOOK_PATH = "/retell-webhook"
 #: Ends of calls not known yet (the event beat the create's answer), kept at most.
@@ -79,7 +79,9 @@ class WebhookFollower:
         self.foreign = 0
         #: ``time.monotonic()`` of the latest event received or call followed
         self.last_activity = time.monotonic()
-        self._sink: Callable[[CallEnd], bool] | None = None
+        self._sink: Callable[[CallEnd], Awaitable[bool]] | None = None
+        #: the first error applying an end raised (the run ends with it)
+        self.failure: Exception | None = None
         self._followed: set[str] = set()
         self._early: OrderedDict[str, CallEnd] = OrderedDict()
         self._runner: web.AppRunner | None = None
@@ -143,17 +145,17 @@ class WebhookFollower:
 
     # -- following ---------------------------------------------------------------------
 
-    def attach(self, sink: Callable[[CallEnd], bool] | None) -> None:
+    def attach(self, sink: Callable[[CallEnd], Awaitable[bool]] | None) -> None:
         """Send ends to ``sink`` from now on (``None``: keep them for a later sink)."""
         self._sink = sink
 
-    def follow(self, call_id: str) -> None:
+    async def follow(self, call_id: str) -> None:
         """``call_id`` was created: apply its end at once if its event came first."""
         self._followed.add(call_id)
         self.last_activity = time.monotonic()
         early = self._early.pop(call_id, None)
         if early is not None:
-            self._apply(early)
+            await self._apply(early)
 
     async def _on_event(self, event: CallEvent) -> None:
         call = event.call
@@ -173,10 +175,20 @@ class WebhookFollower:
             while len(self._early) > EARLY_LIMIT:
                 self._early.popitem(last=False)
             return
-        self._apply(end)
+        await self._apply(end)
 
-    def _apply(self, end: CallEnd) -> None:
-        if self._sink is not None and self._sink(end):
+    async def _apply(self, end: CallEnd) -> None:
+        if self._sink is None:
+            return
+        try:
+            applied = await self._sink(end)
+        except Exception as exc:
+            # Raised in the receiver's handler, where nobody owns it: kept for
+            # reconcile_poll, the task that does, to end the run with it.
+            if self.failure is None:
+                self.failure = exc
+            raise
+        if applied:
             self.applied += 1
 
 
@@ -194,12 +206,15 @@ async def reconcile_poll(
     A poll every ``interval`` seconds while calls are open; at once when ``poll_first``; and
     while ``only_open_calls()`` holds, one after ``idle_s`` seconds without activity (an event,
     a call created, a poll that found something), the wait doubling up to ``interval`` while
-    polls find nothing. Runs until cancelled.
+    polls find nothing. Runs until cancelled, or until applying an end from a webhook failed
+    (that error is raised here, where the run owns it).
     """
     last_poll = time.monotonic() if not poll_first else float("-inf")
     quiet = 0  # idle polls in a row that found nothing
     tick = max(0.01, min(0.25, idle_s / 4, interval / 4))
     while True:
+        if follower.failure is not None:
+            raise follower.failure
         now = time.monotonic()
         due = False
         if watcher.watching:
@@ -213,7 +228,7 @@ async def reconcile_poll(
             try:
                 await watcher.poll_once()
             except APIError as exc:
-                logger.warning("list-calls failed while reconciling webhooks: %s", exc)
+                watcher.failed(exc)
             last_poll = time.monotonic()
             quiet = 0 if watcher.caught > caught else min(quiet + 1, 16)
         if follower.last_activity > last_poll:

@@ -2,16 +2,19 @@
 
 Each create is tagged ``{"aioretell_campaign": id, "aioretell_ref": "L12", "aioretell_attempt":
 "1"}`` and sent with the idempotency key ``id-L12-1``. A row whose create may or may not have
-happened (``dispatching`` after a crash, or an :class:`~aioretell.AmbiguousOutcomeError`) is
-looked up with ``list-calls`` filtered on those three keys: found means created; not found
-means it may be sent again, with the same key, so a create that landed late is answered with
-the existing call instead of a second one.
+happened (``dispatching`` after a crash, an :class:`~aioretell.AmbiguousOutcomeError`, or a 2xx
+that could not be read) is looked up with ``list-calls`` filtered on those three keys: found
+means created. Not found means nothing only once list-calls has had time to index the call
+(the runner's ``lookup_grace_s`` after the dispatch); then it may be sent again, with the same
+key, so a create that landed late is answered with the existing call instead of a second one.
 """
 
 from __future__ import annotations
 
 import secrets
 from typing import Any
+
+import msgspec
 
 from .._client import AsyncRetell
 from ..types.call import V3CallResponse
@@ -62,3 +65,15 @@ async def find_call(
         return None
     # One per key by construction; should there be more, the oldest is the one to follow.
     return min(page.items, key=lambda call: call.start_timestamp or 0)
+
+
+class _CallId(msgspec.Struct):
+    call_id: str
+
+
+def call_id_from_body(body: bytes) -> str | None:
+    """The ``call_id`` of a create's answer that did not decode as a whole, if it has one."""
+    try:
+        return msgspec.json.decode(body, type=_CallId).call_id or None
+    except msgspec.DecodeError:  # ValidationError is a DecodeError
+        return None

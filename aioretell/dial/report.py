@@ -34,6 +34,14 @@ class Snapshot:
     failed: int
     elapsed_s: float
     placed_this_run: int
+    #: creates given back to be sent again, failed requests, the latest failure and when
+    #: (``time.monotonic()``)
+    retries: int = 0
+    errors: int = 0
+    last_error: str | None = None
+    last_error_at: float | None = None
+    #: creates that may have placed a call, being looked up by list-calls
+    looking_up: int = 0
 
     @property
     def done(self) -> int:
@@ -43,11 +51,26 @@ class Snapshot:
     def rate(self) -> float:
         return self.placed_this_run / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
-    def line(self) -> str:
-        return (
+    def trouble(self, now: float | None = None) -> str:
+        """Lookups, retries and the latest error, or ``""`` while there are none."""
+        parts = []
+        if self.looking_up:
+            parts.append(f"looking up {self.looking_up} uncertain creates")
+        if self.errors or self.retries:
+            text = f"retries {self.retries}, errors {self.errors}"
+            if self.last_error is not None and self.last_error_at is not None:
+                ago = (time.monotonic() if now is None else now) - self.last_error_at
+                text += f", last {ago:.0f} s ago: {self.last_error[:120]}"
+            parts.append(text)
+        return ", ".join(parts)
+
+    def line(self, now: float | None = None) -> str:
+        text = (
             f"dial: {self.done}/{self.total} done, placed {self.placed}, ongoing {self.ongoing}, "
             f"ended {self.ended}, failed {self.failed}, {self.rate:.1f} calls/s"
         )
+        trouble = self.trouble(now)
+        return f"{text}; {trouble}" if trouble else text
 
 
 class LiveView:
@@ -67,6 +90,7 @@ class LiveView:
         self._plain_every_s = plain_every_s
         self._progress: Progress | None = None
         self._task: TaskID | None = None
+        self._closed = False
         if self._stream.isatty():
             console = Console(file=self._stream)
             self._progress = Progress(
@@ -101,12 +125,19 @@ class LiveView:
             f"placed {snap.placed} · ongoing {snap.ongoing} · ended {snap.ended} · "
             f"failed {snap.failed} · {snap.rate:.1f} calls/s"
         )
+        trouble = snap.trouble()
+        if trouble:
+            detail += f"\n[yellow]{trouble}[/]"
         if self._task is None:
             self._task = self._progress.add_task("dial", total=snap.total, detail=detail)
         self._progress.update(self._task, completed=snap.done, total=snap.total, detail=detail)
         self._progress.refresh()
 
     def close(self) -> None:
+        """Draw the final state and stop; only the first call does anything."""
+        if self._closed:
+            return
+        self._closed = True
         if self._progress is not None:
             if self._progress.live.is_started:
                 self._draw()
@@ -165,6 +196,7 @@ def print_summary(
     if p50 is not None and p99 is not None:
         console.print(
             f"create latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms over {len(create_ms)} creates"
+            " (time in the client, so any wait for the --cps pace counts)"
         )
     rate = placed / elapsed_s if elapsed_s > 0 else 0.0
     console.print(f"{placed} calls placed in {elapsed_s:.1f} s ({rate:.1f} calls/s)")
@@ -185,7 +217,9 @@ def write_ndjson(path: Path, rows: Iterable[Row]) -> None:
                 "call_status": row.call_status,
                 "disconnection_reason": row.disconnection_reason,
                 "attempts": row.attempt if row.state != "rejected" else 0,
+                "requeues": row.requeues,
                 "redials": row.redials,
+                "retries": row.retries,
                 "reason": row.reason,
                 "create_ms": None if row.create_ms is None else round(row.create_ms, 2),
                 "variables": row.variables,

@@ -1,60 +1,87 @@
-"""The dispatch loop: every pending lead dialled once, within the pace and capacity allowed.
+"""The dispatch loop: every pending lead dialled once, within the capacity allowed.
 
-Leads become eligible in file order (a requeued or redialled one after its ``not_before``);
-a lead is taken only once a capacity slot is free, marked ``dispatching`` in the journal, and
-handed to :func:`~aioretell.fan_out.fan_out`, which runs at most ``concurrency`` creates at a
-time. The client paces the creates (``create_rate_limit``). Call ends come back from the
-:class:`~aioretell.dial.watch.Watcher` (or webhooks) and decide between done, requeue and
-redial.
+A lead is claimed from the journal (durably moved to ``dispatching``) only once a capacity slot
+is free, then its create runs in :func:`~aioretell.fan_out.fan_out`, at most ``concurrency`` at a
+time. The pace of the creates is the client's alone (``create_rate_limit``, adaptive on 429s).
+A create whose outcome is unknown (ambiguous failure, unreadable 2xx, or a row an earlier run
+left ``dispatching``) is looked up by its metadata until found, or until ``lookup_grace_s``
+after its dispatch (list-calls can lag behind a create); only then is it sent again, with the
+same idempotency key. Call ends come back from the :class:`~aioretell.dial.watch.Watcher` (or
+webhooks) and decide between done, requeue and redial.
+
+A refusal that is about the account, not the lead (401, 402, 403, 404, or every create refused
+before any succeeded), stops the run with :class:`~aioretell.dial.errors.AccountError` and
+leaves the leads pending.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
-import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
+import anyio.abc
 from msgspec import UNSET
 
 from .._client import AsyncRetell
-from .._exceptions import AmbiguousOutcomeError, APIError, APIStatusError, RateLimitError
+from .._exceptions import (
+    AmbiguousOutcomeError,
+    APIConnectionError,
+    APIError,
+    APIResponseValidationError,
+    APIStatusError,
+    AuthenticationError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+)
 from ..fan_out import fan_out
 from . import journal as j
 from .capacity import CapacityGate
+from .errors import AccountError
 from .journal import Journal, Row
-from .reconcile import call_metadata, find_call, idempotency_key
+from .reconcile import call_id_from_body, call_metadata, find_call, idempotency_key
 from .watch import CallEnd, call_end
-
-logger = logging.getLogger("aioretell.dial")
 
 #: Ends that mean the call never got a line: tried again after a backoff, a bounded number of
 #: times.
 REQUEUE_REASONS = frozenset({"concurrency_limit_reached", "no_concurrency_fallback"})
 #: Ends tried again only when ``--redial N`` asks for it.
 REDIAL_REASONS = frozenset({"dial_busy", "dial_no_answer"})
+#: Statuses of a create that are about the account (key, payment, permission, unknown number
+#: or agent), never about one lead.
+ACCOUNT_STATUSES = frozenset({401, 402, 403, 404})
+#: Seconds a create that may have placed a call is looked for before it is taken not to exist.
+LOOKUP_GRACE_S = 60.0
+#: Leads refused (400/422) before any create of the campaign succeeded, after which the
+#: refusal is taken to be about the account (its number or agent) and the run stops.
+REFUSED_BEFORE_PROOF = 5
 
 
 @dataclass(frozen=True, slots=True)
 class DialOptions:
     from_number: str
     agent_id: str | None = None
+    #: jobs in flight: creates and lookups
     concurrency: int = 20
     redial: int = 0
-    #: creates per second (also the client's ``create_rate_limit``); ``None``: unpaced here
-    cps: float | None = None
     redial_delay_s: float = 60.0
-    #: attempts after a capacity end before the row ends as it is
+    #: new calls after a capacity end (``concurrency_limit_reached`` ...), kept per row
     max_requeues: int = 5
-    #: first wait after a capacity end or a transient failure, doubled each time, capped
+    #: creates sent again after a failure that placed nothing, kept per row
+    max_retries: int = 5
+    #: first wait after a capacity end or a failed create, doubled each time, capped
     backoff_s: float = 2.0
     backoff_cap_s: float = 60.0
-    #: ambiguous creates looked up and not found, before the row fails
-    max_ambiguous: int = 3
+    #: how long after its dispatch a create that may have been placed is looked for before it
+    #: is concluded not to exist (list-calls indexes new calls with a delay)
+    lookup_grace_s: float = LOOKUP_GRACE_S
+    #: wait between two lookups of one such create
+    lookup_every_s: float = 5.0
 
 
 @dataclass
@@ -65,6 +92,8 @@ class Stats:
     failed: int = 0
     requeued: int = 0
     redialled: int = 0
+    #: creates released to be sent again, this run
+    retries: int = 0
     reconciled_found: int = 0
     reconciled_missing: int = 0
     create_ms: list[float] = field(default_factory=list)
@@ -72,6 +101,15 @@ class Stats:
     #: call ends applied, by where they were learnt: ``"create"`` (the create or lookup
     #: answer), ``"poll"`` (list-calls) or ``"webhook"``
     ends_via: dict[str, int] = field(default_factory=dict)
+    #: failed requests this run (creates, lookups, polls), and the latest one
+    errors: int = 0
+    last_error: str | None = None
+    last_error_at: float | None = None
+
+    def note_error(self, where: str, error: BaseException) -> None:
+        self.errors += 1
+        self.last_error = f"{where}: {error}"
+        self.last_error_at = time.monotonic()
 
 
 class Runner:
@@ -82,157 +120,203 @@ class Runner:
         campaign_id: str,
         options: DialOptions,
         gate: CapacityGate,
+        *,
+        stats: Stats | None = None,
     ) -> None:
         self._client = client
         self._journal = journal
         self._campaign_id = campaign_id
         self._options = options
         self.gate = gate
-        self.rows: dict[str, Row] = {}
-        self._by_call: dict[str, str] = {}
-        self._queue: list[tuple[float, int, str]] = []
-        self._tries: dict[str, int] = {}
+        #: rows of created calls not seen ended yet, by call id
+        self._open: dict[str, Row] = {}
+        #: rows an earlier run left ``dispatching``, to look up first
+        self._unknown: list[Row] = []
+        #: creates in flight plus rows being looked up
         self._in_flight = 0
-        self._next_slot = 0.0
         self._changed = asyncio.Event()
-        self.stats = Stats()
+        #: the run's task group, which owns the lookups (they must not hold a create slot
+        #: through a grace period)
+        self._group: anyio.abc.TaskGroup | None = None
+        self._lookups = anyio.Semaphore(options.concurrency)
+        #: rows whose create may have placed a call, being looked up
+        self.looking_up = 0
+        self._failure: Exception | None = None
+        self._stop = asyncio.Event()
+        self._halt: AccountError | None = None
+        #: a create of this campaign succeeded: the number and agent are good
+        self._proven = False
+        self._refused: set[str] = set()
+        #: creates not sent (connection failures) in a row, and the pause they impose
+        self._outage = 0
+        self._paused_until = 0.0
+        self.stats = stats if stats is not None else Stats()
         #: the Watcher (or webhook follower) told about each created call
-        self.follow: list[Callable[[str], None]] = []
+        self.follow: list[Callable[[str], Awaitable[None]]] = []
         #: told about each followed call once its end has been applied
         self.unfollow: list[Callable[[str], None]] = []
 
     # -- setup -------------------------------------------------------------------------
 
-    def load(self) -> list[Row]:
-        """Read the journal; returns the ``dispatching`` rows, which need reconciling."""
-        unknown: list[Row] = []
-        for row in self._journal.rows():
-            self.rows[row.ref] = row
-            if row.state == j.PENDING:
-                self._push(row)
-            elif row.state == j.CREATED and row.call_id is not None:
-                self._by_call[row.call_id] = row.ref
+    async def load(self) -> int:
+        """Read the journal; returns how many rows need looking up (left ``dispatching``)."""
+        rows = await self._journal.rows()
+        for row in rows:
+            if row.state == j.CREATED and row.call_id is not None:
+                self._open[row.call_id] = row
                 self.gate.adopt(1)
             elif row.state == j.DISPATCHING:
-                unknown.append(row)
-        self.stats.total = sum(1 for r in self.rows.values() if r.state != j.REJECTED)
-        self.stats.placed = sum(
-            1 for r in self.rows.values() if r.call_id is not None or r.state == j.ENDED
-        )
-        self.stats.ended = sum(1 for r in self.rows.values() if r.state == j.ENDED)
-        self.stats.failed = sum(1 for r in self.rows.values() if r.state == j.FAILED)
-        return unknown
+                self._unknown.append(row)
+                self.gate.hold()
+        self.stats.total = sum(1 for r in rows if r.state != j.REJECTED)
+        self.stats.placed = sum(1 for r in rows if r.call_id is not None or r.state == j.ENDED)
+        self.stats.ended = sum(1 for r in rows if r.state == j.ENDED)
+        self.stats.failed = sum(1 for r in rows if r.state == j.FAILED)
+        self._proven = self.stats.placed > 0
+        return len(self._unknown)
 
     def created_calls(self) -> list[str]:
-        return list(self._by_call)
+        return list(self._open)
 
-    async def reconcile(self, rows: list[Row]) -> None:
-        """Settle rows left ``dispatching`` by an earlier run: created if found, else pending."""
+    def open_row(self, call_id: str) -> Row | None:
+        return self._open.get(call_id)
 
-        async def look(row: Row) -> None:
-            call = await find_call(self._client, self._campaign_id, row.ref, row.attempt)
-            if call is None:
-                self.stats.reconciled_missing += 1
-                self._journal.transition(row, j.PENDING)
-                self._push(row)
-                return
-            self.stats.reconciled_found += 1
-            self.stats.placed += 1
-            self._journal.transition(row, j.CREATED, call_id=call.call_id)
-            self._by_call[call.call_id] = row.ref
-            self.gate.adopt(1)
-            self._tell_followers(call.call_id)
-            end = call_end(call)
-            if end is not None:
-                self.on_end(end, via="create")
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
 
-        async with fan_out(look, rows, concurrency=self._options.concurrency) as outcomes:
-            async for outcome in outcomes:
-                if outcome.error is not None:
-                    raise outcome.error
+    @property
+    def only_open_calls(self) -> bool:
+        """Nothing is being created or looked up: the run waits for created calls to end
+        (or for requeued rows to come due)."""
+        return not self._in_flight and bool(self._open)
 
     # -- the loop ----------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Dial until every row is terminal, or ``stop`` is set and the creates in flight end."""
-        async with fan_out(
-            self._place, self._eligible(stop), concurrency=self._options.concurrency
-        ) as outcomes:
-            async for outcome in outcomes:
-                if outcome.error is not None:
-                    raise outcome.error
+        """Dial until every row is terminal, or ``stop`` is set and the jobs in flight end.
 
-    def _push(self, row: Row) -> None:
-        heapq.heappush(self._queue, (row.not_before, row.line, row.ref))
-        self._changed.set()
+        Raises :class:`AccountError` (after the jobs in flight end) when Retell refused the
+        account; the rows not dialled stay pending.
+        """
+        self._stop = stop
+        async with anyio.create_task_group() as group:
+            self._group = group
+            for row in self._unknown:
+                self._settle_later(row)
+            self._unknown.clear()
+            try:
+                async with fan_out(
+                    self._place_job, self._claims(stop), concurrency=self._options.concurrency
+                ) as outcomes:
+                    async for outcome in outcomes:
+                        if outcome.error is not None:
+                            raise outcome.error
+            except Exception as exc:  # noqa: BLE001 - raised below, outside the task group
+                self._fail_run(exc)
+            # The lookups still running end on their own (or at the stop).
+        self._group = None
+        if self._failure is not None:
+            raise self._failure
+        if self._halt is not None:
+            raise self._halt
 
     @property
-    def done(self) -> bool:
-        return not self._queue and not self._by_call and not self._in_flight
+    def _stopping(self) -> bool:
+        """Stop asked for, or the account refused: lookups leave their rows to the next run."""
+        return self._stop.is_set() or self._halt is not None
 
-    @property
-    def only_open_calls(self) -> bool:
-        """Nothing left to dial or create: the run waits only for created calls to end."""
-        return not self._queue and not self._in_flight and bool(self._by_call)
+    def _fail_run(self, error: Exception) -> None:
+        """A job raised: the run ends with the first such error, its other jobs cancelled."""
+        if self._failure is None:
+            self._failure = error
+        if self._group is not None:
+            self._group.cancel_scope.cancel()
 
-    async def _eligible(self, stop: asyncio.Event) -> AsyncIterator[Row]:
+    async def _claims(self, stop: asyncio.Event) -> AsyncIterator[Row]:
         stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
         try:
-            while not stop.is_set() and not self.done:
-                now = time.time()
-                if self._queue and self._queue[0][0] <= now:
-                    if not await self._first(self.gate.acquire(), stopping):
-                        return
-                    if not self._queue or self._queue[0][0] > time.time():
-                        self.gate.release(confirmed=False)
-                        continue
-                    await self._space()
-                    _, _, ref = heapq.heappop(self._queue)
-                    row = self.rows[ref]
-                    self._journal.transition(row, j.DISPATCHING)
-                    self._in_flight += 1
-                    yield row
+            while not stop.is_set() and self._halt is None:
+                pause = self._paused_until - time.monotonic()
+                if pause > 0:
+                    await self._wait(stopping, pause)
                     continue
-                self._changed.clear()
-                timeout = self._queue[0][0] - now if self._queue else None
-                waiting: asyncio.Future[Any] = asyncio.ensure_future(self._changed.wait())
-                await asyncio.wait(
-                    [waiting, stopping], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-                )
-                waiting.cancel()
+                due = await self._journal.next_due()
+                if due is None:
+                    if not self._open and not self._in_flight:
+                        return  # every row is terminal
+                    await self._wait(stopping, None)
+                    continue
+                if due > time.time():
+                    await self._wait(stopping, due - time.time())
+                    continue
+                if not await self._first(self.gate.acquire(), stopping):
+                    return
+                if self._halt is not None:
+                    self.gate.release(confirmed=False)
+                    return
+                row = await self._journal.claim(time.time())
+                if row is None:
+                    self.gate.release(confirmed=False)
+                    continue
+                self._in_flight += 1
+                yield row
         finally:
             stopping.cancel()
 
-    async def _space(self) -> None:
-        """Hand creates out at ``cps``, so a lead is claimed just before its create can go.
-
-        The client's ``create_rate_limit`` paces them too (and pauses on a 429); spacing them
-        here as well keeps rows from waiting in ``dispatching`` and keeps the measured create
-        latency free of queueing.
-        """
-        if self._options.cps is None:
-            return
-        now = time.monotonic()
-        slot = max(now, self._next_slot)
-        self._next_slot = slot + 1.0 / self._options.cps
-        if slot > now:
-            await asyncio.sleep(slot - now)
+    async def _wait(self, stopping: asyncio.Future[Any], at_most: float | None) -> None:
+        """Until something changed, ``stopping`` resolved, or ``at_most`` seconds."""
+        self._changed.clear()
+        waiting: asyncio.Future[Any] = asyncio.ensure_future(self._changed.wait())
+        try:
+            await asyncio.wait(
+                [waiting, stopping], timeout=at_most, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            waiting.cancel()
 
     async def _first(self, acquire: Awaitable[None], stopping: asyncio.Future[Any]) -> bool:
         """Wait for a gate slot unless a stop comes first; ``True`` when the slot is held."""
         task: asyncio.Future[None] = asyncio.ensure_future(acquire)
-        await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not task.done():
+                task.cancel()
         if task.done() and not task.cancelled():
             if stopping.done():
                 self.gate.release(confirmed=False)
                 return False
             return True
-        task.cancel()
         return False
+
+    async def _place_job(self, row: Row) -> None:
+        try:
+            await self._place(row)
+        finally:
+            self._in_flight -= 1
+            self._changed.set()
+
+    def _settle_later(self, row: Row) -> None:
+        """Look ``row`` up in a task of its own (its gate slot held), freeing the create slot."""
+        assert self._group is not None
+        self._in_flight += 1
+        self.looking_up += 1
+
+        async def settle() -> None:
+            try:
+                await self._settle(row)
+            except Exception as exc:  # noqa: BLE001 - ends the run, see run()
+                self._fail_run(exc)
+            finally:
+                self._in_flight -= 1
+                self.looking_up -= 1
+                self._changed.set()
+
+        self._group.start_soon(settle, name=f"dial: look up {row.ref}")
 
     async def _place(self, row: Row) -> None:
         options = self._options
-        key = idempotency_key(self._campaign_id, row.ref, row.attempt)
         started = time.perf_counter()
         try:
             assert row.to_number is not None
@@ -242,132 +326,215 @@ class Runner:
                 override_agent_id=options.agent_id or UNSET,
                 metadata=call_metadata(self._campaign_id, row.ref, row.attempt),
                 retell_llm_dynamic_variables=row.variables or UNSET,
-                idempotency_key=key,
+                idempotency_key=idempotency_key(self._campaign_id, row.ref, row.attempt),
             )
         except AmbiguousOutcomeError as exc:
-            await self._settle_ambiguous(row, exc)
-        except (RateLimitError, APIStatusError) as exc:
-            status = getattr(exc, "status_code", 0)
-            if isinstance(exc, RateLimitError) or status >= 500:
-                self._retry_later(row, f"{status} {exc.message}")
+            self.stats.note_error("create", exc.cause)
+            self._settle_later(row)
+        except APIResponseValidationError as exc:
+            # A 2xx: the call was placed, only its answer could not be read.
+            self.stats.note_error("create answered unreadably", exc)
+            call_id = call_id_from_body(exc.body)
+            if call_id is not None:
+                await self._created(row, call_id, None)
             else:
-                self._fail(row, f"create refused: {status} {exc.message}")
+                await self._journal.mark_placed(row)
+                self._settle_later(row)
+        except APIStatusError as exc:
+            self.stats.note_error("create", exc)
+            await self._refused_create(row, exc)
+        except APIConnectionError as exc:
+            # Never sent (a create that may have been sent is ambiguous): the client already
+            # retried; pause every create for a while rather than hammer a dead endpoint.
+            self.stats.note_error("create", exc)
+            self._outage += 1
+            self._paused_until = time.monotonic() + self._backoff(self._outage)
+            await self._give_back(row, f"create not sent: {exc}", retry=False)
         except APIError as exc:
-            self._retry_later(row, f"create failed before reaching Retell: {exc}")
-        except ValueError as exc:
-            self._fail(row, f"create refused: {exc}")
+            self.stats.note_error("create", exc)
+            await self._give_back(row, f"create failed: {exc}", retry=True)
+        except (ValueError, TypeError) as exc:
+            await self._refused_lead(row, f"refused before sending: {exc}")
         else:
+            self._proven = True
+            self._outage = 0
             elapsed_ms = (time.perf_counter() - started) * 1000
             self.stats.create_ms.append(elapsed_ms)
-            self._created(row, call.call_id, elapsed_ms)
+            await self._created(row, call.call_id, elapsed_ms)
             end = call_end(call)
             if end is not None:
-                self.on_end(end, via="create")
-        finally:
-            self._in_flight -= 1
-            self._changed.set()
+                await self.on_end(end, via="create")
+
+    async def _refused_create(self, row: Row, exc: APIStatusError) -> None:
+        status, what = exc.status_code, f"{exc.status_code} {exc.message}"
+        if isinstance(exc, RateLimitError):
+            await self._give_back(row, f"create rate-limited: {what}", retry=False)
+        elif isinstance(exc, (AuthenticationError, PermissionDeniedError)):
+            await self._give_back(row, f"create refused: {what}", retry=False)
+            self._stop_run(AccountError(f"Retell refused the API key ({what})"))
+        elif status in ACCOUNT_STATUSES or isinstance(exc, NotFoundError):
+            await self._give_back(row, f"create refused: {what}", retry=False)
+            self._stop_run(
+                AccountError(
+                    f"Retell refused to place calls for this account ({what}); check "
+                    f"{self._check_hint()}"
+                )
+            )
+        elif 400 <= status < 500:
+            await self._refused_lead(row, what)
+        else:
+            # The client turns 5xx on a create into AmbiguousOutcomeError; any other status
+            # (a redirect) may have been acted on as well: look it up.
+            self._settle_later(row)
+
+    async def _refused_lead(self, row: Row, what: str) -> None:
+        """A create refused in a way that may be about the lead (400, 422, a value the client
+        would not send). Before any create of the campaign succeeded it may as well be about
+        the number or agent, so the lead is not blamed yet: it goes back, to be tried once the
+        account is proven, and enough such refusals stop the run."""
+        if self._proven:
+            await self._fail(row, f"create refused: {what}")
+            return
+        self._refused.add(row.ref)
+        await self._give_back(row, f"create refused: {what}", retry=False)
+        left = self.stats.total - self.stats.ended - self.stats.failed
+        if len(self._refused) >= min(REFUSED_BEFORE_PROOF, max(1, left)):
+            self._stop_run(
+                AccountError(
+                    f"every create was refused ({len(self._refused)} leads, none placed; "
+                    f"last: {what}); check {self._check_hint()}"
+                )
+            )
+
+    def _check_hint(self) -> str:
+        hint = f"--from-number {self._options.from_number} (a number of this account)"
+        if self._options.agent_id:
+            hint += f" and --agent-id {self._options.agent_id}"
+        return hint
+
+    def _stop_run(self, error: AccountError) -> None:
+        if self._halt is None:
+            self._halt = error
+        self._changed.set()
+
+    async def _settle(self, row: Row) -> None:
+        """A create that may have placed a call (its gate slot held): created if a lookup by
+        metadata finds it; sent again (same key) once ``lookup_grace_s`` has passed since its
+        dispatch without it being found; never sent again if it was answered 2xx."""
+        options = self._options
+        while True:
+            try:
+                async with self._lookups:
+                    call = await find_call(self._client, self._campaign_id, row.ref, row.attempt)
+            except (AuthenticationError, PermissionDeniedError) as exc:
+                self._stop_run(AccountError(f"Retell refused the API key ({exc})"))
+                return  # left dispatching: the next run looks it up
+            except APIError as exc:
+                self.stats.note_error("lookup", exc)
+                if self._stopping:
+                    return
+                await asyncio.sleep(options.lookup_every_s)
+                continue
+            if call is not None:
+                self.stats.reconciled_found += 1
+                await self._created(row, call.call_id, None)
+                end = call_end(call)
+                if end is not None:
+                    await self.on_end(end, via="create")
+                return
+            waited = time.time() - (row.dispatched_at or 0.0)
+            if waited >= options.lookup_grace_s:
+                break
+            if self._stopping:
+                return  # left dispatching: the next run looks it up
+            await asyncio.sleep(min(options.lookup_every_s, options.lookup_grace_s - waited))
+        self.stats.reconciled_missing += 1
+        if row.placed:
+            await self._fail(
+                row,
+                "the create answered 2xx but unreadably and list-calls never showed the call; "
+                "not dialled again",
+            )
+            return
+        # Same attempt, same idempotency key: a create that lands late is not repeated.
+        await self._give_back(row, "no call found for a create that may have failed", retry=True)
 
     # -- transitions -------------------------------------------------------------------
 
-    def _created(self, row: Row, call_id: str, create_ms: float | None) -> None:
-        self._journal.transition(row, j.CREATED, call_id=call_id, create_ms=create_ms)
+    async def _created(self, row: Row, call_id: str, create_ms: float | None) -> None:
+        await self._journal.mark_created(row, call_id, create_ms=create_ms)
         self.stats.placed += 1
         self.gate.confirm()
-        self._by_call[call_id] = row.ref
-        self._tell_followers(call_id)
-
-    def _tell_followers(self, call_id: str) -> None:
+        self._open[call_id] = row
         for hook in self.follow:
-            hook(call_id)
+            await hook(call_id)
 
-    async def _settle_ambiguous(self, row: Row, exc: AmbiguousOutcomeError) -> None:
-        try:
-            call = await find_call(self._client, self._campaign_id, row.ref, row.attempt)
-        except APIError as lookup_error:
-            # Unknown either way: leave it dispatching; the next run looks it up again.
-            logger.warning("%s: could not look up an ambiguous create: %s", row.ref, lookup_error)
+    async def _give_back(self, row: Row, reason: str, *, retry: bool) -> None:
+        """Back to pending with the same attempt after a backoff (``retry``: counted, and
+        failed once ``max_retries`` are spent)."""
+        self.gate.release(confirmed=False)
+        if retry and row.retries >= self._options.max_retries:
+            await self._fail(
+                row, f"create failed {row.retries + 1} times; last: {reason}", release=False
+            )
+            return
+        tries = row.retries + 1
+        await self._journal.release(
+            row, not_before=time.time() + self._backoff(tries), reason=reason, retry=retry
+        )
+        self.stats.retries += 1
+        self._changed.set()
+
+    async def _fail(self, row: Row, reason: str, *, release: bool = True) -> None:
+        if release:
             self.gate.release(confirmed=False)
-            return
-        if call is not None:
-            self.stats.reconciled_found += 1
-            self._created(row, call.call_id, None)
-            end = call_end(call)
-            if end is not None:
-                self.on_end(end, via="create")
-            return
-        self.stats.reconciled_missing += 1
-        # Same attempt, same idempotency key: a create that lands late is not repeated.
-        self._retry_later(
-            row,
-            None,
-            limit=self._options.max_ambiguous - 1,
-            failure=f"no call was made: {exc.cause}",
-        )
-
-    def _retry_later(
-        self, row: Row, reason: str | None, *, limit: int | None = None, failure: str | None = None
-    ) -> None:
-        """Back to pending after a backoff, or failed once ``limit`` retries were spent."""
-        tries = self._tries.get(row.ref, 0) + 1
-        self._tries[row.ref] = tries
-        if tries > (self._options.max_requeues if limit is None else limit):
-            self._fail(row, f"create failed {tries} times; {failure or reason}")
-            return
-        self.gate.release(confirmed=False)
-        self._journal.transition(
-            row, j.PENDING, reason=reason, not_before=time.time() + self._backoff(tries)
-        )
-        self._push(row)
-
-    def _fail(self, row: Row, reason: str) -> None:
-        self.gate.release(confirmed=False)
         self.stats.failed += 1
-        self._journal.transition(row, j.FAILED, reason=reason)
+        await self._journal.mark_failed(row, reason)
 
     def _backoff(self, tries: int) -> float:
         base = min(self._options.backoff_cap_s, self._options.backoff_s * 2 ** (tries - 1))
         jitter: float = 0.5 + random.random() / 2
         return float(base) * jitter
 
-    def on_end(self, end: CallEnd, via: str = "poll") -> bool:
+    async def on_end(self, end: CallEnd, via: str = "poll") -> bool:
         """A followed call ended: done, requeued, or redialled.
 
         ``True`` when the end was applied; ``False`` (nothing changed) for a call this run does
         not follow, or one whose end was already applied (a webhook and a poll both saw it, or
         a webhook was delivered twice).
         """
-        ref = self._by_call.pop(end.call_id, None)
-        if ref is None:
+        row = self._open.pop(end.call_id, None)
+        if row is None:
             return False
         self.stats.ends_via[via] = self.stats.ends_via.get(via, 0) + 1
         for hook in self.unfollow:
             hook(end.call_id)
-        row = self.rows[ref]
         self.gate.release(confirmed=True)
         reason = end.disconnection_reason
-        fields = {"call_status": end.call_status, "disconnection_reason": reason}
         options = self._options
         now = time.time()
-        if reason in REQUEUE_REASONS and row.attempt <= options.max_requeues:
+        if reason in REQUEUE_REASONS and row.requeues < options.max_requeues:
             self.stats.requeued += 1
-            wait = self._backoff(row.attempt)
-            self._journal.transition(
-                row, j.PENDING, attempt=row.attempt + 1, not_before=now + wait, **fields
+            await self._journal.requeue(
+                row,
+                not_before=now + self._backoff(row.requeues + 1),
+                call_status=end.call_status,
+                disconnection_reason=reason,
+                redial=False,
             )
-            self._push(row)
         elif reason in REDIAL_REASONS and row.redials < options.redial:
             self.stats.redialled += 1
-            self._journal.transition(
+            await self._journal.requeue(
                 row,
-                j.PENDING,
-                attempt=row.attempt + 1,
-                redials=row.redials + 1,
                 not_before=now + options.redial_delay_s,
-                **fields,
+                call_status=end.call_status,
+                disconnection_reason=reason,
+                redial=True,
             )
-            self._push(row)
         else:
             self.stats.ended += 1
-            self._journal.transition(row, j.ENDED, **fields)
+            await self._journal.mark_ended(
+                row, call_status=end.call_status, disconnection_reason=reason
+            )
         self._changed.set()
         return True

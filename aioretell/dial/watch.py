@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .._client import AsyncRetell
-from .._exceptions import APIError
+from .._exceptions import APIError, AuthenticationError, PermissionDeniedError
 from ..types.call import V3CallResponse
+from .errors import AccountError
 from .reconcile import campaign_filter
 
 logger = logging.getLogger("aioretell.dial")
@@ -45,15 +46,17 @@ class Watcher:
         self,
         client: AsyncRetell,
         campaign_id: str,
-        on_end: Callable[[CallEnd], object],
+        on_end: Callable[[CallEnd], Awaitable[bool]],
         *,
         interval: float = 1.0,
         margin_ms: int = 30_000,
         full_scan_every: int = 30,
+        on_error: Callable[[str, BaseException], None] | None = None,
     ) -> None:
         self._client = client
         self._campaign_id = campaign_id
         self._on_end = on_end
+        self._on_error = on_error
         self.interval = interval
         self._margin_ms = margin_ms
         self._full_scan_every = full_scan_every
@@ -76,6 +79,19 @@ class Watcher:
         return len(self._watched)
 
     async def poll_once(self) -> None:
+        """One scan; a 401 or 403 raises :class:`AccountError` (it ends the run)."""
+        try:
+            await self._scan()
+        except (AuthenticationError, PermissionDeniedError) as exc:
+            raise AccountError(f"Retell refused the API key ({exc})") from None
+
+    def failed(self, exc: APIError) -> None:
+        """A poll failed: counted (the live view shows it), and tried again at the next one."""
+        logger.info("list-calls failed while following calls: %s", exc)
+        if self._on_error is not None:
+            self._on_error("list-calls", exc)
+
+    async def _scan(self) -> None:
         full = self._watermark is None or self._polls % self._full_scan_every == 0
         self._polls += 1
         criteria = campaign_filter(self._campaign_id)
@@ -98,7 +114,7 @@ class Watcher:
                 end = call_end(call)
                 if end is not None and call.call_id in self._watched:
                     self._watched.discard(call.call_id)
-                    if self._on_end(end):
+                    if await self._on_end(end):
                         self.caught += 1
             if not page.has_more or not page.pagination_key or not self._watched:
                 return
@@ -110,6 +126,8 @@ class Watcher:
             if self._watched:
                 try:
                     await self.poll_once()
+                except AccountError:
+                    raise
                 except APIError as exc:
-                    logger.warning("list-calls failed while following calls: %s", exc)
+                    self.failed(exc)
             await asyncio.sleep(self.interval)

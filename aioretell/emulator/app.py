@@ -25,7 +25,7 @@ from .config import EmulatorConfig
 from .conform import conform
 from .faults import Fault, FaultInjector, FaultKind
 from .multipart import Form, read_form
-from .ratelimit import RateLimiter
+from .ratelimit import RateLimiter, WindowLimiter
 from .references import check_references
 from .registry import HANDLERS, SHAPED, ApiError, Handler, Reply
 from .registry import Request as HandlerRequest
@@ -46,6 +46,10 @@ class EmulatorContext:
     limiter: RateLimiter | None
     #: ``(operation_id, method, path)`` of every authenticated request, in order.
     requests: list[tuple[str, str, str]] = field(default_factory=list)
+    #: ``create_rate_limit_cps`` as a sliding window, when set.
+    create_limiter: WindowLimiter | None = None
+    #: ``(clock time, operation_id, status)`` of every authenticated request answered.
+    timeline: list[tuple[float, str, int]] = field(default_factory=list)
 
 
 CONTEXT = web.AppKey("aioretell_emulator", EmulatorContext)
@@ -112,6 +116,7 @@ Endpoint = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def _endpoint(ctx: EmulatorContext, op: Operation) -> Endpoint:
     operation_id = op.operation_id
     handler = HANDLERS.get(operation_id)
+    starts_conversation = op.starts_conversation
 
     async def endpoint(request: web.Request) -> web.StreamResponse:
         if not _authorized(request.headers.get("Authorization"), ctx.config.api_key):
@@ -124,11 +129,19 @@ def _endpoint(ctx: EmulatorContext, op: Operation) -> Endpoint:
                     "Retry-After": str(max(1, math.ceil(wait))),
                     "retry-after-ms": str(math.ceil(wait * 1000)),
                 }
-                return error_response(429, "Rate limit exceeded, please slow down.", headers)
+                return _logged(ctx, operation_id, error_response(429, _SLOW_DOWN, headers))
+        if starts_conversation and ctx.create_limiter is not None:
+            wait = ctx.create_limiter.acquire()
+            if wait > 0:
+                headers = {
+                    "Retry-After": str(max(1, math.ceil(wait))),
+                    "retry-after-ms": str(math.ceil(wait * 1000)),
+                }
+                return _logged(ctx, operation_id, error_response(429, _CPS, headers))
         fault = ctx.faults.next_fault(operation_id)
         kind = fault.kind
         if kind is FaultKind.STATUS:
-            return _fault_response(fault)
+            return _logged(ctx, operation_id, _fault_response(fault))
         if kind is FaultKind.RESET_BEFORE_REQUEST:
             return _drop(request)
         if kind is FaultKind.DELAY:
@@ -143,9 +156,18 @@ def _endpoint(ctx: EmulatorContext, op: Operation) -> Endpoint:
             return _drop(request)
         if kind is FaultKind.MALFORMED_BODY:
             return _truncated(response)
-        return response
+        return _logged(ctx, operation_id, response)
 
     return endpoint
+
+
+_SLOW_DOWN = "Rate limit exceeded, please slow down."
+_CPS = "Calls per second limit exceeded, please slow down."
+
+
+def _logged(ctx: EmulatorContext, operation_id: str, response: web.Response) -> web.Response:
+    ctx.timeline.append((ctx.config.clock(), operation_id, response.status))
+    return response
 
 
 async def _read_payload(op: Operation, request: web.Request) -> bytes | Form:
@@ -205,6 +227,8 @@ def create_app(
     if config.rate_limit_rps is not None:
         limiter = RateLimiter(config.rate_limit_rps, config.clock)
     ctx = EmulatorContext(config, EmulatorState(config), FaultInjector(config.seed), limiter)
+    if config.create_rate_limit_cps is not None:
+        ctx.create_limiter = WindowLimiter(config.create_rate_limit_cps, config.clock)
     app = web.Application(middlewares=[_json_errors])
     app[CONTEXT] = ctx
     for op in operations.values():

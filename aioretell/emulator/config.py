@@ -6,6 +6,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from aioretell.llm.retell_side import RetellTimings
+from aioretell.llm.script import ConversationScript
+
 
 @dataclass(frozen=True)
 class EmulatorConfig:
@@ -27,6 +30,9 @@ class EmulatorConfig:
     reserved_inbound_concurrency: int = 0
     #: Requests per second per API key; ``None`` disables rate limiting.
     rate_limit_rps: float | None = None
+    #: Retell's calls-per-second limit: at most this many operations that place a call or
+    #: open a conversation in any one-second window, else 429; ``None`` disables it.
+    create_rate_limit_cps: int | None = None
     #: Deterministic outcomes for dialled numbers: ``(suffix, disconnection_reason)`` pairs.
     #: A create-phone-call whose ``to_number`` ends with ``suffix`` never connects and ends at
     #: once as ``not_connected`` with that reason (e.g. ``("13", "dial_busy")``); the first
@@ -51,3 +57,10 @@ class EmulatorConfig:
     analysis_delay_s: float = 1.0
     #: Real seconds between two checks of the clock for due webhooks.
     webhook_tick_s: float = 0.05
+    # -- custom-LLM agents (played by a running :class:`Emulator`, see ``emulator.custom_llm``)
+    #: What the caller says in calls to agents whose ``response_engine`` is ``custom-llm``;
+    #: ``None`` plays ``aioretell.llm.script.DEFAULT_SCRIPT``. A call's
+    #: ``metadata["aioretell_llm_script"]`` (the same format, as JSON) replaces it.
+    llm_script: ConversationScript | None = None
+    #: Ping interval and timeouts of the emulated Retell side of the LLM WebSocket.
+    llm_timings: RetellTimings = field(default_factory=RetellTimings)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import random
 
+from aioretell.llm.latency import latency_stats
+
 from .state import JSON, CallRecord, ChatRecord, EmulatorState
 
 _SCRIPT = (
@@ -22,6 +24,7 @@ _HANGUPS = ("agent_hangup", "user_hangup")
 _SENTIMENTS = ("Positive", "Neutral", "Negative")
 _PRICE_CENTS_PER_S = {"retell_platform": 0.1167, "elevenlabs_tts": 0.0117, "gpt_4o_mini": 0.0017}
 _STORAGE = "https://emulator.invalid/calls"
+_TRANSCRIPT_FIELDS = ("transcript", "transcript_object", "transcript_with_tool_calls")
 WEB_TOKEN_TTL_MS = 30_000
 
 
@@ -70,12 +73,20 @@ def render_call(
         out["disconnection_reason"] = call.rejected_reason
     elif status == "ended":
         out.update(_ended_fields(call, connected, transcript))
+    elif status == "ongoing" and call.conversation is not None:
+        live = call.conversation.call_fields(transcript=transcript)
+        live.pop("disconnection_reason", None)  # decided, but the call has not ended yet
+        out.update(live)
     return out
 
 
 def _ended_fields(call: CallRecord, connected: bool, with_transcript: bool) -> JSON:
     rng = random.Random(call.outcome_seed)
-    reason = "manual_stopped" if call.stopped_at == call.end_at else rng.choice(_HANGUPS)
+    # A live conversation (custom-LLM agent) says what was said and how it ended.
+    live = call.conversation.call_fields(transcript=True) if call.conversation else None
+    reason = live.pop("disconnection_reason", None) if live is not None else None
+    if reason is None:
+        reason = "manual_stopped" if call.stopped_at == call.end_at else rng.choice(_HANGUPS)
     start = call.connect_at if connected else call.end_at
     duration_ms = _ms(call.end_at) - _ms(start)
     out: JSON = {
@@ -83,16 +94,24 @@ def _ended_fields(call: CallRecord, connected: bool, with_transcript: bool) -> J
         "duration_ms": duration_ms,
         "disconnection_reason": reason,
     }
-    turns = _turns(call, duration_ms / 1000, rng) if connected else []
-    if with_transcript:
-        out["transcript"] = "\n".join(f"{t['role'].capitalize()}: {t['content']}" for t in turns)
-        out["transcript_object"] = turns
-        out["transcript_with_tool_calls"] = turns
+    if live is not None:
+        turns = live["transcript_object"]
+        if not with_transcript:
+            for name in _TRANSCRIPT_FIELDS:
+                live.pop(name, None)
+    else:
+        turns = _turns(call, duration_ms / 1000, rng) if connected else []
+        if with_transcript:
+            out["transcript"] = "\n".join(
+                f"{t['role'].capitalize()}: {t['content']}" for t in turns
+            )
+            out["transcript_object"] = turns
+            out["transcript_with_tool_calls"] = turns
     url = f"{_STORAGE}/{call.call_id}"
     out["recording_url"] = f"{url}/recording.wav"
     out["public_log_url"] = f"{url}/public_log.txt"
     e2e = [float(rng.randint(550, 1500)) for _ in range(max(1, len(turns) // 2))]
-    out["latency"] = {"e2e": _stats(e2e), "llm": _stats([v * 0.45 for v in e2e])}
+    out["latency"] = {"e2e": latency_stats(e2e), "llm": latency_stats([v * 0.45 for v in e2e])}
     out["call_cost"] = _call_cost(duration_ms / 1000)
     out["call_analysis"] = {
         "call_summary": f"Emulated call with {len(turns)} turns, ended by {reason}.",
@@ -101,6 +120,8 @@ def _ended_fields(call: CallRecord, connected: bool, with_transcript: bool) -> J
         "call_successful": reason != "manual_stopped",
         "custom_analysis_data": {},
     }
+    if live is not None:
+        out.update(live)
     return out
 
 
@@ -124,24 +145,6 @@ def _turns(call: CallRecord, duration_s: float, rng: random.Random) -> list[JSON
         ]
         turns.append({"role": role, "content": content, "words": timed})
     return turns
-
-
-def _stats(values: list[float]) -> JSON:
-    ordered = sorted(values)
-
-    def pct(p: float) -> float:
-        return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
-
-    return {
-        "p50": pct(0.5),
-        "p90": pct(0.9),
-        "p95": pct(0.95),
-        "p99": pct(0.99),
-        "max": ordered[-1],
-        "min": ordered[0],
-        "num": len(ordered),
-        "values": values,
-    }
 
 
 def _call_cost(seconds: float) -> JSON:

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from .app import EmulatorContext, context, create_app
 from .config import EmulatorConfig
+from .custom_llm import LiveCalls
 from .faults import FaultInjector
 from .state import EmulatorState
 from .webhooks import WebhookDispatcher
@@ -32,6 +33,8 @@ class Emulator:
         self._base_url: str | None = None
         #: Webhook delivery to agents' ``webhook_url`` while the emulator runs.
         self.webhooks = WebhookDispatcher(self._ctx.state, config)
+        #: Conversations of calls to custom-LLM agents while the emulator runs.
+        self.live_calls = LiveCalls(self._ctx.state, config)
 
     @property
     def base_url(self) -> str:
@@ -54,6 +57,11 @@ class Emulator:
         return self._ctx.requests
 
     @property
+    def timeline(self) -> list[tuple[float, str, int]]:
+        """``(clock time, operation_id, status)`` of every authenticated request answered."""
+        return self._ctx.timeline
+
+    @property
     def clock(self) -> Callable[[], float]:
         return self.config.clock
 
@@ -69,7 +77,9 @@ class Emulator:
             site = web.TCPSite(runner, self.config.host, self.config.port)
             await site.start()
             await self.webhooks.start()
+            await self.live_calls.start()
         except BaseException:
+            await self.webhooks.stop()
             await runner.cleanup()
             raise
         self._runner = runner
@@ -82,6 +92,7 @@ class Emulator:
         runner, self._runner = self._runner, None
         self._base_url = None
         if runner is not None:
+            await self.live_calls.stop()
             await self.webhooks.stop()
             await runner.cleanup()
 

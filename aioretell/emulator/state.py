@@ -10,10 +10,11 @@ limit is reached is ``not_connected`` from the start.
 from __future__ import annotations
 
 import heapq
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from .catalog import BUILTIN_VOICES
 from .config import EmulatorConfig
@@ -25,6 +26,17 @@ DEFAULT_AGENT_ID = "agent_emulator_default"
 DEFAULT_CHAT_AGENT_ID = "agent_emulator_default_chat"
 IDEMPOTENCY_WINDOW_S = 3600.0
 TERMINAL_CALL_STATUSES = frozenset({"ended", "not_connected", "error"})
+
+
+class CallConversation(Protocol):
+    """A conversation played live during a call (custom-LLM agents: ``emulator.custom_llm``)."""
+
+    def call_fields(self, *, transcript: bool) -> JSON:
+        """Call fields as the conversation has them so far, rendered over the synthesised
+        ones: ``latency``; ``transcript``, ``transcript_object`` and
+        ``transcript_with_tool_calls`` if ``transcript``; ``disconnection_reason`` and
+        ``transfer_destination`` once decided."""
+        ...
 
 
 @dataclass(slots=True)
@@ -49,6 +61,12 @@ class CallRecord:
     #: Set when the call never connected (e.g. "concurrency_limit_reached").
     rejected_reason: str | None = None
     stopped_at: float | None = None
+    #: Set while and after a live conversation decides how the call goes (see hold_open).
+    conversation: CallConversation | None = None
+    #: the create's ``idempotency_key``, if it had one
+    idempotency_key: str | None = None
+    #: placed outbound by create-phone-call (its ``to_number`` counts as dialled)
+    dialed: bool = False
 
     @property
     def end_at(self) -> float:
@@ -114,6 +132,9 @@ class EmulatorState:
         #: ``"call_created"``, ``"call_stopped"``, ``"chat_created"``, ``"chat_ended"``.
         #: Webhook delivery (``emulator.webhooks``) listens here.
         self.lifecycle_listeners: list[Callable[[str, CallRecord | ChatRecord], None]] = []
+        #: Called with ``(agent_id, fields)`` before a call is created; raising
+        #: ``registry.ApiError`` refuses the request (custom-LLM scripts are checked here).
+        self.call_checks: list[Callable[[str, JSON], None]] = []
         engine = {"type": "retell-llm", "llm_id": DEFAULT_LLM_ID, "version": 0}
         seeded = {"version": 0, "is_published": False, "last_modification_timestamp": self.now_ms()}
         self.llms[DEFAULT_LLM_ID] = {"llm_id": DEFAULT_LLM_ID, **seeded}
@@ -185,6 +206,8 @@ class EmulatorState:
         ``dial``: Retell places this call outbound (create-phone-call), so it may not use the
         slots reserved for inbound calls and its ``to_number`` counts as dialled.
         """
+        for check in self.call_checks:
+            check(agent_id, fields)
         now = self.now()
         limit = self.config.concurrency_limit
         if dial:
@@ -199,6 +222,8 @@ class EmulatorState:
             connect_at=now + self.config.ring_duration_s,
             natural_end_at=now + self.config.ring_duration_s + self.config.call_duration_s,
             outcome_seed=self._rng.getrandbits(32),
+            idempotency_key=idempotency_key,
+            dialed=dial,
             **fields,
         )
         forced = self._forced_outcome(call.to_number) if dial else None
@@ -217,6 +242,20 @@ class EmulatorState:
         self._notify("call_created", call)
         return call
 
+    def restore_call(self, call: CallRecord) -> None:
+        """Put back a call an earlier emulator made (read from its record): it keeps its id,
+        its idempotency key and, while it lasts, its concurrency slot."""
+        if call.call_id in self.calls:
+            raise ValueError(f"call {call.call_id} already exists")
+        self.calls[call.call_id] = call
+        if call.idempotency_key is not None:
+            self._idempotency[call.idempotency_key] = (call.call_id, call.created_at)
+        if call.rejected_reason is None and call.end_at > self.now():
+            self._active[call.call_id] = call.end_at
+            heapq.heappush(self._ends, (call.end_at, call.call_id))
+        if call.dialed and call.to_number is not None:
+            self._dialed.append(call.to_number)
+
     def _forced_outcome(self, to_number: str | None) -> str | None:
         for suffix, reason in self.config.outcomes_by_suffix:
             if to_number is not None and to_number.endswith(suffix):
@@ -230,6 +269,23 @@ class EmulatorState:
             call.stopped_at = now
             self._release(call.call_id)
             self._notify("call_stopped", call)
+
+    def hold_open(self, call: CallRecord) -> None:
+        """Keep ``call`` going until :meth:`end_held_call` (or stop-call) ends it: a live
+        conversation decides when, not ``call_duration_s``."""
+        call.natural_end_at = math.inf
+        if call.call_id in self._active:
+            self._active[call.call_id] = math.inf
+
+    def end_held_call(self, call: CallRecord) -> None:
+        """End a call kept open by :meth:`hold_open` now (not before it connects); a call
+        that already ended is left as it was."""
+        now = self.now()
+        if call.status(now) in TERMINAL_CALL_STATUSES:
+            return
+        call.natural_end_at = max(now, call.connect_at)
+        self._release(call.call_id)
+        self._notify("call_stopped", call)
 
     def delete_call(self, call: CallRecord) -> None:
         del self.calls[call.call_id]

@@ -153,71 +153,124 @@ class AgentResource(Resource):
         AmbiguousOutcomeError, unless the client has retry_ambiguous_creates=True.
         """
         require_id("voice_id", voice_id)
-        sent_body = build_params(
-            AgentCreateParams,
-            {
-                "response_engine": response_engine,
-                "voice_id": voice_id,
-                "agent_name": agent_name,
-                "version_description": version_description,
-                "version_title": version_title,
-                "voice_model": voice_model,
-                "fallback_voice_ids": fallback_voice_ids,
-                "voice_temperature": voice_temperature,
-                "voice_speed": voice_speed,
-                "enable_dynamic_voice_speed": enable_dynamic_voice_speed,
-                "enable_dynamic_responsiveness": enable_dynamic_responsiveness,
-                "volume": volume,
-                "enable_expressive_mode": enable_expressive_mode,
-                "expressive_emotion_tags": expressive_emotion_tags,
-                "expressive_mode_prompt": expressive_mode_prompt,
-                "responsiveness": responsiveness,
-                "interruption_sensitivity": interruption_sensitivity,
-                "enable_backchannel": enable_backchannel,
-                "backchannel_frequency": backchannel_frequency,
-                "backchannel_words": backchannel_words,
-                "reminder_trigger_ms": reminder_trigger_ms,
-                "reminder_max_count": reminder_max_count,
-                "ambient_sound": ambient_sound,
-                "ambient_sound_volume": ambient_sound_volume,
-                "language": language,
-                "webhook_url": webhook_url,
-                "webhook_events": webhook_events,
-                "webhook_timeout_ms": webhook_timeout_ms,
-                "boosted_keywords": boosted_keywords,
-                "contact_memory_config": contact_memory_config,
-                "data_storage_setting": data_storage_setting,
-                "data_storage_retention_days": data_storage_retention_days,
-                "opt_in_signed_url": opt_in_signed_url,
-                "signed_url_expiration_ms": signed_url_expiration_ms,
-                "pronunciation_dictionary": pronunciation_dictionary,
-                "enable_dnc_detection": enable_dnc_detection,
-                "end_call_after_silence_ms": end_call_after_silence_ms,
-                "max_call_duration_ms": max_call_duration_ms,
-                "voicemail_option": voicemail_option,
-                "ivr_option": ivr_option,
-                "call_screening_option": call_screening_option,
-                "post_call_analysis_data": post_call_analysis_data,
-                "post_call_analysis_model": post_call_analysis_model,
-                "begin_message_delay_ms": begin_message_delay_ms,
-                "ring_duration_ms": ring_duration_ms,
-                "stt_mode": stt_mode,
-                "custom_stt_config": custom_stt_config,
-                "vocab_specialization": vocab_specialization,
-                "allow_user_dtmf": allow_user_dtmf,
-                "allow_dtmf_interruption": allow_dtmf_interruption,
-                "user_dtmf_options": user_dtmf_options,
-                "denoising_mode": denoising_mode,
-                "pii_config": pii_config,
-                "guardrail_config": guardrail_config,
-                "handbook_config": handbook_config,
-                "timezone": timezone,
-                "pre_session_tools": pre_session_tools,
-                "post_session_tools": post_session_tools,
-                "denoising_enhancement_level": denoising_enhancement_level,
-                "is_transfer_agent": is_transfer_agent,
-            },
-        )
+        body_fields: dict[str, Any] = {"response_engine": response_engine, "voice_id": voice_id}
+        if agent_name is not UNSET:
+            body_fields["agent_name"] = agent_name
+        if version_description is not UNSET:
+            body_fields["version_description"] = version_description
+        if version_title is not UNSET:
+            body_fields["version_title"] = version_title
+        if voice_model is not UNSET:
+            body_fields["voice_model"] = voice_model
+        if fallback_voice_ids is not UNSET:
+            body_fields["fallback_voice_ids"] = fallback_voice_ids
+        if voice_temperature is not UNSET:
+            body_fields["voice_temperature"] = voice_temperature
+        if voice_speed is not UNSET:
+            body_fields["voice_speed"] = voice_speed
+        if enable_dynamic_voice_speed is not UNSET:
+            body_fields["enable_dynamic_voice_speed"] = enable_dynamic_voice_speed
+        if enable_dynamic_responsiveness is not UNSET:
+            body_fields["enable_dynamic_responsiveness"] = enable_dynamic_responsiveness
+        if volume is not UNSET:
+            body_fields["volume"] = volume
+        if enable_expressive_mode is not UNSET:
+            body_fields["enable_expressive_mode"] = enable_expressive_mode
+        if expressive_emotion_tags is not UNSET:
+            body_fields["expressive_emotion_tags"] = expressive_emotion_tags
+        if expressive_mode_prompt is not UNSET:
+            body_fields["expressive_mode_prompt"] = expressive_mode_prompt
+        if responsiveness is not UNSET:
+            body_fields["responsiveness"] = responsiveness
+        if interruption_sensitivity is not UNSET:
+            body_fields["interruption_sensitivity"] = interruption_sensitivity
+        if enable_backchannel is not UNSET:
+            body_fields["enable_backchannel"] = enable_backchannel
+        if backchannel_frequency is not UNSET:
+            body_fields["backchannel_frequency"] = backchannel_frequency
+        if backchannel_words is not UNSET:
+            body_fields["backchannel_words"] = backchannel_words
+        if reminder_trigger_ms is not UNSET:
+            body_fields["reminder_trigger_ms"] = reminder_trigger_ms
+        if reminder_max_count is not UNSET:
+            body_fields["reminder_max_count"] = reminder_max_count
+        if ambient_sound is not UNSET:
+            body_fields["ambient_sound"] = ambient_sound
+        if ambient_sound_volume is not UNSET:
+            body_fields["ambient_sound_volume"] = ambient_sound_volume
+        if language is not UNSET:
+            body_fields["language"] = language
+        if webhook_url is not UNSET:
+            body_fields["webhook_url"] = webhook_url
+        if webhook_events is not UNSET:
+            body_fields["webhook_events"] = webhook_events
+        if webhook_timeout_ms is not UNSET:
+            body_fields["webhook_timeout_ms"] = webhook_timeout_ms
+        if boosted_keywords is not UNSET:
+            body_fields["boosted_keywords"] = boosted_keywords
+        if contact_memory_config is not UNSET:
+            body_fields["contact_memory_config"] = contact_memory_config
+        if data_storage_setting is not UNSET:
+            body_fields["data_storage_setting"] = data_storage_setting
+        if data_storage_retention_days is not UNSET:
+            body_fields["data_storage_retention_days"] = data_storage_retention_days
+        if opt_in_signed_url is not UNSET:
+            body_fields["opt_in_signed_url"] = opt_in_signed_url
+        if signed_url_expiration_ms is not UNSET:
+            body_fields["signed_url_expiration_ms"] = signed_url_expiration_ms
+        if pronunciation_dictionary is not UNSET:
+            body_fields["pronunciation_dictionary"] = pronunciation_dictionary
+        if enable_dnc_detection is not UNSET:
+            body_fields["enable_dnc_detection"] = enable_dnc_detection
+        if end_call_after_silence_ms is not UNSET:
+            body_fields["end_call_after_silence_ms"] = end_call_after_silence_ms
+        if max_call_duration_ms is not UNSET:
+            body_fields["max_call_duration_ms"] = max_call_duration_ms
+        if voicemail_option is not UNSET:
+            body_fields["voicemail_option"] = voicemail_option
+        if ivr_option is not UNSET:
+            body_fields["ivr_option"] = ivr_option
+        if call_screening_option is not UNSET:
+            body_fields["call_screening_option"] = call_screening_option
+        if post_call_analysis_data is not UNSET:
+            body_fields["post_call_analysis_data"] = post_call_analysis_data
+        if post_call_analysis_model is not UNSET:
+            body_fields["post_call_analysis_model"] = post_call_analysis_model
+        if begin_message_delay_ms is not UNSET:
+            body_fields["begin_message_delay_ms"] = begin_message_delay_ms
+        if ring_duration_ms is not UNSET:
+            body_fields["ring_duration_ms"] = ring_duration_ms
+        if stt_mode is not UNSET:
+            body_fields["stt_mode"] = stt_mode
+        if custom_stt_config is not UNSET:
+            body_fields["custom_stt_config"] = custom_stt_config
+        if vocab_specialization is not UNSET:
+            body_fields["vocab_specialization"] = vocab_specialization
+        if allow_user_dtmf is not UNSET:
+            body_fields["allow_user_dtmf"] = allow_user_dtmf
+        if allow_dtmf_interruption is not UNSET:
+            body_fields["allow_dtmf_interruption"] = allow_dtmf_interruption
+        if user_dtmf_options is not UNSET:
+            body_fields["user_dtmf_options"] = user_dtmf_options
+        if denoising_mode is not UNSET:
+            body_fields["denoising_mode"] = denoising_mode
+        if pii_config is not UNSET:
+            body_fields["pii_config"] = pii_config
+        if guardrail_config is not UNSET:
+            body_fields["guardrail_config"] = guardrail_config
+        if handbook_config is not UNSET:
+            body_fields["handbook_config"] = handbook_config
+        if timezone is not UNSET:
+            body_fields["timezone"] = timezone
+        if pre_session_tools is not UNSET:
+            body_fields["pre_session_tools"] = pre_session_tools
+        if post_session_tools is not UNSET:
+            body_fields["post_session_tools"] = post_session_tools
+        if denoising_enhancement_level is not UNSET:
+            body_fields["denoising_enhancement_level"] = denoising_enhancement_level
+        if is_transfer_agent is not UNSET:
+            body_fields["is_transfer_agent"] = is_transfer_agent
+        sent_body = build_params(AgentCreateParams, body_fields)
         result: AgentResponse = await self._client._request(_CREATE_AGENT, body=sent_body)
         return result
 
@@ -234,7 +287,8 @@ class AgentResource(Resource):
         AmbiguousOutcomeError, unless the client has retry_ambiguous_creates=True.
         """
         agent_id = require_id("agent_id", agent_id)
-        sent_body = build_params(AgentCreateVersionParams, {"base_version": base_version})
+        body_fields: dict[str, Any] = {"base_version": base_version}
+        sent_body = build_params(AgentCreateVersionParams, body_fields)
         result: AgentCreateVersionResponse = await self._client._request(
             _CREATE_AGENT_VERSION, path={"agent_id": agent_id}, body=sent_body
         )
@@ -264,7 +318,8 @@ class AgentResource(Resource):
         errors, 408, 409, 429 and 5xx.
         """
         agent_id = require_id("agent_id", agent_id)
-        sent_query = build_params(AgentDeleteVersionQuery, {"version": version})
+        query_fields: dict[str, Any] = {"version": version}
+        sent_query = build_params(AgentDeleteVersionQuery, query_fields)
         await self._client._request(
             _DELETE_AGENT_VERSION, path={"agent_id": agent_id}, query=sent_query
         )
@@ -284,11 +339,18 @@ class AgentResource(Resource):
 
         One page; ``list_all`` iterates over every item.
         """
-        sent_query = build_params(
-            AgentListQuery,
-            {"limit": limit, "sort_order": sort_order, "pagination_key": pagination_key},
-        )
-        sent_body = build_params(AgentListParams, {"filter_criteria": filter_criteria})
+        query_fields: dict[str, Any] = {}
+        if limit is not UNSET:
+            query_fields["limit"] = limit
+        if sort_order is not UNSET:
+            query_fields["sort_order"] = sort_order
+        if pagination_key is not UNSET:
+            query_fields["pagination_key"] = pagination_key
+        sent_query = build_params(AgentListQuery, query_fields)
+        body_fields: dict[str, Any] = {}
+        if filter_criteria is not UNSET:
+            body_fields["filter_criteria"] = filter_criteria
+        sent_body = build_params(AgentListParams, body_fields)
         result: AgentListResponse = await self._client._request(
             _LIST_AGENTS, query=sent_query, body=sent_body
         )
@@ -310,11 +372,16 @@ class AgentResource(Resource):
         first request.
         """
         require_page_size("limit", limit)
-        sent_query = build_params(
-            AgentListQuery,
-            {"limit": limit, "sort_order": sort_order, "pagination_key": pagination_key},
-        )
-        sent_body = build_params(AgentListParams, {"filter_criteria": filter_criteria})
+        query_fields: dict[str, Any] = {"limit": limit}
+        if sort_order is not UNSET:
+            query_fields["sort_order"] = sort_order
+        if pagination_key is not UNSET:
+            query_fields["pagination_key"] = pagination_key
+        sent_query = build_params(AgentListQuery, query_fields)
+        body_fields: dict[str, Any] = {}
+        if filter_criteria is not UNSET:
+            body_fields["filter_criteria"] = filter_criteria
+        sent_body = build_params(AgentListParams, body_fields)
         return Pager(
             self._client, _LIST_AGENTS, query=sent_query, body=sent_body, cursor_in="query"
         )
@@ -335,10 +402,14 @@ class AgentResource(Resource):
         One page; ``list_versions_all`` iterates over every item.
         """
         agent_id = require_id("agent_id", agent_id)
-        sent_query = build_params(
-            AgentListVersionsQuery,
-            {"limit": limit, "sort_order": sort_order, "pagination_key": pagination_key},
-        )
+        query_fields: dict[str, Any] = {}
+        if limit is not UNSET:
+            query_fields["limit"] = limit
+        if sort_order is not UNSET:
+            query_fields["sort_order"] = sort_order
+        if pagination_key is not UNSET:
+            query_fields["pagination_key"] = pagination_key
+        sent_query = build_params(AgentListVersionsQuery, query_fields)
         result: AgentListVersionsResponse = await self._client._request(
             _LIST_AGENT_VERSIONS, path={"agent_id": agent_id}, query=sent_query
         )
@@ -361,10 +432,12 @@ class AgentResource(Resource):
         """
         agent_id = require_id("agent_id", agent_id)
         require_page_size("limit", limit)
-        sent_query = build_params(
-            AgentListVersionsQuery,
-            {"limit": limit, "sort_order": sort_order, "pagination_key": pagination_key},
-        )
+        query_fields: dict[str, Any] = {"limit": limit}
+        if sort_order is not UNSET:
+            query_fields["sort_order"] = sort_order
+        if pagination_key is not UNSET:
+            query_fields["pagination_key"] = pagination_key
+        sent_query = build_params(AgentListVersionsQuery, query_fields)
         return Pager(
             self._client,
             _LIST_AGENT_VERSIONS,
@@ -388,14 +461,12 @@ class AgentResource(Resource):
         raises AmbiguousOutcomeError, unless the client has retry_ambiguous_creates=True.
         """
         agent_id = require_id("agent_id", agent_id)
-        sent_body = build_params(
-            AgentPublishParams,
-            {
-                "version": version,
-                "version_description": version_description,
-                "version_title": version_title,
-            },
-        )
+        body_fields: dict[str, Any] = {"version": version}
+        if version_description is not UNSET:
+            body_fields["version_description"] = version_description
+        if version_title is not UNSET:
+            body_fields["version_title"] = version_title
+        sent_body = build_params(AgentPublishParams, body_fields)
         await self._client._request(
             _PUBLISH_AGENT_VERSION, path={"agent_id": agent_id}, body=sent_body
         )
@@ -412,7 +483,10 @@ class AgentResource(Resource):
         409, 429 and 5xx.
         """
         agent_id = require_id("agent_id", agent_id)
-        sent_query = build_params(AgentRepairQuery, {"version": version})
+        query_fields: dict[str, Any] = {}
+        if version is not UNSET:
+            query_fields["version"] = version
+        sent_query = build_params(AgentRepairQuery, query_fields)
         result: AgentRepairResponse = await self._client._request(
             _REPAIR_AGENT, path={"agent_id": agent_id}, query=sent_query
         )
@@ -430,7 +504,10 @@ class AgentResource(Resource):
         429 and 5xx.
         """
         agent_id = require_id("agent_id", agent_id)
-        sent_query = build_params(AgentRetrieveQuery, {"version": version})
+        query_fields: dict[str, Any] = {}
+        if version is not UNSET:
+            query_fields["version"] = version
+        sent_query = build_params(AgentRetrieveQuery, query_fields)
         result: AgentResponse = await self._client._request(
             _GET_AGENT, path={"agent_id": agent_id}, query=sent_query
         )
@@ -522,71 +599,130 @@ class AgentResource(Resource):
         409, 429 and 5xx.
         """
         agent_id = require_id("agent_id", agent_id)
-        sent_query = build_params(AgentUpdateQuery, {"version": version})
-        sent_body = build_params(
-            AgentUpdateParams,
-            {
-                "response_engine": response_engine,
-                "agent_name": agent_name,
-                "version_description": version_description,
-                "version_title": version_title,
-                "voice_id": voice_id,
-                "voice_model": voice_model,
-                "fallback_voice_ids": fallback_voice_ids,
-                "voice_temperature": voice_temperature,
-                "voice_speed": voice_speed,
-                "enable_dynamic_voice_speed": enable_dynamic_voice_speed,
-                "enable_dynamic_responsiveness": enable_dynamic_responsiveness,
-                "volume": volume,
-                "enable_expressive_mode": enable_expressive_mode,
-                "expressive_emotion_tags": expressive_emotion_tags,
-                "expressive_mode_prompt": expressive_mode_prompt,
-                "responsiveness": responsiveness,
-                "interruption_sensitivity": interruption_sensitivity,
-                "enable_backchannel": enable_backchannel,
-                "backchannel_frequency": backchannel_frequency,
-                "backchannel_words": backchannel_words,
-                "reminder_trigger_ms": reminder_trigger_ms,
-                "reminder_max_count": reminder_max_count,
-                "ambient_sound": ambient_sound,
-                "ambient_sound_volume": ambient_sound_volume,
-                "language": language,
-                "webhook_url": webhook_url,
-                "webhook_events": webhook_events,
-                "webhook_timeout_ms": webhook_timeout_ms,
-                "boosted_keywords": boosted_keywords,
-                "contact_memory_config": contact_memory_config,
-                "data_storage_setting": data_storage_setting,
-                "data_storage_retention_days": data_storage_retention_days,
-                "opt_in_signed_url": opt_in_signed_url,
-                "signed_url_expiration_ms": signed_url_expiration_ms,
-                "pronunciation_dictionary": pronunciation_dictionary,
-                "enable_dnc_detection": enable_dnc_detection,
-                "end_call_after_silence_ms": end_call_after_silence_ms,
-                "max_call_duration_ms": max_call_duration_ms,
-                "voicemail_option": voicemail_option,
-                "ivr_option": ivr_option,
-                "call_screening_option": call_screening_option,
-                "post_call_analysis_data": post_call_analysis_data,
-                "post_call_analysis_model": post_call_analysis_model,
-                "begin_message_delay_ms": begin_message_delay_ms,
-                "ring_duration_ms": ring_duration_ms,
-                "stt_mode": stt_mode,
-                "custom_stt_config": custom_stt_config,
-                "vocab_specialization": vocab_specialization,
-                "allow_user_dtmf": allow_user_dtmf,
-                "allow_dtmf_interruption": allow_dtmf_interruption,
-                "user_dtmf_options": user_dtmf_options,
-                "denoising_mode": denoising_mode,
-                "pii_config": pii_config,
-                "guardrail_config": guardrail_config,
-                "handbook_config": handbook_config,
-                "timezone": timezone,
-                "pre_session_tools": pre_session_tools,
-                "post_session_tools": post_session_tools,
-                "denoising_enhancement_level": denoising_enhancement_level,
-            },
-        )
+        query_fields: dict[str, Any] = {}
+        if version is not UNSET:
+            query_fields["version"] = version
+        sent_query = build_params(AgentUpdateQuery, query_fields)
+        body_fields: dict[str, Any] = {}
+        if response_engine is not UNSET:
+            body_fields["response_engine"] = response_engine
+        if agent_name is not UNSET:
+            body_fields["agent_name"] = agent_name
+        if version_description is not UNSET:
+            body_fields["version_description"] = version_description
+        if version_title is not UNSET:
+            body_fields["version_title"] = version_title
+        if voice_id is not UNSET:
+            body_fields["voice_id"] = voice_id
+        if voice_model is not UNSET:
+            body_fields["voice_model"] = voice_model
+        if fallback_voice_ids is not UNSET:
+            body_fields["fallback_voice_ids"] = fallback_voice_ids
+        if voice_temperature is not UNSET:
+            body_fields["voice_temperature"] = voice_temperature
+        if voice_speed is not UNSET:
+            body_fields["voice_speed"] = voice_speed
+        if enable_dynamic_voice_speed is not UNSET:
+            body_fields["enable_dynamic_voice_speed"] = enable_dynamic_voice_speed
+        if enable_dynamic_responsiveness is not UNSET:
+            body_fields["enable_dynamic_responsiveness"] = enable_dynamic_responsiveness
+        if volume is not UNSET:
+            body_fields["volume"] = volume
+        if enable_expressive_mode is not UNSET:
+            body_fields["enable_expressive_mode"] = enable_expressive_mode
+        if expressive_emotion_tags is not UNSET:
+            body_fields["expressive_emotion_tags"] = expressive_emotion_tags
+        if expressive_mode_prompt is not UNSET:
+            body_fields["expressive_mode_prompt"] = expressive_mode_prompt
+        if responsiveness is not UNSET:
+            body_fields["responsiveness"] = responsiveness
+        if interruption_sensitivity is not UNSET:
+            body_fields["interruption_sensitivity"] = interruption_sensitivity
+        if enable_backchannel is not UNSET:
+            body_fields["enable_backchannel"] = enable_backchannel
+        if backchannel_frequency is not UNSET:
+            body_fields["backchannel_frequency"] = backchannel_frequency
+        if backchannel_words is not UNSET:
+            body_fields["backchannel_words"] = backchannel_words
+        if reminder_trigger_ms is not UNSET:
+            body_fields["reminder_trigger_ms"] = reminder_trigger_ms
+        if reminder_max_count is not UNSET:
+            body_fields["reminder_max_count"] = reminder_max_count
+        if ambient_sound is not UNSET:
+            body_fields["ambient_sound"] = ambient_sound
+        if ambient_sound_volume is not UNSET:
+            body_fields["ambient_sound_volume"] = ambient_sound_volume
+        if language is not UNSET:
+            body_fields["language"] = language
+        if webhook_url is not UNSET:
+            body_fields["webhook_url"] = webhook_url
+        if webhook_events is not UNSET:
+            body_fields["webhook_events"] = webhook_events
+        if webhook_timeout_ms is not UNSET:
+            body_fields["webhook_timeout_ms"] = webhook_timeout_ms
+        if boosted_keywords is not UNSET:
+            body_fields["boosted_keywords"] = boosted_keywords
+        if contact_memory_config is not UNSET:
+            body_fields["contact_memory_config"] = contact_memory_config
+        if data_storage_setting is not UNSET:
+            body_fields["data_storage_setting"] = data_storage_setting
+        if data_storage_retention_days is not UNSET:
+            body_fields["data_storage_retention_days"] = data_storage_retention_days
+        if opt_in_signed_url is not UNSET:
+            body_fields["opt_in_signed_url"] = opt_in_signed_url
+        if signed_url_expiration_ms is not UNSET:
+            body_fields["signed_url_expiration_ms"] = signed_url_expiration_ms
+        if pronunciation_dictionary is not UNSET:
+            body_fields["pronunciation_dictionary"] = pronunciation_dictionary
+        if enable_dnc_detection is not UNSET:
+            body_fields["enable_dnc_detection"] = enable_dnc_detection
+        if end_call_after_silence_ms is not UNSET:
+            body_fields["end_call_after_silence_ms"] = end_call_after_silence_ms
+        if max_call_duration_ms is not UNSET:
+            body_fields["max_call_duration_ms"] = max_call_duration_ms
+        if voicemail_option is not UNSET:
+            body_fields["voicemail_option"] = voicemail_option
+        if ivr_option is not UNSET:
+            body_fields["ivr_option"] = ivr_option
+        if call_screening_option is not UNSET:
+            body_fields["call_screening_option"] = call_screening_option
+        if post_call_analysis_data is not UNSET:
+            body_fields["post_call_analysis_data"] = post_call_analysis_data
+        if post_call_analysis_model is not UNSET:
+            body_fields["post_call_analysis_model"] = post_call_analysis_model
+        if begin_message_delay_ms is not UNSET:
+            body_fields["begin_message_delay_ms"] = begin_message_delay_ms
+        if ring_duration_ms is not UNSET:
+            body_fields["ring_duration_ms"] = ring_duration_ms
+        if stt_mode is not UNSET:
+            body_fields["stt_mode"] = stt_mode
+        if custom_stt_config is not UNSET:
+            body_fields["custom_stt_config"] = custom_stt_config
+        if vocab_specialization is not UNSET:
+            body_fields["vocab_specialization"] = vocab_specialization
+        if allow_user_dtmf is not UNSET:
+            body_fields["allow_user_dtmf"] = allow_user_dtmf
+        if allow_dtmf_interruption is not UNSET:
+            body_fields["allow_dtmf_interruption"] = allow_dtmf_interruption
+        if user_dtmf_options is not UNSET:
+            body_fields["user_dtmf_options"] = user_dtmf_options
+        if denoising_mode is not UNSET:
+            body_fields["denoising_mode"] = denoising_mode
+        if pii_config is not UNSET:
+            body_fields["pii_config"] = pii_config
+        if guardrail_config is not UNSET:
+            body_fields["guardrail_config"] = guardrail_config
+        if handbook_config is not UNSET:
+            body_fields["handbook_config"] = handbook_config
+        if timezone is not UNSET:
+            body_fields["timezone"] = timezone
+        if pre_session_tools is not UNSET:
+            body_fields["pre_session_tools"] = pre_session_tools
+        if post_session_tools is not UNSET:
+            body_fields["post_session_tools"] = post_session_tools
+        if denoising_enhancement_level is not UNSET:
+            body_fields["denoising_enhancement_level"] = denoising_enhancement_level
+        sent_body = build_params(AgentUpdateParams, body_fields)
         result: AgentResponse = await self._client._request(
             _UPDATE_AGENT, path={"agent_id": agent_id}, query=sent_query, body=sent_body
         )

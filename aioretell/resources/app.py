@@ -62,18 +62,18 @@ class AppResource(Resource):
         did not arrive (connection refused, 429); any other failure raises AmbiguousOutcomeError,
         unless the client has retry_ambiguous_creates=True.
         """
-        sent_body = build_params(
-            AppCreateParams,
-            {
-                "type": type,
-                "provider": provider,
-                "name": name,
-                "tenant_url": tenant_url,
-                "tenant_id": tenant_id,
-                "auth_config": auth_config,
-                "crm_config": crm_config,
-            },
-        )
+        body_fields: dict[str, Any] = {"type": type, "provider": provider}
+        if name is not UNSET:
+            body_fields["name"] = name
+        if tenant_url is not UNSET:
+            body_fields["tenant_url"] = tenant_url
+        if tenant_id is not UNSET:
+            body_fields["tenant_id"] = tenant_id
+        if auth_config is not UNSET:
+            body_fields["auth_config"] = auth_config
+        if crm_config is not UNSET:
+            body_fields["crm_config"] = crm_config
+        sent_body = build_params(AppCreateParams, body_fields)
         result: AppResponse = await self._client._request(_CREATE_APP, body=sent_body)
         return result
 
@@ -89,7 +89,10 @@ class AppResource(Resource):
         409, 429 and 5xx.
         """
         app_id = require_id("app_id", app_id)
-        sent_query = build_params(AppDeleteQuery, {"force_delete": force_delete})
+        query_fields: dict[str, Any] = {}
+        if force_delete is not UNSET:
+            query_fields["force_delete"] = force_delete
+        sent_query = build_params(AppDeleteQuery, query_fields)
         await self._client._request(_DELETE_APP, path={"app_id": app_id}, query=sent_query)
 
     async def get(
@@ -118,10 +121,10 @@ class AppResource(Resource):
         408, 409, 429 and 5xx.
         """
         app_id = require_id("app_id", app_id)
-        sent_body = build_params(
-            AppGetToolSchemaParams,
-            {"app_tool_template_name": app_tool_template_name, "parameters": parameters},
-        )
+        body_fields: dict[str, Any] = {"app_tool_template_name": app_tool_template_name}
+        if parameters is not UNSET:
+            body_fields["parameters"] = parameters
+        sent_body = build_params(AppGetToolSchemaParams, body_fields)
         result: AppGetToolSchemaResponse = await self._client._request(
             _GET_APP_TOOL_SCHEMA, path={"app_id": app_id}, body=sent_body
         )
@@ -142,15 +145,16 @@ class AppResource(Resource):
 
         One page; ``list_all`` iterates over every item.
         """
-        sent_query = build_params(
-            AppListQuery,
-            {
-                "limit": limit,
-                "sort_order": sort_order,
-                "pagination_key": pagination_key,
-                "privacy_scope": privacy_scope,
-            },
-        )
+        query_fields: dict[str, Any] = {}
+        if limit is not UNSET:
+            query_fields["limit"] = limit
+        if sort_order is not UNSET:
+            query_fields["sort_order"] = sort_order
+        if pagination_key is not UNSET:
+            query_fields["pagination_key"] = pagination_key
+        if privacy_scope is not UNSET:
+            query_fields["privacy_scope"] = privacy_scope
+        sent_query = build_params(AppListQuery, query_fields)
         result: AppListResponse = await self._client._request(_LIST_APPS, query=sent_query)
         return result
 
@@ -170,15 +174,14 @@ class AppResource(Resource):
         first request.
         """
         require_page_size("limit", limit)
-        sent_query = build_params(
-            AppListQuery,
-            {
-                "limit": limit,
-                "sort_order": sort_order,
-                "pagination_key": pagination_key,
-                "privacy_scope": privacy_scope,
-            },
-        )
+        query_fields: dict[str, Any] = {"limit": limit}
+        if sort_order is not UNSET:
+            query_fields["sort_order"] = sort_order
+        if pagination_key is not UNSET:
+            query_fields["pagination_key"] = pagination_key
+        if privacy_scope is not UNSET:
+            query_fields["privacy_scope"] = privacy_scope
+        sent_query = build_params(AppListQuery, query_fields)
         return Pager(self._client, _LIST_APPS, query=sent_query, cursor_in="query")
 
     async def list_usages(
@@ -197,10 +200,14 @@ class AppResource(Resource):
         One page; ``list_usages_all`` iterates over every item.
         """
         app_id = require_id("app_id", app_id)
-        sent_query = build_params(
-            AppListUsagesQuery,
-            {"limit": limit, "sort_order": sort_order, "pagination_key": pagination_key},
-        )
+        query_fields: dict[str, Any] = {}
+        if limit is not UNSET:
+            query_fields["limit"] = limit
+        if sort_order is not UNSET:
+            query_fields["sort_order"] = sort_order
+        if pagination_key is not UNSET:
+            query_fields["pagination_key"] = pagination_key
+        sent_query = build_params(AppListUsagesQuery, query_fields)
         result: AppListUsagesResponse = await self._client._request(
             _LIST_APP_USAGES, path={"app_id": app_id}, query=sent_query
         )
@@ -223,10 +230,12 @@ class AppResource(Resource):
         """
         app_id = require_id("app_id", app_id)
         require_page_size("limit", limit)
-        sent_query = build_params(
-            AppListUsagesQuery,
-            {"limit": limit, "sort_order": sort_order, "pagination_key": pagination_key},
-        )
+        query_fields: dict[str, Any] = {"limit": limit}
+        if sort_order is not UNSET:
+            query_fields["sort_order"] = sort_order
+        if pagination_key is not UNSET:
+            query_fields["pagination_key"] = pagination_key
+        sent_query = build_params(AppListUsagesQuery, query_fields)
         return Pager(
             self._client,
             _LIST_APP_USAGES,
@@ -267,16 +276,18 @@ class AppResource(Resource):
         409, 429 and 5xx.
         """
         app_id = require_id("app_id", app_id)
-        sent_body = build_params(
-            AppUpdateParams,
-            {
-                "name": name,
-                "tenant_url": tenant_url,
-                "tenant_id": tenant_id,
-                "auth_config": auth_config,
-                "crm_config": crm_config,
-            },
-        )
+        body_fields: dict[str, Any] = {}
+        if name is not UNSET:
+            body_fields["name"] = name
+        if tenant_url is not UNSET:
+            body_fields["tenant_url"] = tenant_url
+        if tenant_id is not UNSET:
+            body_fields["tenant_id"] = tenant_id
+        if auth_config is not UNSET:
+            body_fields["auth_config"] = auth_config
+        if crm_config is not UNSET:
+            body_fields["crm_config"] = crm_config
+        sent_body = build_params(AppUpdateParams, body_fields)
         result: AppResponse = await self._client._request(
             _UPDATE_APP, path={"app_id": app_id}, body=sent_body
         )

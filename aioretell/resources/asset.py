@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aioretell._multipart import FileInput, encode_form
 from aioretell._validation import build_params
 from aioretell.resources._base import Resource, operation
@@ -31,7 +33,8 @@ class AssetResource(Resource):
         Sent as multipart/form-data. A file is bytes, a path, an open binary file or a (filename,
         bytes) tuple.
         """
-        sent_body = build_params(AssetCreateParams, {"file": file})
+        body_fields: dict[str, Any] = {"file": file}
+        sent_body = build_params(AssetCreateParams, body_fields)
         form = await encode_form(sent_body, ("file",))
         result: AssetCreateResponse = await self._client._request(_CREATE_ASSET, form=form)
         return result

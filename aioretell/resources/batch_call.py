@@ -43,16 +43,15 @@ class BatchCallResource(Resource):
         AmbiguousOutcomeError, unless the client has retry_ambiguous_creates=True.
         """
         require_e164("from_number", from_number)
-        sent_body = build_params(
-            BatchCallCreateBatchCallParams,
-            {
-                "from_number": from_number,
-                "tasks": tasks,
-                "name": name,
-                "trigger_timestamp": trigger_timestamp,
-                "reserved_concurrency": reserved_concurrency,
-                "call_time_window": call_time_window,
-            },
-        )
+        body_fields: dict[str, Any] = {"from_number": from_number, "tasks": tasks}
+        if name is not UNSET:
+            body_fields["name"] = name
+        if trigger_timestamp is not UNSET:
+            body_fields["trigger_timestamp"] = trigger_timestamp
+        if reserved_concurrency is not UNSET:
+            body_fields["reserved_concurrency"] = reserved_concurrency
+        if call_time_window is not UNSET:
+            body_fields["call_time_window"] = call_time_window
+        sent_body = build_params(BatchCallCreateBatchCallParams, body_fields)
         result: BatchCallResponse = await self._client._request(_CREATE_BATCH_CALL, body=sent_body)
         return result

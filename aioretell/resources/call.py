@@ -79,22 +79,26 @@ class CallResource(Resource):
         if ignore_e164_validation is not True:
             require_e164("from_number", from_number)
             require_e164("to_number", to_number)
-        sent_body = build_params(
-            CallCreatePhoneCallParams,
-            {
-                "from_number": from_number,
-                "to_number": to_number,
-                "idempotency_key": idempotency_key,
-                "override_agent_id": override_agent_id,
-                "override_agent_version": override_agent_version,
-                "agent_override": agent_override,
-                "metadata": metadata,
-                "retell_llm_dynamic_variables": retell_llm_dynamic_variables,
-                "custom_sip_headers": custom_sip_headers,
-                "ignore_e164_validation": ignore_e164_validation,
-                "honor_internal_dnc": honor_internal_dnc,
-            },
-        )
+        body_fields: dict[str, Any] = {"from_number": from_number, "to_number": to_number}
+        if idempotency_key is not UNSET:
+            body_fields["idempotency_key"] = idempotency_key
+        if override_agent_id is not UNSET:
+            body_fields["override_agent_id"] = override_agent_id
+        if override_agent_version is not UNSET:
+            body_fields["override_agent_version"] = override_agent_version
+        if agent_override is not UNSET:
+            body_fields["agent_override"] = agent_override
+        if metadata is not UNSET:
+            body_fields["metadata"] = metadata
+        if retell_llm_dynamic_variables is not UNSET:
+            body_fields["retell_llm_dynamic_variables"] = retell_llm_dynamic_variables
+        if custom_sip_headers is not UNSET:
+            body_fields["custom_sip_headers"] = custom_sip_headers
+        if ignore_e164_validation is not UNSET:
+            body_fields["ignore_e164_validation"] = ignore_e164_validation
+        if honor_internal_dnc is not UNSET:
+            body_fields["honor_internal_dnc"] = honor_internal_dnc
+        sent_body = build_params(CallCreatePhoneCallParams, body_fields)
         result: PhoneCallResponse = await self._client._request(
             _CREATE_PHONE_CALL, body=sent_body, metadata=metadata
         )
@@ -118,18 +122,20 @@ class CallResource(Resource):
         AmbiguousOutcomeError, unless the client has retry_ambiguous_creates=True.
         """
         require_id("agent_id", agent_id)
-        sent_body = build_params(
-            CallCreateWebCallParams,
-            {
-                "agent_id": agent_id,
-                "agent_version": agent_version,
-                "agent_override": agent_override,
-                "metadata": metadata,
-                "retell_llm_dynamic_variables": retell_llm_dynamic_variables,
-                "current_node_id": current_node_id,
-                "current_state": current_state,
-            },
-        )
+        body_fields: dict[str, Any] = {"agent_id": agent_id}
+        if agent_version is not UNSET:
+            body_fields["agent_version"] = agent_version
+        if agent_override is not UNSET:
+            body_fields["agent_override"] = agent_override
+        if metadata is not UNSET:
+            body_fields["metadata"] = metadata
+        if retell_llm_dynamic_variables is not UNSET:
+            body_fields["retell_llm_dynamic_variables"] = retell_llm_dynamic_variables
+        if current_node_id is not UNSET:
+            body_fields["current_node_id"] = current_node_id
+        if current_state is not UNSET:
+            body_fields["current_state"] = current_state
+        sent_body = build_params(CallCreateWebCallParams, body_fields)
         result: CreateWebCallResponse = await self._client._request(
             _CREATE_WEB_CALL, body=sent_body, metadata=metadata
         )
@@ -166,17 +172,20 @@ class CallResource(Resource):
         """
         if skip is not UNSET and pagination_key is not UNSET:
             raise ValueError("pass skip or pagination_key, not both")
-        sent_body = build_params(
-            CallListParams,
-            {
-                "filter_criteria": filter_criteria,
-                "sort_order": sort_order,
-                "limit": limit,
-                "skip": skip,
-                "pagination_key": pagination_key,
-                "include_total": include_total,
-            },
-        )
+        body_fields: dict[str, Any] = {}
+        if filter_criteria is not UNSET:
+            body_fields["filter_criteria"] = filter_criteria
+        if sort_order is not UNSET:
+            body_fields["sort_order"] = sort_order
+        if limit is not UNSET:
+            body_fields["limit"] = limit
+        if skip is not UNSET:
+            body_fields["skip"] = skip
+        if pagination_key is not UNSET:
+            body_fields["pagination_key"] = pagination_key
+        if include_total is not UNSET:
+            body_fields["include_total"] = include_total
+        sent_body = build_params(CallListParams, body_fields)
         result: CallListResponse = await self._client._request(_LIST_CALLS, body=sent_body)
         return result
 
@@ -196,15 +205,14 @@ class CallResource(Resource):
         first request.
         """
         require_page_size("limit", limit)
-        sent_body = build_params(
-            CallListParams,
-            {
-                "filter_criteria": filter_criteria,
-                "sort_order": sort_order,
-                "limit": limit,
-                "pagination_key": pagination_key,
-            },
-        )
+        body_fields: dict[str, Any] = {"limit": limit}
+        if filter_criteria is not UNSET:
+            body_fields["filter_criteria"] = filter_criteria
+        if sort_order is not UNSET:
+            body_fields["sort_order"] = sort_order
+        if pagination_key is not UNSET:
+            body_fields["pagination_key"] = pagination_key
+        sent_body = build_params(CallListParams, body_fields)
         return Pager(self._client, _LIST_CALLS, body=sent_body, cursor_in="body")
 
     async def listen_live(
@@ -242,19 +250,22 @@ class CallResource(Resource):
         AmbiguousOutcomeError, unless the client has retry_ambiguous_creates=True.
         """
         require_id("agent_id", agent_id)
-        sent_body = build_params(
-            CallRegisterPhoneCallParams,
-            {
-                "agent_id": agent_id,
-                "agent_version": agent_version,
-                "agent_override": agent_override,
-                "from_number": from_number,
-                "to_number": to_number,
-                "direction": direction,
-                "metadata": metadata,
-                "retell_llm_dynamic_variables": retell_llm_dynamic_variables,
-            },
-        )
+        body_fields: dict[str, Any] = {"agent_id": agent_id}
+        if agent_version is not UNSET:
+            body_fields["agent_version"] = agent_version
+        if agent_override is not UNSET:
+            body_fields["agent_override"] = agent_override
+        if from_number is not UNSET:
+            body_fields["from_number"] = from_number
+        if to_number is not UNSET:
+            body_fields["to_number"] = to_number
+        if direction is not UNSET:
+            body_fields["direction"] = direction
+        if metadata is not UNSET:
+            body_fields["metadata"] = metadata
+        if retell_llm_dynamic_variables is not UNSET:
+            body_fields["retell_llm_dynamic_variables"] = retell_llm_dynamic_variables
+        sent_body = build_params(CallRegisterPhoneCallParams, body_fields)
         result: PhoneCallResponse = await self._client._request(
             _REGISTER_PHONE_CALL, body=sent_body, metadata=metadata
         )
@@ -314,7 +325,8 @@ class CallResource(Resource):
         """
         call_id = require_id("call_id", call_id)
         require_id("participant_id", participant_id)
-        sent_body = build_params(CallTakeOverLiveParams, {"participant_id": participant_id})
+        body_fields: dict[str, Any] = {"participant_id": participant_id}
+        sent_body = build_params(CallTakeOverLiveParams, body_fields)
         result: CallTakeOverLiveResponse = await self._client._request(
             _TAKE_OVER_LIVE_CALL, path={"call_id": call_id}, body=sent_body
         )
@@ -334,14 +346,14 @@ class CallResource(Resource):
         408, 409, 429 and 5xx.
         """
         call_id = require_id("call_id", call_id)
-        sent_body = build_params(
-            CallUpdateParams,
-            {
-                "metadata": metadata,
-                "data_storage_setting": data_storage_setting,
-                "custom_attributes": custom_attributes,
-            },
-        )
+        body_fields: dict[str, Any] = {}
+        if metadata is not UNSET:
+            body_fields["metadata"] = metadata
+        if data_storage_setting is not UNSET:
+            body_fields["data_storage_setting"] = data_storage_setting
+        if custom_attributes is not UNSET:
+            body_fields["custom_attributes"] = custom_attributes
+        sent_body = build_params(CallUpdateParams, body_fields)
         result: CallResponse = await self._client._request(
             _UPDATE_CALL_METADATA, path={"call_id": call_id}, body=sent_body
         )
@@ -363,10 +375,12 @@ class CallResource(Resource):
         AmbiguousOutcomeError, unless the client has retry_ambiguous_creates=True.
         """
         call_id = require_id("call_id", call_id)
-        sent_body = build_params(
-            CallUpdateLiveParams,
-            {"fields_to_override": fields_to_override, "call_control": call_control},
-        )
+        body_fields: dict[str, Any] = {}
+        if fields_to_override is not UNSET:
+            body_fields["fields_to_override"] = fields_to_override
+        if call_control is not UNSET:
+            body_fields["call_control"] = call_control
+        sent_body = build_params(CallUpdateLiveParams, body_fields)
         result: CallUpdateLiveResponse = await self._client._request(
             _UPDATE_LIVE_CALL, path={"call_id": call_id}, body=sent_body
         )

@@ -56,15 +56,14 @@ class ChatResource(Resource):
         unless the client has retry_ambiguous_creates=True.
         """
         require_id("agent_id", agent_id)
-        sent_body = build_params(
-            ChatCreateParams,
-            {
-                "agent_id": agent_id,
-                "agent_version": agent_version,
-                "metadata": metadata,
-                "retell_llm_dynamic_variables": retell_llm_dynamic_variables,
-            },
-        )
+        body_fields: dict[str, Any] = {"agent_id": agent_id}
+        if agent_version is not UNSET:
+            body_fields["agent_version"] = agent_version
+        if metadata is not UNSET:
+            body_fields["metadata"] = metadata
+        if retell_llm_dynamic_variables is not UNSET:
+            body_fields["retell_llm_dynamic_variables"] = retell_llm_dynamic_variables
+        sent_body = build_params(ChatCreateParams, body_fields)
         result: ChatResponse = await self._client._request(
             _CREATE_CHAT, body=sent_body, metadata=metadata
         )
@@ -83,9 +82,8 @@ class ChatResource(Resource):
         AmbiguousOutcomeError, unless the client has retry_ambiguous_creates=True.
         """
         require_id("chat_id", chat_id)
-        sent_body = build_params(
-            ChatCreateChatCompletionParams, {"chat_id": chat_id, "content": content}
-        )
+        body_fields: dict[str, Any] = {"chat_id": chat_id, "content": content}
+        sent_body = build_params(ChatCreateChatCompletionParams, body_fields)
         result: ChatCreateChatCompletionResponse = await self._client._request(
             _CREATE_CHAT_COMPLETION, body=sent_body
         )
@@ -110,18 +108,18 @@ class ChatResource(Resource):
         """
         require_e164("from_number", from_number)
         require_e164("to_number", to_number)
-        sent_body = build_params(
-            ChatCreateSmsChatParams,
-            {
-                "from_number": from_number,
-                "to_number": to_number,
-                "override_agent_id": override_agent_id,
-                "override_agent_version": override_agent_version,
-                "metadata": metadata,
-                "retell_llm_dynamic_variables": retell_llm_dynamic_variables,
-                "honor_internal_dnc": honor_internal_dnc,
-            },
-        )
+        body_fields: dict[str, Any] = {"from_number": from_number, "to_number": to_number}
+        if override_agent_id is not UNSET:
+            body_fields["override_agent_id"] = override_agent_id
+        if override_agent_version is not UNSET:
+            body_fields["override_agent_version"] = override_agent_version
+        if metadata is not UNSET:
+            body_fields["metadata"] = metadata
+        if retell_llm_dynamic_variables is not UNSET:
+            body_fields["retell_llm_dynamic_variables"] = retell_llm_dynamic_variables
+        if honor_internal_dnc is not UNSET:
+            body_fields["honor_internal_dnc"] = honor_internal_dnc
+        sent_body = build_params(ChatCreateSmsChatParams, body_fields)
         result: ChatResponse = await self._client._request(
             _CREATE_SMS_CHAT, body=sent_body, metadata=metadata
         )
@@ -170,17 +168,20 @@ class ChatResource(Resource):
         """
         if skip is not UNSET and pagination_key is not UNSET:
             raise ValueError("pass skip or pagination_key, not both")
-        sent_body = build_params(
-            ChatListParams,
-            {
-                "filter_criteria": filter_criteria,
-                "sort_order": sort_order,
-                "limit": limit,
-                "skip": skip,
-                "pagination_key": pagination_key,
-                "include_total": include_total,
-            },
-        )
+        body_fields: dict[str, Any] = {}
+        if filter_criteria is not UNSET:
+            body_fields["filter_criteria"] = filter_criteria
+        if sort_order is not UNSET:
+            body_fields["sort_order"] = sort_order
+        if limit is not UNSET:
+            body_fields["limit"] = limit
+        if skip is not UNSET:
+            body_fields["skip"] = skip
+        if pagination_key is not UNSET:
+            body_fields["pagination_key"] = pagination_key
+        if include_total is not UNSET:
+            body_fields["include_total"] = include_total
+        sent_body = build_params(ChatListParams, body_fields)
         result: ChatListResponse = await self._client._request(_LIST_CHATS, body=sent_body)
         return result
 
@@ -200,15 +201,14 @@ class ChatResource(Resource):
         first request.
         """
         require_page_size("limit", limit)
-        sent_body = build_params(
-            ChatListParams,
-            {
-                "filter_criteria": filter_criteria,
-                "sort_order": sort_order,
-                "limit": limit,
-                "pagination_key": pagination_key,
-            },
-        )
+        body_fields: dict[str, Any] = {"limit": limit}
+        if filter_criteria is not UNSET:
+            body_fields["filter_criteria"] = filter_criteria
+        if sort_order is not UNSET:
+            body_fields["sort_order"] = sort_order
+        if pagination_key is not UNSET:
+            body_fields["pagination_key"] = pagination_key
+        sent_body = build_params(ChatListParams, body_fields)
         return Pager(self._client, _LIST_CHATS, body=sent_body, cursor_in="body")
 
     async def rerun_analysis(
@@ -254,15 +254,16 @@ class ChatResource(Resource):
         409, 429 and 5xx.
         """
         chat_id = require_id("chat_id", chat_id)
-        sent_body = build_params(
-            ChatUpdateParams,
-            {
-                "metadata": metadata,
-                "data_storage_setting": data_storage_setting,
-                "override_dynamic_variables": override_dynamic_variables,
-                "custom_attributes": custom_attributes,
-            },
-        )
+        body_fields: dict[str, Any] = {}
+        if metadata is not UNSET:
+            body_fields["metadata"] = metadata
+        if data_storage_setting is not UNSET:
+            body_fields["data_storage_setting"] = data_storage_setting
+        if override_dynamic_variables is not UNSET:
+            body_fields["override_dynamic_variables"] = override_dynamic_variables
+        if custom_attributes is not UNSET:
+            body_fields["custom_attributes"] = custom_attributes
+        sent_body = build_params(ChatUpdateParams, body_fields)
         result: ChatResponse = await self._client._request(
             _UPDATE_CHAT_METADATA, path={"chat_id": chat_id}, body=sent_body
         )

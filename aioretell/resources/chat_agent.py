@@ -92,33 +92,50 @@ class ChatAgentResource(Resource):
         surely did not arrive (connection refused, 429); any other failure raises
         AmbiguousOutcomeError, unless the client has retry_ambiguous_creates=True.
         """
-        sent_body = build_params(
-            ChatAgentCreateParams,
-            {
-                "response_engine": response_engine,
-                "agent_name": agent_name,
-                "version_title": version_title,
-                "auto_close_message": auto_close_message,
-                "end_chat_after_silence_ms": end_chat_after_silence_ms,
-                "language": language,
-                "webhook_url": webhook_url,
-                "webhook_events": webhook_events,
-                "webhook_timeout_ms": webhook_timeout_ms,
-                "contact_memory_config": contact_memory_config,
-                "data_storage_setting": data_storage_setting,
-                "data_storage_retention_days": data_storage_retention_days,
-                "opt_in_signed_url": opt_in_signed_url,
-                "signed_url_expiration_ms": signed_url_expiration_ms,
-                "post_chat_analysis_data": post_chat_analysis_data,
-                "post_chat_analysis_model": post_chat_analysis_model,
-                "pii_config": pii_config,
-                "guardrail_config": guardrail_config,
-                "handbook_config": handbook_config,
-                "timezone": timezone,
-                "pre_session_tools": pre_session_tools,
-                "post_session_tools": post_session_tools,
-            },
-        )
+        body_fields: dict[str, Any] = {"response_engine": response_engine}
+        if agent_name is not UNSET:
+            body_fields["agent_name"] = agent_name
+        if version_title is not UNSET:
+            body_fields["version_title"] = version_title
+        if auto_close_message is not UNSET:
+            body_fields["auto_close_message"] = auto_close_message
+        if end_chat_after_silence_ms is not UNSET:
+            body_fields["end_chat_after_silence_ms"] = end_chat_after_silence_ms
+        if language is not UNSET:
+            body_fields["language"] = language
+        if webhook_url is not UNSET:
+            body_fields["webhook_url"] = webhook_url
+        if webhook_events is not UNSET:
+            body_fields["webhook_events"] = webhook_events
+        if webhook_timeout_ms is not UNSET:
+            body_fields["webhook_timeout_ms"] = webhook_timeout_ms
+        if contact_memory_config is not UNSET:
+            body_fields["contact_memory_config"] = contact_memory_config
+        if data_storage_setting is not UNSET:
+            body_fields["data_storage_setting"] = data_storage_setting
+        if data_storage_retention_days is not UNSET:
+            body_fields["data_storage_retention_days"] = data_storage_retention_days
+        if opt_in_signed_url is not UNSET:
+            body_fields["opt_in_signed_url"] = opt_in_signed_url
+        if signed_url_expiration_ms is not UNSET:
+            body_fields["signed_url_expiration_ms"] = signed_url_expiration_ms
+        if post_chat_analysis_data is not UNSET:
+            body_fields["post_chat_analysis_data"] = post_chat_analysis_data
+        if post_chat_analysis_model is not UNSET:
+            body_fields["post_chat_analysis_model"] = post_chat_analysis_model
+        if pii_config is not UNSET:
+            body_fields["pii_config"] = pii_config
+        if guardrail_config is not UNSET:
+            body_fields["guardrail_config"] = guardrail_config
+        if handbook_config is not UNSET:
+            body_fields["handbook_config"] = handbook_config
+        if timezone is not UNSET:
+            body_fields["timezone"] = timezone
+        if pre_session_tools is not UNSET:
+            body_fields["pre_session_tools"] = pre_session_tools
+        if post_session_tools is not UNSET:
+            body_fields["post_session_tools"] = post_session_tools
+        sent_body = build_params(ChatAgentCreateParams, body_fields)
         result: ChatAgentResponse = await self._client._request(_CREATE_CHAT_AGENT, body=sent_body)
         return result
 
@@ -135,7 +152,8 @@ class ChatAgentResource(Resource):
         AmbiguousOutcomeError, unless the client has retry_ambiguous_creates=True.
         """
         agent_id = require_id("agent_id", agent_id)
-        sent_body = build_params(AgentCreateVersionParams, {"base_version": base_version})
+        body_fields: dict[str, Any] = {"base_version": base_version}
+        sent_body = build_params(AgentCreateVersionParams, body_fields)
         result: ChatAgentCreateVersionResponse = await self._client._request(
             _CREATE_AGENT_VERSION, path={"agent_id": agent_id}, body=sent_body
         )
@@ -165,7 +183,8 @@ class ChatAgentResource(Resource):
         errors, 408, 409, 429 and 5xx.
         """
         agent_id = require_id("agent_id", agent_id)
-        sent_query = build_params(AgentDeleteVersionQuery, {"version": version})
+        query_fields: dict[str, Any] = {"version": version}
+        sent_query = build_params(AgentDeleteVersionQuery, query_fields)
         await self._client._request(
             _DELETE_AGENT_VERSION, path={"agent_id": agent_id}, query=sent_query
         )
@@ -185,11 +204,18 @@ class ChatAgentResource(Resource):
 
         One page; ``list_all`` iterates over every item.
         """
-        sent_query = build_params(
-            AgentListQuery,
-            {"limit": limit, "sort_order": sort_order, "pagination_key": pagination_key},
-        )
-        sent_body = build_params(AgentListParams, {"filter_criteria": filter_criteria})
+        query_fields: dict[str, Any] = {}
+        if limit is not UNSET:
+            query_fields["limit"] = limit
+        if sort_order is not UNSET:
+            query_fields["sort_order"] = sort_order
+        if pagination_key is not UNSET:
+            query_fields["pagination_key"] = pagination_key
+        sent_query = build_params(AgentListQuery, query_fields)
+        body_fields: dict[str, Any] = {}
+        if filter_criteria is not UNSET:
+            body_fields["filter_criteria"] = filter_criteria
+        sent_body = build_params(AgentListParams, body_fields)
         result: ChatAgentListResponse = await self._client._request(
             _LIST_AGENTS, query=sent_query, body=sent_body
         )
@@ -211,11 +237,16 @@ class ChatAgentResource(Resource):
         here, before the first request.
         """
         require_page_size("limit", limit)
-        sent_query = build_params(
-            AgentListQuery,
-            {"limit": limit, "sort_order": sort_order, "pagination_key": pagination_key},
-        )
-        sent_body = build_params(AgentListParams, {"filter_criteria": filter_criteria})
+        query_fields: dict[str, Any] = {"limit": limit}
+        if sort_order is not UNSET:
+            query_fields["sort_order"] = sort_order
+        if pagination_key is not UNSET:
+            query_fields["pagination_key"] = pagination_key
+        sent_query = build_params(AgentListQuery, query_fields)
+        body_fields: dict[str, Any] = {}
+        if filter_criteria is not UNSET:
+            body_fields["filter_criteria"] = filter_criteria
+        sent_body = build_params(AgentListParams, body_fields)
         return Pager(
             self._client, _LIST_AGENTS, query=sent_query, body=sent_body, cursor_in="query"
         )
@@ -235,14 +266,12 @@ class ChatAgentResource(Resource):
         raises AmbiguousOutcomeError, unless the client has retry_ambiguous_creates=True.
         """
         agent_id = require_id("agent_id", agent_id)
-        sent_body = build_params(
-            AgentPublishParams,
-            {
-                "version": version,
-                "version_description": version_description,
-                "version_title": version_title,
-            },
-        )
+        body_fields: dict[str, Any] = {"version": version}
+        if version_description is not UNSET:
+            body_fields["version_description"] = version_description
+        if version_title is not UNSET:
+            body_fields["version_title"] = version_title
+        sent_body = build_params(AgentPublishParams, body_fields)
         await self._client._request(
             _PUBLISH_AGENT_VERSION, path={"agent_id": agent_id}, body=sent_body
         )
@@ -259,7 +288,10 @@ class ChatAgentResource(Resource):
         409, 429 and 5xx.
         """
         agent_id = require_id("agent_id", agent_id)
-        sent_query = build_params(ChatAgentRetrieveQuery, {"version": version})
+        query_fields: dict[str, Any] = {}
+        if version is not UNSET:
+            query_fields["version"] = version
+        sent_query = build_params(ChatAgentRetrieveQuery, query_fields)
         result: ChatAgentResponse = await self._client._request(
             _GET_CHAT_AGENT, path={"agent_id": agent_id}, query=sent_query
         )
@@ -303,34 +335,56 @@ class ChatAgentResource(Resource):
         408, 409, 429 and 5xx.
         """
         agent_id = require_id("agent_id", agent_id)
-        sent_query = build_params(ChatAgentUpdateQuery, {"version": version})
-        sent_body = build_params(
-            ChatAgentUpdateParams,
-            {
-                "response_engine": response_engine,
-                "agent_name": agent_name,
-                "version_title": version_title,
-                "auto_close_message": auto_close_message,
-                "end_chat_after_silence_ms": end_chat_after_silence_ms,
-                "language": language,
-                "webhook_url": webhook_url,
-                "webhook_events": webhook_events,
-                "webhook_timeout_ms": webhook_timeout_ms,
-                "contact_memory_config": contact_memory_config,
-                "data_storage_setting": data_storage_setting,
-                "data_storage_retention_days": data_storage_retention_days,
-                "opt_in_signed_url": opt_in_signed_url,
-                "signed_url_expiration_ms": signed_url_expiration_ms,
-                "post_chat_analysis_data": post_chat_analysis_data,
-                "post_chat_analysis_model": post_chat_analysis_model,
-                "pii_config": pii_config,
-                "guardrail_config": guardrail_config,
-                "handbook_config": handbook_config,
-                "timezone": timezone,
-                "pre_session_tools": pre_session_tools,
-                "post_session_tools": post_session_tools,
-            },
-        )
+        query_fields: dict[str, Any] = {}
+        if version is not UNSET:
+            query_fields["version"] = version
+        sent_query = build_params(ChatAgentUpdateQuery, query_fields)
+        body_fields: dict[str, Any] = {}
+        if response_engine is not UNSET:
+            body_fields["response_engine"] = response_engine
+        if agent_name is not UNSET:
+            body_fields["agent_name"] = agent_name
+        if version_title is not UNSET:
+            body_fields["version_title"] = version_title
+        if auto_close_message is not UNSET:
+            body_fields["auto_close_message"] = auto_close_message
+        if end_chat_after_silence_ms is not UNSET:
+            body_fields["end_chat_after_silence_ms"] = end_chat_after_silence_ms
+        if language is not UNSET:
+            body_fields["language"] = language
+        if webhook_url is not UNSET:
+            body_fields["webhook_url"] = webhook_url
+        if webhook_events is not UNSET:
+            body_fields["webhook_events"] = webhook_events
+        if webhook_timeout_ms is not UNSET:
+            body_fields["webhook_timeout_ms"] = webhook_timeout_ms
+        if contact_memory_config is not UNSET:
+            body_fields["contact_memory_config"] = contact_memory_config
+        if data_storage_setting is not UNSET:
+            body_fields["data_storage_setting"] = data_storage_setting
+        if data_storage_retention_days is not UNSET:
+            body_fields["data_storage_retention_days"] = data_storage_retention_days
+        if opt_in_signed_url is not UNSET:
+            body_fields["opt_in_signed_url"] = opt_in_signed_url
+        if signed_url_expiration_ms is not UNSET:
+            body_fields["signed_url_expiration_ms"] = signed_url_expiration_ms
+        if post_chat_analysis_data is not UNSET:
+            body_fields["post_chat_analysis_data"] = post_chat_analysis_data
+        if post_chat_analysis_model is not UNSET:
+            body_fields["post_chat_analysis_model"] = post_chat_analysis_model
+        if pii_config is not UNSET:
+            body_fields["pii_config"] = pii_config
+        if guardrail_config is not UNSET:
+            body_fields["guardrail_config"] = guardrail_config
+        if handbook_config is not UNSET:
+            body_fields["handbook_config"] = handbook_config
+        if timezone is not UNSET:
+            body_fields["timezone"] = timezone
+        if pre_session_tools is not UNSET:
+            body_fields["pre_session_tools"] = pre_session_tools
+        if post_session_tools is not UNSET:
+            body_fields["post_session_tools"] = post_session_tools
+        sent_body = build_params(ChatAgentUpdateParams, body_fields)
         result: ChatAgentResponse = await self._client._request(
             _UPDATE_CHAT_AGENT, path={"agent_id": agent_id}, query=sent_query, body=sent_body
         )

@@ -68,13 +68,10 @@ class ContactResource(Resource):
         only when it surely did not arrive (connection refused, 429); any other failure raises
         AmbiguousOutcomeError, unless the client has retry_ambiguous_creates=True.
         """
-        sent_body = build_params(
-            ContactBackfillAnalysisDataParams,
-            {
-                "backfill_attributes": backfill_attributes,
-                "backfill_call_filter": backfill_call_filter,
-            },
-        )
+        body_fields: dict[str, Any] = {"backfill_attributes": backfill_attributes}
+        if backfill_call_filter is not UNSET:
+            body_fields["backfill_call_filter"] = backfill_call_filter
+        sent_body = build_params(ContactBackfillAnalysisDataParams, body_fields)
         result: ContactBackfillAnalysisDataResponse = await self._client._request(
             _BACKFILL_CONTACT_ANALYSIS_DATA, body=sent_body
         )
@@ -97,18 +94,20 @@ class ContactResource(Resource):
         surely did not arrive (connection refused, 429); any other failure raises
         AmbiguousOutcomeError, unless the client has retry_ambiguous_creates=True.
         """
-        sent_body = build_params(
-            ContactCreateParams,
-            {
-                "phone_number": phone_number,
-                "first_name": first_name,
-                "last_name": last_name,
-                "do_not_call": do_not_call,
-                "contact_memory": contact_memory,
-                "contact_tag_ids": contact_tag_ids,
-                "custom_fields": custom_fields,
-            },
-        )
+        body_fields: dict[str, Any] = {"phone_number": phone_number}
+        if first_name is not UNSET:
+            body_fields["first_name"] = first_name
+        if last_name is not UNSET:
+            body_fields["last_name"] = last_name
+        if do_not_call is not UNSET:
+            body_fields["do_not_call"] = do_not_call
+        if contact_memory is not UNSET:
+            body_fields["contact_memory"] = contact_memory
+        if contact_tag_ids is not UNSET:
+            body_fields["contact_tag_ids"] = contact_tag_ids
+        if custom_fields is not UNSET:
+            body_fields["custom_fields"] = custom_fields
+        sent_body = build_params(ContactCreateParams, body_fields)
         result: ContactResponse = await self._client._request(_CREATE_CONTACT, body=sent_body)
         return result
 
@@ -127,15 +126,12 @@ class ContactResource(Resource):
         AmbiguousOutcomeError, unless the client has retry_ambiguous_creates=True.
         """
         require_id("upload_id", upload_id)
-        sent_body = build_params(
-            ContactCreateImportParams,
-            {
-                "upload_id": upload_id,
-                "column_mapping": column_mapping,
-                "default_country": default_country,
-                "contact_tags": contact_tags,
-            },
-        )
+        body_fields: dict[str, Any] = {"upload_id": upload_id, "column_mapping": column_mapping}
+        if default_country is not UNSET:
+            body_fields["default_country"] = default_country
+        if contact_tags is not UNSET:
+            body_fields["contact_tags"] = contact_tags
+        sent_body = build_params(ContactCreateImportParams, body_fields)
         result: ContactCreateImportResponse = await self._client._request(
             _CREATE_CONTACT_IMPORT, body=sent_body
         )
@@ -225,18 +221,22 @@ class ContactResource(Resource):
 
         One page; ``list_all`` iterates over every item.
         """
-        sent_body = build_params(
-            ContactListParams,
-            {
-                "limit": limit,
-                "skip": skip,
-                "sort_order": sort_order,
-                "pagination_key": pagination_key,
-                "filter_criteria": filter_criteria,
-                "search_query": search_query,
-                "excluded_contact_ids": excluded_contact_ids,
-            },
-        )
+        body_fields: dict[str, Any] = {}
+        if limit is not UNSET:
+            body_fields["limit"] = limit
+        if skip is not UNSET:
+            body_fields["skip"] = skip
+        if sort_order is not UNSET:
+            body_fields["sort_order"] = sort_order
+        if pagination_key is not UNSET:
+            body_fields["pagination_key"] = pagination_key
+        if filter_criteria is not UNSET:
+            body_fields["filter_criteria"] = filter_criteria
+        if search_query is not UNSET:
+            body_fields["search_query"] = search_query
+        if excluded_contact_ids is not UNSET:
+            body_fields["excluded_contact_ids"] = excluded_contact_ids
+        sent_body = build_params(ContactListParams, body_fields)
         result: ContactListResponse = await self._client._request(_LIST_CONTACTS, body=sent_body)
         return result
 
@@ -258,17 +258,18 @@ class ContactResource(Resource):
         first request.
         """
         require_page_size("limit", limit)
-        sent_body = build_params(
-            ContactListParams,
-            {
-                "limit": limit,
-                "sort_order": sort_order,
-                "pagination_key": pagination_key,
-                "filter_criteria": filter_criteria,
-                "search_query": search_query,
-                "excluded_contact_ids": excluded_contact_ids,
-            },
-        )
+        body_fields: dict[str, Any] = {"limit": limit}
+        if sort_order is not UNSET:
+            body_fields["sort_order"] = sort_order
+        if pagination_key is not UNSET:
+            body_fields["pagination_key"] = pagination_key
+        if filter_criteria is not UNSET:
+            body_fields["filter_criteria"] = filter_criteria
+        if search_query is not UNSET:
+            body_fields["search_query"] = search_query
+        if excluded_contact_ids is not UNSET:
+            body_fields["excluded_contact_ids"] = excluded_contact_ids
+        sent_body = build_params(ContactListParams, body_fields)
         return Pager(self._client, _LIST_CONTACTS, body=sent_body, cursor_in="body")
 
     async def list_conversations(
@@ -286,9 +287,12 @@ class ContactResource(Resource):
         One page; ``list_conversations_all`` iterates over every item.
         """
         contact_id = require_id("contact_id", contact_id)
-        sent_query = build_params(
-            ContactListConversationsQuery, {"limit": limit, "pagination_key": pagination_key}
-        )
+        query_fields: dict[str, Any] = {}
+        if limit is not UNSET:
+            query_fields["limit"] = limit
+        if pagination_key is not UNSET:
+            query_fields["pagination_key"] = pagination_key
+        sent_query = build_params(ContactListConversationsQuery, query_fields)
         result: ContactListConversationsResponse = await self._client._request(
             _LIST_CONTACT_CONVERSATIONS, path={"contact_id": contact_id}, query=sent_query
         )
@@ -310,9 +314,10 @@ class ContactResource(Resource):
         """
         contact_id = require_id("contact_id", contact_id)
         require_page_size("limit", limit)
-        sent_query = build_params(
-            ContactListConversationsQuery, {"limit": limit, "pagination_key": pagination_key}
-        )
+        query_fields: dict[str, Any] = {"limit": limit}
+        if pagination_key is not UNSET:
+            query_fields["pagination_key"] = pagination_key
+        sent_query = build_params(ContactListConversationsQuery, query_fields)
         return Pager(
             self._client,
             _LIST_CONTACT_CONVERSATIONS,
@@ -338,17 +343,20 @@ class ContactResource(Resource):
         408, 409, 429 and 5xx.
         """
         contact_id = require_id("contact_id", contact_id)
-        sent_body = build_params(
-            ContactUpdateParams,
-            {
-                "first_name": first_name,
-                "last_name": last_name,
-                "do_not_call": do_not_call,
-                "contact_memory": contact_memory,
-                "contact_tag_ids": contact_tag_ids,
-                "custom_fields": custom_fields,
-            },
-        )
+        body_fields: dict[str, Any] = {}
+        if first_name is not UNSET:
+            body_fields["first_name"] = first_name
+        if last_name is not UNSET:
+            body_fields["last_name"] = last_name
+        if do_not_call is not UNSET:
+            body_fields["do_not_call"] = do_not_call
+        if contact_memory is not UNSET:
+            body_fields["contact_memory"] = contact_memory
+        if contact_tag_ids is not UNSET:
+            body_fields["contact_tag_ids"] = contact_tag_ids
+        if custom_fields is not UNSET:
+            body_fields["custom_fields"] = custom_fields
+        sent_body = build_params(ContactUpdateParams, body_fields)
         result: ContactResponse = await self._client._request(
             _UPDATE_CONTACT, path={"contact_id": contact_id}, body=sent_body
         )
@@ -368,7 +376,8 @@ class ContactResource(Resource):
         Sent as multipart/form-data. A file is bytes, a path, an open binary file or a (filename,
         bytes) tuple.
         """
-        sent_body = build_params(ContactUploadImportFileParams, {"file": file})
+        body_fields: dict[str, Any] = {"file": file}
+        sent_body = build_params(ContactUploadImportFileParams, body_fields)
         form = await encode_form(sent_body, ("file",))
         result: ContactUploadImportFileResponse = await self._client._request(
             _UPLOAD_CONTACT_IMPORT_FILE, form=form

@@ -73,31 +73,46 @@ class ConversationFlowResource(Resource):
         when it surely did not arrive (connection refused, 429); any other failure raises
         AmbiguousOutcomeError, unless the client has retry_ambiguous_creates=True.
         """
-        sent_body = build_params(
-            ConversationFlowCreateParams,
-            {
-                "model_choice": model_choice,
-                "start_speaker": start_speaker,
-                "nodes": nodes,
-                "model_temperature": model_temperature,
-                "tool_call_strict_mode": tool_call_strict_mode,
-                "knowledge_base_ids": knowledge_base_ids,
-                "kb_config": kb_config,
-                "begin_after_user_silence_ms": begin_after_user_silence_ms,
-                "global_prompt": global_prompt,
-                "flex_mode": flex_mode,
-                "tools": tools,
-                "components": components,
-                "start_node_id": start_node_id,
-                "default_dynamic_variables": default_dynamic_variables,
-                "begin_tag_display_position": begin_tag_display_position,
-                "notes": notes,
-                "mcps": mcps,
-                "is_transfer_cf": is_transfer_cf,
-                "backup_model": backup_model,
-                "model_config": model_config,
-            },
-        )
+        body_fields: dict[str, Any] = {
+            "model_choice": model_choice,
+            "start_speaker": start_speaker,
+            "nodes": nodes,
+        }
+        if model_temperature is not UNSET:
+            body_fields["model_temperature"] = model_temperature
+        if tool_call_strict_mode is not UNSET:
+            body_fields["tool_call_strict_mode"] = tool_call_strict_mode
+        if knowledge_base_ids is not UNSET:
+            body_fields["knowledge_base_ids"] = knowledge_base_ids
+        if kb_config is not UNSET:
+            body_fields["kb_config"] = kb_config
+        if begin_after_user_silence_ms is not UNSET:
+            body_fields["begin_after_user_silence_ms"] = begin_after_user_silence_ms
+        if global_prompt is not UNSET:
+            body_fields["global_prompt"] = global_prompt
+        if flex_mode is not UNSET:
+            body_fields["flex_mode"] = flex_mode
+        if tools is not UNSET:
+            body_fields["tools"] = tools
+        if components is not UNSET:
+            body_fields["components"] = components
+        if start_node_id is not UNSET:
+            body_fields["start_node_id"] = start_node_id
+        if default_dynamic_variables is not UNSET:
+            body_fields["default_dynamic_variables"] = default_dynamic_variables
+        if begin_tag_display_position is not UNSET:
+            body_fields["begin_tag_display_position"] = begin_tag_display_position
+        if notes is not UNSET:
+            body_fields["notes"] = notes
+        if mcps is not UNSET:
+            body_fields["mcps"] = mcps
+        if is_transfer_cf is not UNSET:
+            body_fields["is_transfer_cf"] = is_transfer_cf
+        if backup_model is not UNSET:
+            body_fields["backup_model"] = backup_model
+        if model_config is not UNSET:
+            body_fields["model_config"] = model_config
+        sent_body = build_params(ConversationFlowCreateParams, body_fields)
         result: ConversationFlowResponse = await self._client._request(
             _CREATE_CONVERSATION_FLOW, body=sent_body
         )
@@ -115,7 +130,10 @@ class ConversationFlowResource(Resource):
         on connection errors, 408, 409, 429 and 5xx.
         """
         conversation_flow_id = require_id("conversation_flow_id", conversation_flow_id)
-        sent_query = build_params(ConversationFlowDeleteQuery, {"force_delete": force_delete})
+        query_fields: dict[str, Any] = {}
+        if force_delete is not UNSET:
+            query_fields["force_delete"] = force_delete
+        sent_query = build_params(ConversationFlowDeleteQuery, query_fields)
         await self._client._request(
             _DELETE_CONVERSATION_FLOW,
             path={"conversation_flow_id": conversation_flow_id},
@@ -136,10 +154,14 @@ class ConversationFlowResource(Resource):
 
         One page; ``list_all`` iterates over every item.
         """
-        sent_query = build_params(
-            ConversationFlowListQuery,
-            {"limit": limit, "sort_order": sort_order, "pagination_key": pagination_key},
-        )
+        query_fields: dict[str, Any] = {}
+        if limit is not UNSET:
+            query_fields["limit"] = limit
+        if sort_order is not UNSET:
+            query_fields["sort_order"] = sort_order
+        if pagination_key is not UNSET:
+            query_fields["pagination_key"] = pagination_key
+        sent_query = build_params(ConversationFlowListQuery, query_fields)
         result: ConversationFlowListResponse = await self._client._request(
             _LIST_CONVERSATION_FLOWS, query=sent_query
         )
@@ -160,10 +182,12 @@ class ConversationFlowResource(Resource):
         here, before the first request.
         """
         require_page_size("limit", limit)
-        sent_query = build_params(
-            ConversationFlowListQuery,
-            {"limit": limit, "sort_order": sort_order, "pagination_key": pagination_key},
-        )
+        query_fields: dict[str, Any] = {"limit": limit}
+        if sort_order is not UNSET:
+            query_fields["sort_order"] = sort_order
+        if pagination_key is not UNSET:
+            query_fields["pagination_key"] = pagination_key
+        sent_query = build_params(ConversationFlowListQuery, query_fields)
         return Pager(self._client, _LIST_CONVERSATION_FLOWS, query=sent_query, cursor_in="query")
 
     async def retrieve(
@@ -178,7 +202,10 @@ class ConversationFlowResource(Resource):
         connection errors, 408, 409, 429 and 5xx.
         """
         conversation_flow_id = require_id("conversation_flow_id", conversation_flow_id)
-        sent_query = build_params(ConversationFlowRetrieveQuery, {"version": version})
+        query_fields: dict[str, Any] = {}
+        if version is not UNSET:
+            query_fields["version"] = version
+        sent_query = build_params(ConversationFlowRetrieveQuery, query_fields)
         result: ConversationFlowResponse = await self._client._request(
             _GET_CONVERSATION_FLOW,
             path={"conversation_flow_id": conversation_flow_id},
@@ -223,32 +250,52 @@ class ConversationFlowResource(Resource):
         connection errors, 408, 409, 429 and 5xx.
         """
         conversation_flow_id = require_id("conversation_flow_id", conversation_flow_id)
-        sent_query = build_params(ConversationFlowUpdateQuery, {"version": version})
-        sent_body = build_params(
-            ConversationFlowUpdateParams,
-            {
-                "model_choice": model_choice,
-                "model_temperature": model_temperature,
-                "tool_call_strict_mode": tool_call_strict_mode,
-                "knowledge_base_ids": knowledge_base_ids,
-                "kb_config": kb_config,
-                "start_speaker": start_speaker,
-                "begin_after_user_silence_ms": begin_after_user_silence_ms,
-                "global_prompt": global_prompt,
-                "flex_mode": flex_mode,
-                "tools": tools,
-                "components": components,
-                "start_node_id": start_node_id,
-                "default_dynamic_variables": default_dynamic_variables,
-                "begin_tag_display_position": begin_tag_display_position,
-                "notes": notes,
-                "mcps": mcps,
-                "is_transfer_cf": is_transfer_cf,
-                "nodes": nodes,
-                "backup_model": backup_model,
-                "model_config": model_config,
-            },
-        )
+        query_fields: dict[str, Any] = {}
+        if version is not UNSET:
+            query_fields["version"] = version
+        sent_query = build_params(ConversationFlowUpdateQuery, query_fields)
+        body_fields: dict[str, Any] = {}
+        if model_choice is not UNSET:
+            body_fields["model_choice"] = model_choice
+        if model_temperature is not UNSET:
+            body_fields["model_temperature"] = model_temperature
+        if tool_call_strict_mode is not UNSET:
+            body_fields["tool_call_strict_mode"] = tool_call_strict_mode
+        if knowledge_base_ids is not UNSET:
+            body_fields["knowledge_base_ids"] = knowledge_base_ids
+        if kb_config is not UNSET:
+            body_fields["kb_config"] = kb_config
+        if start_speaker is not UNSET:
+            body_fields["start_speaker"] = start_speaker
+        if begin_after_user_silence_ms is not UNSET:
+            body_fields["begin_after_user_silence_ms"] = begin_after_user_silence_ms
+        if global_prompt is not UNSET:
+            body_fields["global_prompt"] = global_prompt
+        if flex_mode is not UNSET:
+            body_fields["flex_mode"] = flex_mode
+        if tools is not UNSET:
+            body_fields["tools"] = tools
+        if components is not UNSET:
+            body_fields["components"] = components
+        if start_node_id is not UNSET:
+            body_fields["start_node_id"] = start_node_id
+        if default_dynamic_variables is not UNSET:
+            body_fields["default_dynamic_variables"] = default_dynamic_variables
+        if begin_tag_display_position is not UNSET:
+            body_fields["begin_tag_display_position"] = begin_tag_display_position
+        if notes is not UNSET:
+            body_fields["notes"] = notes
+        if mcps is not UNSET:
+            body_fields["mcps"] = mcps
+        if is_transfer_cf is not UNSET:
+            body_fields["is_transfer_cf"] = is_transfer_cf
+        if nodes is not UNSET:
+            body_fields["nodes"] = nodes
+        if backup_model is not UNSET:
+            body_fields["backup_model"] = backup_model
+        if model_config is not UNSET:
+            body_fields["model_config"] = model_config
+        sent_body = build_params(ConversationFlowUpdateParams, body_fields)
         result: ConversationFlowResponse = await self._client._request(
             _UPDATE_CONVERSATION_FLOW,
             path={"conversation_flow_id": conversation_flow_id},

@@ -60,19 +60,20 @@ class ConversationFlowComponentResource(Resource):
         retried only when it surely did not arrive (connection refused, 429); any other failure
         raises AmbiguousOutcomeError, unless the client has retry_ambiguous_creates=True.
         """
-        sent_body = build_params(
-            ConversationFlowComponentCreateParams,
-            {
-                "name": name,
-                "nodes": nodes,
-                "flex_mode": flex_mode,
-                "tools": tools,
-                "mcps": mcps,
-                "start_node_id": start_node_id,
-                "begin_tag_display_position": begin_tag_display_position,
-                "notes": notes,
-            },
-        )
+        body_fields: dict[str, Any] = {"name": name, "nodes": nodes}
+        if flex_mode is not UNSET:
+            body_fields["flex_mode"] = flex_mode
+        if tools is not UNSET:
+            body_fields["tools"] = tools
+        if mcps is not UNSET:
+            body_fields["mcps"] = mcps
+        if start_node_id is not UNSET:
+            body_fields["start_node_id"] = start_node_id
+        if begin_tag_display_position is not UNSET:
+            body_fields["begin_tag_display_position"] = begin_tag_display_position
+        if notes is not UNSET:
+            body_fields["notes"] = notes
+        sent_body = build_params(ConversationFlowComponentCreateParams, body_fields)
         result: ConversationFlowComponentResponse = await self._client._request(
             _CREATE_CONVERSATION_FLOW_COMPONENT, body=sent_body
         )
@@ -109,10 +110,14 @@ class ConversationFlowComponentResource(Resource):
 
         One page; ``list_all`` iterates over every item.
         """
-        sent_query = build_params(
-            ConversationFlowComponentListQuery,
-            {"limit": limit, "sort_order": sort_order, "pagination_key": pagination_key},
-        )
+        query_fields: dict[str, Any] = {}
+        if limit is not UNSET:
+            query_fields["limit"] = limit
+        if sort_order is not UNSET:
+            query_fields["sort_order"] = sort_order
+        if pagination_key is not UNSET:
+            query_fields["pagination_key"] = pagination_key
+        sent_query = build_params(ConversationFlowComponentListQuery, query_fields)
         result: ConversationFlowComponentListResponse = await self._client._request(
             _LIST_CONVERSATION_FLOW_COMPONENTS, query=sent_query
         )
@@ -133,10 +138,12 @@ class ConversationFlowComponentResource(Resource):
         checked here, before the first request.
         """
         require_page_size("limit", limit)
-        sent_query = build_params(
-            ConversationFlowComponentListQuery,
-            {"limit": limit, "sort_order": sort_order, "pagination_key": pagination_key},
-        )
+        query_fields: dict[str, Any] = {"limit": limit}
+        if sort_order is not UNSET:
+            query_fields["sort_order"] = sort_order
+        if pagination_key is not UNSET:
+            query_fields["pagination_key"] = pagination_key
+        sent_query = build_params(ConversationFlowComponentListQuery, query_fields)
         return Pager(
             self._client, _LIST_CONVERSATION_FLOW_COMPONENTS, query=sent_query, cursor_in="query"
         )
@@ -183,19 +190,24 @@ class ConversationFlowComponentResource(Resource):
         conversation_flow_component_id = require_id(
             "conversation_flow_component_id", conversation_flow_component_id
         )
-        sent_body = build_params(
-            ConversationFlowComponentUpdateParams,
-            {
-                "name": name,
-                "flex_mode": flex_mode,
-                "tools": tools,
-                "mcps": mcps,
-                "nodes": nodes,
-                "start_node_id": start_node_id,
-                "begin_tag_display_position": begin_tag_display_position,
-                "notes": notes,
-            },
-        )
+        body_fields: dict[str, Any] = {}
+        if name is not UNSET:
+            body_fields["name"] = name
+        if flex_mode is not UNSET:
+            body_fields["flex_mode"] = flex_mode
+        if tools is not UNSET:
+            body_fields["tools"] = tools
+        if mcps is not UNSET:
+            body_fields["mcps"] = mcps
+        if nodes is not UNSET:
+            body_fields["nodes"] = nodes
+        if start_node_id is not UNSET:
+            body_fields["start_node_id"] = start_node_id
+        if begin_tag_display_position is not UNSET:
+            body_fields["begin_tag_display_position"] = begin_tag_display_position
+        if notes is not UNSET:
+            body_fields["notes"] = notes
+        sent_body = build_params(ConversationFlowComponentUpdateParams, body_fields)
         result: ConversationFlowComponentResponse = await self._client._request(
             _UPDATE_CONVERSATION_FLOW_COMPONENT,
             path={"conversation_flow_component_id": conversation_flow_component_id},

@@ -56,7 +56,10 @@ class CrmResource(Resource):
         Sends ``GET /get-crm-schema``. Safe to repeat: retried on connection errors, 408, 409, 429
         and 5xx.
         """
-        sent_query = build_params(CrmGetSchemaQuery, {"app_id": app_id})
+        query_fields: dict[str, Any] = {}
+        if app_id is not UNSET:
+            query_fields["app_id"] = app_id
+        sent_query = build_params(CrmGetSchemaQuery, query_fields)
         result: CRMGetSchemaResponse = await self._client._request(
             _GET_CRM_SCHEMA, query=sent_query
         )
@@ -103,16 +106,19 @@ class CrmResource(Resource):
         Sends ``POST /update-crm-config``. Safe to repeat: retried on connection errors, 408, 409,
         429 and 5xx.
         """
-        sent_body = build_params(
-            CrmUpdateConfigParams,
-            {
-                "app_id": app_id,
-                "contact_memory_update_prompt": contact_memory_update_prompt,
-                "custom_fields": custom_fields,
-                "crm_analysis_data_mappings": crm_analysis_data_mappings,
-                "contact_tags": contact_tags,
-                "contact_columns_order": contact_columns_order,
-            },
-        )
+        body_fields: dict[str, Any] = {}
+        if app_id is not UNSET:
+            body_fields["app_id"] = app_id
+        if contact_memory_update_prompt is not UNSET:
+            body_fields["contact_memory_update_prompt"] = contact_memory_update_prompt
+        if custom_fields is not UNSET:
+            body_fields["custom_fields"] = custom_fields
+        if crm_analysis_data_mappings is not UNSET:
+            body_fields["crm_analysis_data_mappings"] = crm_analysis_data_mappings
+        if contact_tags is not UNSET:
+            body_fields["contact_tags"] = contact_tags
+        if contact_columns_order is not UNSET:
+            body_fields["contact_columns_order"] = contact_columns_order
+        sent_body = build_params(CrmUpdateConfigParams, body_fields)
         result: CRMConfig = await self._client._request(_UPDATE_CRM_CONFIG, body=sent_body)
         return result

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from msgspec import UNSET, UnsetType
 
 from aioretell._pagination import Pager
@@ -37,10 +39,14 @@ class ExportRequestResource(Resource):
 
         One page; ``list_all`` iterates over every item.
         """
-        sent_query = build_params(
-            ExportRequestListQuery,
-            {"limit": limit, "sort_order": sort_order, "pagination_key": pagination_key},
-        )
+        query_fields: dict[str, Any] = {}
+        if limit is not UNSET:
+            query_fields["limit"] = limit
+        if sort_order is not UNSET:
+            query_fields["sort_order"] = sort_order
+        if pagination_key is not UNSET:
+            query_fields["pagination_key"] = pagination_key
+        sent_query = build_params(ExportRequestListQuery, query_fields)
         result: ExportRequestListResponse = await self._client._request(
             _LIST_EXPORT_REQUESTS, query=sent_query
         )
@@ -61,8 +67,10 @@ class ExportRequestResource(Resource):
         here, before the first request.
         """
         require_page_size("limit", limit)
-        sent_query = build_params(
-            ExportRequestListQuery,
-            {"limit": limit, "sort_order": sort_order, "pagination_key": pagination_key},
-        )
+        query_fields: dict[str, Any] = {"limit": limit}
+        if sort_order is not UNSET:
+            query_fields["sort_order"] = sort_order
+        if pagination_key is not UNSET:
+            query_fields["pagination_key"] = pagination_key
+        sent_query = build_params(ExportRequestListQuery, query_fields)
         return Pager(self._client, _LIST_EXPORT_REQUESTS, query=sent_query, cursor_in="query")

@@ -55,14 +55,14 @@ class KnowledgeBaseResource(Resource):
         bytes) tuple.
         """
         knowledge_base_id = require_id("knowledge_base_id", knowledge_base_id)
-        sent_body = build_params(
-            KnowledgeBaseAddSourcesParams,
-            {
-                "knowledge_base_texts": knowledge_base_texts,
-                "knowledge_base_files": knowledge_base_files,
-                "knowledge_base_urls": knowledge_base_urls,
-            },
-        )
+        body_fields: dict[str, Any] = {}
+        if knowledge_base_texts is not UNSET:
+            body_fields["knowledge_base_texts"] = knowledge_base_texts
+        if knowledge_base_files is not UNSET:
+            body_fields["knowledge_base_files"] = knowledge_base_files
+        if knowledge_base_urls is not UNSET:
+            body_fields["knowledge_base_urls"] = knowledge_base_urls
+        sent_body = build_params(KnowledgeBaseAddSourcesParams, body_fields)
         form = await encode_form(sent_body, ("knowledge_base_files",))
         result: KnowledgeBaseResponse = await self._client._request(
             _ADD_KNOWLEDGE_BASE_SOURCES, path={"knowledge_base_id": knowledge_base_id}, form=form
@@ -90,18 +90,20 @@ class KnowledgeBaseResource(Resource):
         Sent as multipart/form-data. A file is bytes, a path, an open binary file or a (filename,
         bytes) tuple.
         """
-        sent_body = build_params(
-            KnowledgeBaseCreateParams,
-            {
-                "knowledge_base_name": knowledge_base_name,
-                "knowledge_base_texts": knowledge_base_texts,
-                "knowledge_base_files": knowledge_base_files,
-                "knowledge_base_urls": knowledge_base_urls,
-                "enable_auto_refresh": enable_auto_refresh,
-                "max_chunk_size": max_chunk_size,
-                "min_chunk_size": min_chunk_size,
-            },
-        )
+        body_fields: dict[str, Any] = {"knowledge_base_name": knowledge_base_name}
+        if knowledge_base_texts is not UNSET:
+            body_fields["knowledge_base_texts"] = knowledge_base_texts
+        if knowledge_base_files is not UNSET:
+            body_fields["knowledge_base_files"] = knowledge_base_files
+        if knowledge_base_urls is not UNSET:
+            body_fields["knowledge_base_urls"] = knowledge_base_urls
+        if enable_auto_refresh is not UNSET:
+            body_fields["enable_auto_refresh"] = enable_auto_refresh
+        if max_chunk_size is not UNSET:
+            body_fields["max_chunk_size"] = max_chunk_size
+        if min_chunk_size is not UNSET:
+            body_fields["min_chunk_size"] = min_chunk_size
+        sent_body = build_params(KnowledgeBaseCreateParams, body_fields)
         form = await encode_form(sent_body, ("knowledge_base_files",))
         result: KnowledgeBaseResponse = await self._client._request(
             _CREATE_KNOWLEDGE_BASE, form=form

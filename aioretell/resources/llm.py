@@ -67,31 +67,48 @@ class LlmResource(Resource):
         surely did not arrive (connection refused, 429); any other failure raises
         AmbiguousOutcomeError, unless the client has retry_ambiguous_creates=True.
         """
-        sent_body = build_params(
-            LlmCreateParams,
-            {
-                "model": model,
-                "s2s_model": s2s_model,
-                "model_temperature": model_temperature,
-                "model_high_priority": model_high_priority,
-                "tool_call_strict_mode": tool_call_strict_mode,
-                "knowledge_base_ids": knowledge_base_ids,
-                "kb_config": kb_config,
-                "start_speaker": start_speaker,
-                "begin_after_user_silence_ms": begin_after_user_silence_ms,
-                "begin_message": begin_message,
-                "general_prompt": general_prompt,
-                "general_tools": general_tools,
-                "states": states,
-                "starting_state": starting_state,
-                "default_dynamic_variables": default_dynamic_variables,
-                "mcps": mcps,
-                "is_transfer_llm": is_transfer_llm,
-                "backup_model": backup_model,
-                "model_config": model_config,
-                "model_ultrafast": model_ultrafast,
-            },
-        )
+        body_fields: dict[str, Any] = {}
+        if model is not UNSET:
+            body_fields["model"] = model
+        if s2s_model is not UNSET:
+            body_fields["s2s_model"] = s2s_model
+        if model_temperature is not UNSET:
+            body_fields["model_temperature"] = model_temperature
+        if model_high_priority is not UNSET:
+            body_fields["model_high_priority"] = model_high_priority
+        if tool_call_strict_mode is not UNSET:
+            body_fields["tool_call_strict_mode"] = tool_call_strict_mode
+        if knowledge_base_ids is not UNSET:
+            body_fields["knowledge_base_ids"] = knowledge_base_ids
+        if kb_config is not UNSET:
+            body_fields["kb_config"] = kb_config
+        if start_speaker is not UNSET:
+            body_fields["start_speaker"] = start_speaker
+        if begin_after_user_silence_ms is not UNSET:
+            body_fields["begin_after_user_silence_ms"] = begin_after_user_silence_ms
+        if begin_message is not UNSET:
+            body_fields["begin_message"] = begin_message
+        if general_prompt is not UNSET:
+            body_fields["general_prompt"] = general_prompt
+        if general_tools is not UNSET:
+            body_fields["general_tools"] = general_tools
+        if states is not UNSET:
+            body_fields["states"] = states
+        if starting_state is not UNSET:
+            body_fields["starting_state"] = starting_state
+        if default_dynamic_variables is not UNSET:
+            body_fields["default_dynamic_variables"] = default_dynamic_variables
+        if mcps is not UNSET:
+            body_fields["mcps"] = mcps
+        if is_transfer_llm is not UNSET:
+            body_fields["is_transfer_llm"] = is_transfer_llm
+        if backup_model is not UNSET:
+            body_fields["backup_model"] = backup_model
+        if model_config is not UNSET:
+            body_fields["model_config"] = model_config
+        if model_ultrafast is not UNSET:
+            body_fields["model_ultrafast"] = model_ultrafast
+        sent_body = build_params(LlmCreateParams, body_fields)
         result: LlmResponse = await self._client._request(_CREATE_RETELL_L_L_M, body=sent_body)
         return result
 
@@ -107,7 +124,10 @@ class LlmResource(Resource):
         408, 409, 429 and 5xx.
         """
         llm_id = require_id("llm_id", llm_id)
-        sent_query = build_params(LlmDeleteQuery, {"force_delete": force_delete})
+        query_fields: dict[str, Any] = {}
+        if force_delete is not UNSET:
+            query_fields["force_delete"] = force_delete
+        sent_query = build_params(LlmDeleteQuery, query_fields)
         await self._client._request(_DELETE_RETELL_L_L_M, path={"llm_id": llm_id}, query=sent_query)
 
     async def list(
@@ -124,10 +144,14 @@ class LlmResource(Resource):
 
         One page; ``list_all`` iterates over every item.
         """
-        sent_query = build_params(
-            LlmListQuery,
-            {"limit": limit, "sort_order": sort_order, "pagination_key": pagination_key},
-        )
+        query_fields: dict[str, Any] = {}
+        if limit is not UNSET:
+            query_fields["limit"] = limit
+        if sort_order is not UNSET:
+            query_fields["sort_order"] = sort_order
+        if pagination_key is not UNSET:
+            query_fields["pagination_key"] = pagination_key
+        sent_query = build_params(LlmListQuery, query_fields)
         result: LlmListResponse = await self._client._request(_LIST_RETELL_L_L_M, query=sent_query)
         return result
 
@@ -146,10 +170,12 @@ class LlmResource(Resource):
         first request.
         """
         require_page_size("limit", limit)
-        sent_query = build_params(
-            LlmListQuery,
-            {"limit": limit, "sort_order": sort_order, "pagination_key": pagination_key},
-        )
+        query_fields: dict[str, Any] = {"limit": limit}
+        if sort_order is not UNSET:
+            query_fields["sort_order"] = sort_order
+        if pagination_key is not UNSET:
+            query_fields["pagination_key"] = pagination_key
+        sent_query = build_params(LlmListQuery, query_fields)
         return Pager(self._client, _LIST_RETELL_L_L_M, query=sent_query, cursor_in="query")
 
     async def retrieve(
@@ -164,7 +190,10 @@ class LlmResource(Resource):
         409, 429 and 5xx.
         """
         llm_id = require_id("llm_id", llm_id)
-        sent_query = build_params(LlmRetrieveQuery, {"version": version})
+        query_fields: dict[str, Any] = {}
+        if version is not UNSET:
+            query_fields["version"] = version
+        sent_query = build_params(LlmRetrieveQuery, query_fields)
         result: LlmResponse = await self._client._request(
             _GET_RETELL_L_L_M, path={"llm_id": llm_id}, query=sent_query
         )
@@ -202,32 +231,52 @@ class LlmResource(Resource):
         408, 409, 429 and 5xx.
         """
         llm_id = require_id("llm_id", llm_id)
-        sent_query = build_params(LlmUpdateQuery, {"version": version})
-        sent_body = build_params(
-            LlmUpdateParams,
-            {
-                "model": model,
-                "s2s_model": s2s_model,
-                "model_temperature": model_temperature,
-                "model_high_priority": model_high_priority,
-                "tool_call_strict_mode": tool_call_strict_mode,
-                "knowledge_base_ids": knowledge_base_ids,
-                "kb_config": kb_config,
-                "start_speaker": start_speaker,
-                "begin_after_user_silence_ms": begin_after_user_silence_ms,
-                "begin_message": begin_message,
-                "general_prompt": general_prompt,
-                "general_tools": general_tools,
-                "states": states,
-                "starting_state": starting_state,
-                "default_dynamic_variables": default_dynamic_variables,
-                "mcps": mcps,
-                "is_transfer_llm": is_transfer_llm,
-                "backup_model": backup_model,
-                "model_config": model_config,
-                "model_ultrafast": model_ultrafast,
-            },
-        )
+        query_fields: dict[str, Any] = {}
+        if version is not UNSET:
+            query_fields["version"] = version
+        sent_query = build_params(LlmUpdateQuery, query_fields)
+        body_fields: dict[str, Any] = {}
+        if model is not UNSET:
+            body_fields["model"] = model
+        if s2s_model is not UNSET:
+            body_fields["s2s_model"] = s2s_model
+        if model_temperature is not UNSET:
+            body_fields["model_temperature"] = model_temperature
+        if model_high_priority is not UNSET:
+            body_fields["model_high_priority"] = model_high_priority
+        if tool_call_strict_mode is not UNSET:
+            body_fields["tool_call_strict_mode"] = tool_call_strict_mode
+        if knowledge_base_ids is not UNSET:
+            body_fields["knowledge_base_ids"] = knowledge_base_ids
+        if kb_config is not UNSET:
+            body_fields["kb_config"] = kb_config
+        if start_speaker is not UNSET:
+            body_fields["start_speaker"] = start_speaker
+        if begin_after_user_silence_ms is not UNSET:
+            body_fields["begin_after_user_silence_ms"] = begin_after_user_silence_ms
+        if begin_message is not UNSET:
+            body_fields["begin_message"] = begin_message
+        if general_prompt is not UNSET:
+            body_fields["general_prompt"] = general_prompt
+        if general_tools is not UNSET:
+            body_fields["general_tools"] = general_tools
+        if states is not UNSET:
+            body_fields["states"] = states
+        if starting_state is not UNSET:
+            body_fields["starting_state"] = starting_state
+        if default_dynamic_variables is not UNSET:
+            body_fields["default_dynamic_variables"] = default_dynamic_variables
+        if mcps is not UNSET:
+            body_fields["mcps"] = mcps
+        if is_transfer_llm is not UNSET:
+            body_fields["is_transfer_llm"] = is_transfer_llm
+        if backup_model is not UNSET:
+            body_fields["backup_model"] = backup_model
+        if model_config is not UNSET:
+            body_fields["model_config"] = model_config
+        if model_ultrafast is not UNSET:
+            body_fields["model_ultrafast"] = model_ultrafast
+        sent_body = build_params(LlmUpdateParams, body_fields)
         result: LlmResponse = await self._client._request(
             _UPDATE_RETELL_L_L_M, path={"llm_id": llm_id}, query=sent_query, body=sent_body
         )

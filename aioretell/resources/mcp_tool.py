@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from msgspec import UNSET, UnsetType
 
 from aioretell._validation import build_params, require_id
@@ -33,10 +35,12 @@ class McpToolResource(Resource):
         """
         agent_id = require_id("agent_id", agent_id)
         require_id("mcp_id", mcp_id)
-        sent_query = build_params(
-            McpToolGetMcpToolsQuery,
-            {"mcp_id": mcp_id, "version": version, "component_id": component_id},
-        )
+        query_fields: dict[str, Any] = {"mcp_id": mcp_id}
+        if version is not UNSET:
+            query_fields["version"] = version
+        if component_id is not UNSET:
+            query_fields["component_id"] = component_id
+        sent_query = build_params(McpToolGetMcpToolsQuery, query_fields)
         result: McpToolGetMcpToolsResponse = await self._client._request(
             _GET_M_C_P_TOOLS, path={"agent_id": agent_id}, query=sent_query
         )

@@ -58,24 +58,34 @@ class PhoneNumberResource(Resource):
         it surely did not arrive (connection refused, 429); any other failure raises
         AmbiguousOutcomeError, unless the client has retry_ambiguous_creates=True.
         """
-        sent_body = build_params(
-            PhoneNumberCreateParams,
-            {
-                "inbound_agents": inbound_agents,
-                "outbound_agents": outbound_agents,
-                "area_code": area_code,
-                "nickname": nickname,
-                "inbound_webhook_url": inbound_webhook_url,
-                "allowed_inbound_country_list": allowed_inbound_country_list,
-                "allowed_outbound_country_list": allowed_outbound_country_list,
-                "number_provider": number_provider,
-                "country_code": country_code,
-                "toll_free": toll_free,
-                "phone_number": phone_number,
-                "transport": transport,
-                "fallback_number": fallback_number,
-            },
-        )
+        body_fields: dict[str, Any] = {}
+        if inbound_agents is not UNSET:
+            body_fields["inbound_agents"] = inbound_agents
+        if outbound_agents is not UNSET:
+            body_fields["outbound_agents"] = outbound_agents
+        if area_code is not UNSET:
+            body_fields["area_code"] = area_code
+        if nickname is not UNSET:
+            body_fields["nickname"] = nickname
+        if inbound_webhook_url is not UNSET:
+            body_fields["inbound_webhook_url"] = inbound_webhook_url
+        if allowed_inbound_country_list is not UNSET:
+            body_fields["allowed_inbound_country_list"] = allowed_inbound_country_list
+        if allowed_outbound_country_list is not UNSET:
+            body_fields["allowed_outbound_country_list"] = allowed_outbound_country_list
+        if number_provider is not UNSET:
+            body_fields["number_provider"] = number_provider
+        if country_code is not UNSET:
+            body_fields["country_code"] = country_code
+        if toll_free is not UNSET:
+            body_fields["toll_free"] = toll_free
+        if phone_number is not UNSET:
+            body_fields["phone_number"] = phone_number
+        if transport is not UNSET:
+            body_fields["transport"] = transport
+        if fallback_number is not UNSET:
+            body_fields["fallback_number"] = fallback_number
+        sent_body = build_params(PhoneNumberCreateParams, body_fields)
         result: PhoneNumberResponse = await self._client._request(
             _CREATE_PHONE_NUMBER, body=sent_body
         )
@@ -118,24 +128,33 @@ class PhoneNumberResource(Resource):
         """
         if ignore_e164_validation is not True:
             require_e164("phone_number", phone_number)
-        sent_body = build_params(
-            PhoneNumberImportParams,
-            {
-                "phone_number": phone_number,
-                "termination_uri": termination_uri,
-                "ignore_e164_validation": ignore_e164_validation,
-                "sip_trunk_auth_username": sip_trunk_auth_username,
-                "sip_trunk_auth_password": sip_trunk_auth_password,
-                "inbound_agents": inbound_agents,
-                "outbound_agents": outbound_agents,
-                "nickname": nickname,
-                "inbound_webhook_url": inbound_webhook_url,
-                "allowed_inbound_country_list": allowed_inbound_country_list,
-                "allowed_outbound_country_list": allowed_outbound_country_list,
-                "transport": transport,
-                "codecs": codecs,
-            },
-        )
+        body_fields: dict[str, Any] = {
+            "phone_number": phone_number,
+            "termination_uri": termination_uri,
+        }
+        if ignore_e164_validation is not UNSET:
+            body_fields["ignore_e164_validation"] = ignore_e164_validation
+        if sip_trunk_auth_username is not UNSET:
+            body_fields["sip_trunk_auth_username"] = sip_trunk_auth_username
+        if sip_trunk_auth_password is not UNSET:
+            body_fields["sip_trunk_auth_password"] = sip_trunk_auth_password
+        if inbound_agents is not UNSET:
+            body_fields["inbound_agents"] = inbound_agents
+        if outbound_agents is not UNSET:
+            body_fields["outbound_agents"] = outbound_agents
+        if nickname is not UNSET:
+            body_fields["nickname"] = nickname
+        if inbound_webhook_url is not UNSET:
+            body_fields["inbound_webhook_url"] = inbound_webhook_url
+        if allowed_inbound_country_list is not UNSET:
+            body_fields["allowed_inbound_country_list"] = allowed_inbound_country_list
+        if allowed_outbound_country_list is not UNSET:
+            body_fields["allowed_outbound_country_list"] = allowed_outbound_country_list
+        if transport is not UNSET:
+            body_fields["transport"] = transport
+        if codecs is not UNSET:
+            body_fields["codecs"] = codecs
+        sent_body = build_params(PhoneNumberImportParams, body_fields)
         result: PhoneNumberResponse = await self._client._request(
             _IMPORT_PHONE_NUMBER, body=sent_body
         )
@@ -155,10 +174,14 @@ class PhoneNumberResource(Resource):
 
         One page; ``list_all`` iterates over every item.
         """
-        sent_query = build_params(
-            PhoneNumberListQuery,
-            {"limit": limit, "sort_order": sort_order, "pagination_key": pagination_key},
-        )
+        query_fields: dict[str, Any] = {}
+        if limit is not UNSET:
+            query_fields["limit"] = limit
+        if sort_order is not UNSET:
+            query_fields["sort_order"] = sort_order
+        if pagination_key is not UNSET:
+            query_fields["pagination_key"] = pagination_key
+        sent_query = build_params(PhoneNumberListQuery, query_fields)
         result: PhoneNumberListResponse = await self._client._request(
             _LIST_PHONE_NUMBERS, query=sent_query
         )
@@ -179,10 +202,12 @@ class PhoneNumberResource(Resource):
         here, before the first request.
         """
         require_page_size("limit", limit)
-        sent_query = build_params(
-            PhoneNumberListQuery,
-            {"limit": limit, "sort_order": sort_order, "pagination_key": pagination_key},
-        )
+        query_fields: dict[str, Any] = {"limit": limit}
+        if sort_order is not UNSET:
+            query_fields["sort_order"] = sort_order
+        if pagination_key is not UNSET:
+            query_fields["pagination_key"] = pagination_key
+        sent_query = build_params(PhoneNumberListQuery, query_fields)
         return Pager(self._client, _LIST_PHONE_NUMBERS, query=sent_query, cursor_in="query")
 
     async def retrieve(
@@ -226,26 +251,38 @@ class PhoneNumberResource(Resource):
         errors, 408, 409, 429 and 5xx.
         """
         phone_number = require_id("phone_number", phone_number)
-        sent_body = build_params(
-            PhoneNumberUpdateParams,
-            {
-                "inbound_agents": inbound_agents,
-                "outbound_agents": outbound_agents,
-                "inbound_sms_agents": inbound_sms_agents,
-                "outbound_sms_agents": outbound_sms_agents,
-                "nickname": nickname,
-                "inbound_webhook_url": inbound_webhook_url,
-                "inbound_sms_webhook_url": inbound_sms_webhook_url,
-                "allowed_inbound_country_list": allowed_inbound_country_list,
-                "allowed_outbound_country_list": allowed_outbound_country_list,
-                "termination_uri": termination_uri,
-                "auth_username": auth_username,
-                "auth_password": auth_password,
-                "transport": transport,
-                "fallback_number": fallback_number,
-                "codecs": codecs,
-            },
-        )
+        body_fields: dict[str, Any] = {}
+        if inbound_agents is not UNSET:
+            body_fields["inbound_agents"] = inbound_agents
+        if outbound_agents is not UNSET:
+            body_fields["outbound_agents"] = outbound_agents
+        if inbound_sms_agents is not UNSET:
+            body_fields["inbound_sms_agents"] = inbound_sms_agents
+        if outbound_sms_agents is not UNSET:
+            body_fields["outbound_sms_agents"] = outbound_sms_agents
+        if nickname is not UNSET:
+            body_fields["nickname"] = nickname
+        if inbound_webhook_url is not UNSET:
+            body_fields["inbound_webhook_url"] = inbound_webhook_url
+        if inbound_sms_webhook_url is not UNSET:
+            body_fields["inbound_sms_webhook_url"] = inbound_sms_webhook_url
+        if allowed_inbound_country_list is not UNSET:
+            body_fields["allowed_inbound_country_list"] = allowed_inbound_country_list
+        if allowed_outbound_country_list is not UNSET:
+            body_fields["allowed_outbound_country_list"] = allowed_outbound_country_list
+        if termination_uri is not UNSET:
+            body_fields["termination_uri"] = termination_uri
+        if auth_username is not UNSET:
+            body_fields["auth_username"] = auth_username
+        if auth_password is not UNSET:
+            body_fields["auth_password"] = auth_password
+        if transport is not UNSET:
+            body_fields["transport"] = transport
+        if fallback_number is not UNSET:
+            body_fields["fallback_number"] = fallback_number
+        if codecs is not UNSET:
+            body_fields["codecs"] = codecs
+        sent_body = build_params(PhoneNumberUpdateParams, body_fields)
         result: PhoneNumberResponse = await self._client._request(
             _UPDATE_PHONE_NUMBER, path={"phone_number": phone_number}, body=sent_body
         )

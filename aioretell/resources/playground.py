@@ -46,18 +46,22 @@ class PlaygroundResource(Resource):
         raises AmbiguousOutcomeError, unless the client has retry_ambiguous_creates=True.
         """
         agent_id = require_id("agent_id", agent_id)
-        sent_query = build_params(PlaygroundCompletionQuery, {"version": version})
-        sent_body = build_params(
-            PlaygroundCompletionParams,
-            {
-                "messages": messages,
-                "dynamic_variables": dynamic_variables,
-                "tool_mocks": tool_mocks,
-                "current_state": current_state,
-                "current_node_id": current_node_id,
-                "component_id": component_id,
-            },
-        )
+        query_fields: dict[str, Any] = {}
+        if version is not UNSET:
+            query_fields["version"] = version
+        sent_query = build_params(PlaygroundCompletionQuery, query_fields)
+        body_fields: dict[str, Any] = {"messages": messages}
+        if dynamic_variables is not UNSET:
+            body_fields["dynamic_variables"] = dynamic_variables
+        if tool_mocks is not UNSET:
+            body_fields["tool_mocks"] = tool_mocks
+        if current_state is not UNSET:
+            body_fields["current_state"] = current_state
+        if current_node_id is not UNSET:
+            body_fields["current_node_id"] = current_node_id
+        if component_id is not UNSET:
+            body_fields["component_id"] = component_id
+        sent_body = build_params(PlaygroundCompletionParams, body_fields)
         result: PlaygroundCompletionResponse = await self._client._request(
             _AGENT_PLAYGROUND_COMPLETION,
             path={"agent_id": agent_id},

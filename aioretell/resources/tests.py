@@ -58,13 +58,11 @@ class TestsResource(Resource):
         surely did not arrive (connection refused, 429); any other failure raises
         AmbiguousOutcomeError, unless the client has retry_ambiguous_creates=True.
         """
-        sent_body = build_params(
-            TestsCreateBatchTestParams,
-            {
-                "test_case_definition_ids": test_case_definition_ids,
-                "response_engine": response_engine,
-            },
-        )
+        body_fields: dict[str, Any] = {
+            "test_case_definition_ids": test_case_definition_ids,
+            "response_engine": response_engine,
+        }
+        sent_body = build_params(TestsCreateBatchTestParams, body_fields)
         result: BatchTestResponse = await self._client._request(_CREATE_BATCH_TEST, body=sent_body)
         return result
 
@@ -85,18 +83,19 @@ class TestsResource(Resource):
         only when it surely did not arrive (connection refused, 429); any other failure raises
         AmbiguousOutcomeError, unless the client has retry_ambiguous_creates=True.
         """
-        sent_body = build_params(
-            TestsCreateTestCaseDefinitionParams,
-            {
-                "name": name,
-                "response_engine": response_engine,
-                "user_prompt": user_prompt,
-                "metrics": metrics,
-                "dynamic_variables": dynamic_variables,
-                "tool_mocks": tool_mocks,
-                "llm_model": llm_model,
-            },
-        )
+        body_fields: dict[str, Any] = {
+            "name": name,
+            "response_engine": response_engine,
+            "user_prompt": user_prompt,
+            "metrics": metrics,
+        }
+        if dynamic_variables is not UNSET:
+            body_fields["dynamic_variables"] = dynamic_variables
+        if tool_mocks is not UNSET:
+            body_fields["tool_mocks"] = tool_mocks
+        if llm_model is not UNSET:
+            body_fields["llm_model"] = llm_model
+        sent_body = build_params(TestsCreateTestCaseDefinitionParams, body_fields)
         result: TestCaseDefinitionResponse = await self._client._request(
             _CREATE_TEST_CASE_DEFINITION, body=sent_body
         )
@@ -178,17 +177,18 @@ class TestsResource(Resource):
 
         One page; ``list_batch_tests_all`` iterates over every item.
         """
-        sent_query = build_params(
-            TestsListBatchTestsQuery,
-            {
-                "type": type,
-                "llm_id": llm_id,
-                "conversation_flow_id": conversation_flow_id,
-                "version": version,
-                "limit": limit,
-                "pagination_key": pagination_key,
-            },
-        )
+        query_fields: dict[str, Any] = {"type": type}
+        if llm_id is not UNSET:
+            query_fields["llm_id"] = llm_id
+        if conversation_flow_id is not UNSET:
+            query_fields["conversation_flow_id"] = conversation_flow_id
+        if version is not UNSET:
+            query_fields["version"] = version
+        if limit is not UNSET:
+            query_fields["limit"] = limit
+        if pagination_key is not UNSET:
+            query_fields["pagination_key"] = pagination_key
+        sent_query = build_params(TestsListBatchTestsQuery, query_fields)
         result: TestListBatchTestsResponse = await self._client._request(
             _LIST_BATCH_TESTS, query=sent_query
         )
@@ -212,17 +212,16 @@ class TestsResource(Resource):
         here, before the first request.
         """
         require_page_size("limit", limit)
-        sent_query = build_params(
-            TestsListBatchTestsQuery,
-            {
-                "type": type,
-                "llm_id": llm_id,
-                "conversation_flow_id": conversation_flow_id,
-                "version": version,
-                "limit": limit,
-                "pagination_key": pagination_key,
-            },
-        )
+        query_fields: dict[str, Any] = {"type": type, "limit": limit}
+        if llm_id is not UNSET:
+            query_fields["llm_id"] = llm_id
+        if conversation_flow_id is not UNSET:
+            query_fields["conversation_flow_id"] = conversation_flow_id
+        if version is not UNSET:
+            query_fields["version"] = version
+        if pagination_key is not UNSET:
+            query_fields["pagination_key"] = pagination_key
+        sent_query = build_params(TestsListBatchTestsQuery, query_fields)
         return Pager(self._client, _LIST_BATCH_TESTS, query=sent_query, cursor_in="query")
 
     async def list_test_case_definitions(
@@ -241,16 +240,16 @@ class TestsResource(Resource):
 
         One page; ``list_test_case_definitions_all`` iterates over every item.
         """
-        sent_query = build_params(
-            TestsListTestCaseDefinitionsQuery,
-            {
-                "type": type,
-                "llm_id": llm_id,
-                "conversation_flow_id": conversation_flow_id,
-                "limit": limit,
-                "pagination_key": pagination_key,
-            },
-        )
+        query_fields: dict[str, Any] = {"type": type}
+        if llm_id is not UNSET:
+            query_fields["llm_id"] = llm_id
+        if conversation_flow_id is not UNSET:
+            query_fields["conversation_flow_id"] = conversation_flow_id
+        if limit is not UNSET:
+            query_fields["limit"] = limit
+        if pagination_key is not UNSET:
+            query_fields["pagination_key"] = pagination_key
+        sent_query = build_params(TestsListTestCaseDefinitionsQuery, query_fields)
         result: TestListTestCaseDefinitionsResponse = await self._client._request(
             _LIST_TEST_CASE_DEFINITIONS, query=sent_query
         )
@@ -273,16 +272,14 @@ class TestsResource(Resource):
         checked here, before the first request.
         """
         require_page_size("limit", limit)
-        sent_query = build_params(
-            TestsListTestCaseDefinitionsQuery,
-            {
-                "type": type,
-                "llm_id": llm_id,
-                "conversation_flow_id": conversation_flow_id,
-                "limit": limit,
-                "pagination_key": pagination_key,
-            },
-        )
+        query_fields: dict[str, Any] = {"type": type, "limit": limit}
+        if llm_id is not UNSET:
+            query_fields["llm_id"] = llm_id
+        if conversation_flow_id is not UNSET:
+            query_fields["conversation_flow_id"] = conversation_flow_id
+        if pagination_key is not UNSET:
+            query_fields["pagination_key"] = pagination_key
+        sent_query = build_params(TestsListTestCaseDefinitionsQuery, query_fields)
         return Pager(self._client, _LIST_TEST_CASE_DEFINITIONS, query=sent_query, cursor_in="query")
 
     async def list_test_runs(
@@ -300,9 +297,12 @@ class TestsResource(Resource):
         One page; ``list_test_runs_all`` iterates over every item.
         """
         test_case_batch_job_id = require_id("test_case_batch_job_id", test_case_batch_job_id)
-        sent_query = build_params(
-            TestsListTestRunsQuery, {"limit": limit, "pagination_key": pagination_key}
-        )
+        query_fields: dict[str, Any] = {}
+        if limit is not UNSET:
+            query_fields["limit"] = limit
+        if pagination_key is not UNSET:
+            query_fields["pagination_key"] = pagination_key
+        sent_query = build_params(TestsListTestRunsQuery, query_fields)
         result: TestListTestRunsResponse = await self._client._request(
             _LIST_TEST_RUNS,
             path={"test_case_batch_job_id": test_case_batch_job_id},
@@ -326,9 +326,10 @@ class TestsResource(Resource):
         """
         test_case_batch_job_id = require_id("test_case_batch_job_id", test_case_batch_job_id)
         require_page_size("limit", limit)
-        sent_query = build_params(
-            TestsListTestRunsQuery, {"limit": limit, "pagination_key": pagination_key}
-        )
+        query_fields: dict[str, Any] = {"limit": limit}
+        if pagination_key is not UNSET:
+            query_fields["pagination_key"] = pagination_key
+        sent_query = build_params(TestsListTestRunsQuery, query_fields)
         return Pager(
             self._client,
             _LIST_TEST_RUNS,
@@ -355,18 +356,22 @@ class TestsResource(Resource):
         retried on connection errors, 408, 409, 429 and 5xx.
         """
         test_case_definition_id = require_id("test_case_definition_id", test_case_definition_id)
-        sent_body = build_params(
-            TestsUpdateTestCaseDefinitionParams,
-            {
-                "name": name,
-                "response_engine": response_engine,
-                "user_prompt": user_prompt,
-                "metrics": metrics,
-                "dynamic_variables": dynamic_variables,
-                "tool_mocks": tool_mocks,
-                "llm_model": llm_model,
-            },
-        )
+        body_fields: dict[str, Any] = {}
+        if name is not UNSET:
+            body_fields["name"] = name
+        if response_engine is not UNSET:
+            body_fields["response_engine"] = response_engine
+        if user_prompt is not UNSET:
+            body_fields["user_prompt"] = user_prompt
+        if metrics is not UNSET:
+            body_fields["metrics"] = metrics
+        if dynamic_variables is not UNSET:
+            body_fields["dynamic_variables"] = dynamic_variables
+        if tool_mocks is not UNSET:
+            body_fields["tool_mocks"] = tool_mocks
+        if llm_model is not UNSET:
+            body_fields["llm_model"] = llm_model
+        sent_body = build_params(TestsUpdateTestCaseDefinitionParams, body_fields)
         result: TestCaseDefinitionResponse = await self._client._request(
             _UPDATE_TEST_CASE_DEFINITION,
             path={"test_case_definition_id": test_case_definition_id},

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from msgspec import UNSET, UnsetType
 
@@ -47,15 +48,15 @@ class VoiceResource(Resource):
         AmbiguousOutcomeError, unless the client has retry_ambiguous_creates=True.
         """
         require_id("provider_voice_id", provider_voice_id)
-        sent_body = build_params(
-            VoiceAddResourceParams,
-            {
-                "provider_voice_id": provider_voice_id,
-                "voice_name": voice_name,
-                "voice_provider": voice_provider,
-                "public_user_id": public_user_id,
-            },
-        )
+        body_fields: dict[str, Any] = {
+            "provider_voice_id": provider_voice_id,
+            "voice_name": voice_name,
+        }
+        if voice_provider is not UNSET:
+            body_fields["voice_provider"] = voice_provider
+        if public_user_id is not UNSET:
+            body_fields["public_user_id"] = public_user_id
+        sent_body = build_params(VoiceAddResourceParams, body_fields)
         result: VoiceResponse = await self._client._request(_ADD_COMMUNITY_VOICE, body=sent_body)
         return result
 
@@ -75,10 +76,12 @@ class VoiceResource(Resource):
         Sent as multipart/form-data. A file is bytes, a path, an open binary file or a (filename,
         bytes) tuple.
         """
-        sent_body = build_params(
-            VoiceCloneParams,
-            {"files": files, "voice_name": voice_name, "voice_provider": voice_provider},
-        )
+        body_fields: dict[str, Any] = {
+            "files": files,
+            "voice_name": voice_name,
+            "voice_provider": voice_provider,
+        }
+        sent_body = build_params(VoiceCloneParams, body_fields)
         form = await encode_form(sent_body, ("files",))
         result: VoiceResponse = await self._client._request(_CLONE_VOICE, form=form)
         return result
@@ -118,9 +121,10 @@ class VoiceResource(Resource):
         Sends ``POST /search-community-voice``. Safe to repeat: retried on connection errors, 408,
         409, 429 and 5xx.
         """
-        sent_body = build_params(
-            VoiceSearchParams, {"search_query": search_query, "voice_provider": voice_provider}
-        )
+        body_fields: dict[str, Any] = {"search_query": search_query}
+        if voice_provider is not UNSET:
+            body_fields["voice_provider"] = voice_provider
+        sent_body = build_params(VoiceSearchParams, body_fields)
         result: VoiceSearchResponse = await self._client._request(
             _SEARCH_COMMUNITY_VOICE, body=sent_body
         )

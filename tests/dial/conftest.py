@@ -2,16 +2,18 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from aioretell import AsyncRetell
 from aioretell.dial.campaign import run_campaign
 from aioretell.dial.capacity import CapacityGate
 from aioretell.dial.journal import CampaignInfo, Journal
+from aioretell.dial.journal_sqlite import SQLiteJournal
 from aioretell.dial.leads import load_leads
 from aioretell.dial.reconcile import campaign_filter
 from aioretell.dial.runner import DialOptions, Runner
@@ -49,11 +51,23 @@ async def make_emulator() -> AsyncIterator[Callable[..., Any]]:
         await emu.stop()
 
 
-def new_journal(tmp_path: Path, csv: Path, name: str = "j.db") -> Journal:
+#: The journal implementations every journal test runs against (PostgreSQL joins later).
+BACKENDS = ["sqlite"]
+
+
+def open_journal(backend: str, tmp_path: Path, name: str = "j.db") -> Journal:
+    assert backend == "sqlite", backend
+    return SQLiteJournal(tmp_path / name)
+
+
+async def new_journal(
+    tmp_path: Path, csv: Path, name: str = "j.db", backend: str = "sqlite"
+) -> Journal:
+    """A journal holding campaign ``CAMPAIGN`` over the leads of ``csv``."""
     leads = load_leads(csv)
-    journal = Journal(tmp_path / name)
+    journal = open_journal(backend, tmp_path, name)
     info = CampaignInfo(CAMPAIGN, leads.sha256, csv.name, FROM, "", "test")
-    journal.start(journal.check_campaign(info), leads)
+    await journal.open_campaign(info, leads)
     return journal
 
 
@@ -63,6 +77,7 @@ async def dial(
     *,
     gate: CapacityGate | None = None,
     stop: asyncio.Event | None = None,
+    sidecar: Callable[[Runner], Awaitable[None]] | None = None,
     **options: Any,
 ) -> Runner:
     async with AsyncRetell(api_key=API_KEY, base_url=emu.base_url) as client:
@@ -74,6 +89,7 @@ async def dial(
             stop=stop,
             poll_interval=0.02,
             gate=gate,
+            sidecar=sidecar,
         )
 
 
@@ -93,3 +109,12 @@ async def calls_per_number(base_url: str, campaign: str = CAMPAIGN) -> Counter[s
             if not page.has_more or page.pagination_key is None:
                 return counts
             cursor = page.pagination_key
+
+
+def dialled(record: Path) -> Counter[str]:
+    """Calls per number in the record file of the dialer's in-process emulator."""
+    calls = {}
+    for line in record.read_bytes().splitlines():
+        call = msgspec.json.decode(line)
+        calls[call["call_id"]] = call  # a call's later lines (stopped) replace its first
+    return Counter(call["to_number"] for call in calls.values() if call["dialed"])

@@ -66,16 +66,68 @@ def test_duplicate_columns_are_refused(tmp_path: Path) -> None:
         load_leads(path)
 
 
-def test_bad_encoding_rejects_only_that_row(tmp_path: Path) -> None:
+def test_a_file_not_in_utf8_is_refused_whole_with_the_fix(tmp_path: Path) -> None:
+    # Skipping the accented rows would journal them as rejected: a rerun with the right
+    # encoding could then never dial them. The encoding is the file's, so the file is refused.
     path = tmp_path / "leads.csv"
     path.write_bytes(
         b"phone_number,name\n+14155550101,Ana\n+14155550102,Jos\xe9\n+14155550103,Zoe\n"
     )
-    loaded = load_leads(path)
-    assert [lead.line for lead in loaded.leads] == [2, 4]
-    (bad,) = loaded.rejected
-    assert bad.line == 3
-    assert "not UTF-8" in bad.reason
+    with pytest.raises(LeadFileError, match=r"leads.csv:3: byte 0xe9 is not UTF-8; .*Excel") as e:
+        load_leads(path)
+    assert "--encoding cp1252" in str(e.value)
+
+
+def test_not_cp1252_either_suggests_naming_the_encoding(tmp_path: Path) -> None:
+    path = tmp_path / "leads.csv"
+    path.write_bytes(b"phone_number,name\n+14155550101,\x81\xe9\n")  # 0x81: no cp1252 char
+    with pytest.raises(LeadFileError, match=r"is not UTF-8; pass its encoding with --encoding"):
+        load_leads(path)
+
+
+def test_encoding_reads_a_windows_export(tmp_path: Path) -> None:
+    path = tmp_path / "leads.csv"
+    text = "phone_number,name,city\n+14155550101,José,Zürich\n+14155550102,Zoë,Besançon\n"
+    path.write_bytes(text.encode("cp1252"))
+    loaded = load_leads(path, encoding="cp1252")
+    assert [lead.variables for lead in loaded.leads] == [
+        {"name": "José", "city": "Zürich"},
+        {"name": "Zoë", "city": "Besançon"},
+    ]
+    assert loaded.rejected == []
+
+
+def test_wrong_explicit_encoding_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "leads.csv"
+    path.write_bytes(b"phone_number\n+14155550101\n+1415555010\x81\n")
+    with pytest.raises(LeadFileError, match=r"leads.csv:3: byte 0x81 is not cp1252"):
+        load_leads(path, encoding="cp1252")
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-8-sig", "utf-8"])
+def test_explicit_encodings_with_and_without_bom(tmp_path: Path, codec: str) -> None:
+    path = tmp_path / "leads.csv"
+    path.write_bytes("phone_number,name\n+14155550101,Zoë\n".encode(codec))
+    (lead,) = load_leads(path, encoding=codec).leads
+    assert (lead.to_number, lead.variables) == ("+14155550101", {"name": "Zoë"})
+
+
+@pytest.mark.parametrize(
+    ("content", "what"),
+    [
+        (b"\x1f\x8b\x08\x00\x00\x00", "gzip-compressed data"),
+        (b"PK\x03\x04\x14\x00", "a ZIP archive or an Excel .xlsx workbook"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1", "an Excel .xls workbook"),
+        (b"phone_number\n+14155550101\x00\x00\n", "it holds NUL bytes"),
+        ("phone_number\n+14155550101\n".encode("utf-16-le"), "UTF-16 without a byte order mark"),
+    ],
+)
+def test_binary_input_is_not_a_text_csv(tmp_path: Path, content: bytes, what: str) -> None:
+    path = tmp_path / "leads.csv"
+    path.write_bytes(content)
+    with pytest.raises(LeadFileError, match="not a text CSV") as e:
+        load_leads(path)
+    assert what in str(e.value)
 
 
 def test_blank_lines_are_skipped_and_lines_still_count(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from aioretell.cli import main
 from aioretell.dial import journal as j
 from aioretell.dial.campaign import run_campaign
 from aioretell.dial.journal import CampaignInfo, Journal, Row
+from aioretell.dial.journal_sqlite import SQLiteJournal
 from aioretell.dial.leads import load_leads
 from aioretell.dial.listen import ListenAddressError, WebhookFollower, parse_listen
 from aioretell.dial.reconcile import call_metadata
@@ -36,27 +37,29 @@ NO_SAFETY_NET: dict[str, Any] = {"reconcile_interval": 3600.0, "reconcile_idle_s
 HAPPY = [(j.PENDING, j.DISPATCHING), (j.DISPATCHING, j.CREATED), (j.CREATED, j.ENDED)]
 
 
-class SpyJournal(Journal):
+class SpyJournal(SQLiteJournal):
     """A journal that records every transition it commits, per row."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         self.moves: defaultdict[str, list[tuple[str, str]]] = defaultdict(list)
 
-    def __enter__(self) -> SpyJournal:
-        return self
+    async def claim(self, now: float) -> Row | None:
+        row = await super().claim(now)
+        if row is not None:
+            self.moves[row.ref].append((j.PENDING, j.DISPATCHING))
+        return row
 
-    def transition(self, row: Row, to: str, **fields: Any) -> None:
-        before = row.state
-        super().transition(row, to, **fields)
-        self.moves[row.ref].append((before, to))
+    def _move(self, row: Row, source: str, to: str, **fields: Any) -> None:
+        super()._move(row, source, to, **fields)
+        self.moves[row.ref].append((source, to))
 
 
-def spy_journal(tmp_path: Path, csv: Path) -> SpyJournal:
+async def spy_journal(tmp_path: Path, csv: Path) -> SpyJournal:
     leads = load_leads(csv)
     journal = SpyJournal(tmp_path / f"{csv.stem}.db")
     info = CampaignInfo(CAMPAIGN, leads.sha256, csv.name, FROM, "", "test")
-    journal.start(journal.check_campaign(info), leads)
+    await journal.open_campaign(info, leads)
     return journal
 
 
@@ -105,9 +108,9 @@ async def test_webhooks_end_every_call_once_without_polling(
             webhook_duplicates=1,
             outcomes_by_suffix=((busy[-4:], "dial_busy"),),
         )
-        with spy_journal(tmp_path, csv) as journal:
+        async with await spy_journal(tmp_path, csv) as journal:
             runner, watcher = await dial(emu, journal, follower, concurrency=8, **NO_SAFETY_NET)
-            rows = journal.rows()
+            rows = await journal.rows()
             moves = dict(journal.moves)
         # Let the late call_analyzed events and the duplicates arrive: they must change nothing.
         await emu.webhooks.flush()
@@ -129,7 +132,7 @@ async def test_webhooks_end_every_call_once_without_polling(
 
     # The same leads followed by polling list-calls instead: many requests, not zero.
     polled_emu = await make_emulator(outcomes_by_suffix=((busy[-4:], "dial_busy"),))
-    with spy_journal(tmp_path, write_csv(tmp_path / "poll.csv", wanted)) as journal:
+    async with await spy_journal(tmp_path, write_csv(tmp_path / "poll.csv", wanted)) as journal:
         polled, _ = await dial(polled_emu, journal, None, concurrency=8)
     assert polled.stats.ends_via == {"poll": 29, "create": 1}
     assert list_calls(polled_emu) > 0
@@ -175,7 +178,9 @@ async def test_bad_signature_and_other_campaigns_change_nothing(
             try:
                 while len(runner.created_calls()) < 2:
                     await asyncio.sleep(0.01)
-                first, second = runner.rows["L2"], runner.rows["L3"]
+                first_id, second_id = runner.created_calls()
+                first, second = runner.open_row(first_id), runner.open_row(second_id)
+                assert first is not None and second is not None
                 assert first.call_id is not None and second.call_id is not None
                 ours = call_ended(first.call_id, first.ref)
                 seen["forged"] = await post(ours, signed(ours, key="key_someone_else"))
@@ -197,7 +202,7 @@ async def test_bad_signature_and_other_campaigns_change_nothing(
                 stop.set()  # the run ends even if an event was not applied; asserted below
 
         stop = asyncio.Event()
-        with spy_journal(tmp_path, csv) as journal:
+        async with await spy_journal(tmp_path, csv) as journal:
             runner, watcher = await dial(
                 emu, journal, follower, sidecar=driver, stop=stop, **NO_SAFETY_NET
             )
@@ -257,12 +262,12 @@ async def test_a_lost_webhook_is_caught_by_the_safety_net(
         lossy_relay(follower.url, lost) as relay_url,
     ):
         emu = await make_emulator(webhook_url=relay_url)
-        with spy_journal(tmp_path, csv) as journal:
+        async with await spy_journal(tmp_path, csv) as journal:
             # Never on a timer: only the "nothing left but open calls, and quiet" poll.
             runner, watcher = await dial(
                 emu, journal, follower, reconcile_interval=3600.0, reconcile_idle_s=0.2
             )
-            rows = journal.rows()
+            rows = await journal.rows()
             moves = dict(journal.moves)
 
     assert len(lost) == 1
@@ -282,22 +287,21 @@ async def test_resumed_open_calls_are_polled_once_at_start(
     """Calls left open by an earlier run may have ended while nobody listened."""
     emu = await make_emulator()
     csv = write_csv(tmp_path / "resume.csv", numbers(3))
-    with spy_journal(tmp_path, csv) as journal:
+    async with await spy_journal(tmp_path, csv) as journal:
         async with AsyncRetell(api_key=API_KEY, base_url=emu.base_url) as client:
-            for row in journal.rows():
+            while (row := await journal.claim(now=0.0)) is not None:
                 assert row.to_number is not None
-                journal.transition(row, j.DISPATCHING)
                 call = await client.call.create_phone_call(
                     from_number=FROM,
                     to_number=row.to_number,
                     metadata=call_metadata(CAMPAIGN, row.ref, 1),
                 )
-                journal.transition(row, j.CREATED, call_id=call.call_id)
+                await journal.mark_created(row, call.call_id, create_ms=None)
         while any(c.end_at > emu.state.now() for c in emu.state.calls.values()):
             await asyncio.sleep(0.02)
         async with WebhookFollower(API_KEY, CAMPAIGN) as follower:
             runner, watcher = await dial(emu, journal, follower, **NO_SAFETY_NET)
-        assert {row.state for row in journal.rows()} == {j.ENDED}
+        assert {row.state for row in await journal.rows()} == {j.ENDED}
     assert runner.stats.ends_via == {"poll": 3} and watcher.requests == 1
 
 
@@ -351,3 +355,30 @@ def test_cli_refuses_a_bad_listen_address(
     assert main(["dial", str(csv), "--from-number", FROM, "--listen", "8765"]) == 2
     assert "is not HOST:PORT" in capsys.readouterr().err
     assert not (tmp_path / "leads.journal.db").exists()
+
+
+class BrokenJournal(SpyJournal):
+    async def mark_ended(
+        self, row: Row, *, call_status: str, disconnection_reason: str | None
+    ) -> None:
+        raise RuntimeError("journal bug")
+
+
+async def test_an_error_applying_a_webhook_ends_the_run(
+    tmp_path: Path, make_emulator: Make
+) -> None:
+    """The receiver's handler is nobody's task: its failure is carried to the run's."""
+    from aioretell.dial.errors import BackgroundTaskError
+
+    csv = write_csv(tmp_path / "broken.csv", numbers(3))
+    leads = load_leads(csv)
+    async with WebhookFollower(API_KEY, CAMPAIGN) as follower:
+        emu = await make_emulator(webhook_url=follower.url)
+        async with BrokenJournal(tmp_path / "broken.db") as journal:
+            info = CampaignInfo(CAMPAIGN, leads.sha256, csv.name, FROM, "", "test")
+            await journal.open_campaign(info, leads)
+            with pytest.raises(BackgroundTaskError, match="call follower stopped: RuntimeError"):
+                await asyncio.wait_for(dial(emu, journal, follower, **NO_SAFETY_NET), timeout=60)
+            states = {row.state for row in await journal.rows()}
+        await follower.receiver.drain()
+    assert states <= {j.DISPATCHING, j.CREATED}

@@ -17,7 +17,7 @@ READ = OPERATIONS["getCall"]
 
 async def _take(pacer: RedisPacer, op: object, n: int) -> list[float]:
     """Server times (ms) of ``n`` granted turns taken by concurrent tasks."""
-    turns = await asyncio.gather(*(pacer.acquire(op) for _ in range(n)))  # type: ignore[arg-type]
+    turns = await asyncio.gather(*(pacer.reserve(op) for _ in range(n)))  # type: ignore[arg-type]
     return sorted(t.granted_ms for t in turns)
 
 
@@ -41,9 +41,9 @@ async def test_two_pacers_share_one_create_rate(redis_url: str, namespace: str) 
 async def test_reads_are_not_held_by_the_create_bucket(redis_url: str, namespace: str) -> None:
     pacer = RedisPacer(redis_url, namespace=namespace, create_rate_limit=1)
     try:
-        await pacer.acquire(CREATE)
+        await pacer.reserve(CREATE)
         # The next create waits about a second; reads go through at once meanwhile.
-        waiting = asyncio.create_task(pacer.acquire(CREATE))
+        waiting = asyncio.create_task(pacer.reserve(CREATE))
         reads = await _take(pacer, READ, 20)
         assert not waiting.done()
         waiting.cancel()
@@ -58,17 +58,15 @@ async def test_a_429_in_one_process_pauses_the_others(redis_url: str, namespace:
     one = RedisPacer(redis_url, namespace=namespace)
     two = RedisPacer(redis_url, namespace=namespace)
     try:
-        turn = await one.acquire(READ)
-        pending = one.on_response(READ, turn, 429, {"Retry-After": "1"})
-        assert pending is not None
-        await pending
+        turn = await one.reserve(READ)
+        one.on_response(READ, turn, 429, {"Retry-After": "1"})
+        await one.aclose()  # waits for the pause to reach Redis
         started = time.monotonic()
-        second = await two.acquire(READ)
+        second = await two.reserve(READ)
         waited = time.monotonic() - started
         assert second.granted_ms >= turn.granted_ms + 1000
         assert waited > 0.5  # held by the other process's 429, not by a rate of its own
-        # A success needs no round trip.
-        assert two.on_response(READ, second, 200, {}) is None
+        two.on_response(READ, second, 200, {})
     finally:
         await one.aclose()
         await two.aclose()
@@ -77,14 +75,14 @@ async def test_a_429_in_one_process_pauses_the_others(redis_url: str, namespace:
 async def test_cancelled_waiters_hold_no_turns(redis_url: str, namespace: str) -> None:
     pacer = RedisPacer(redis_url, namespace=namespace, create_rate_limit=10)
     try:
-        first = await pacer.acquire(CREATE)
-        waiters = [asyncio.create_task(pacer.acquire(CREATE)) for _ in range(200)]
+        first = await pacer.reserve(CREATE)
+        waiters = [asyncio.create_task(pacer.reserve(CREATE)) for _ in range(200)]
         await asyncio.sleep(0.05)
         for task in waiters:
             task.cancel()
         await asyncio.gather(*waiters, return_exceptions=True)
         # The next turn comes one interval after the first, not 200 intervals later.
-        nxt = await asyncio.wait_for(pacer.acquire(CREATE), timeout=5)
+        nxt = await asyncio.wait_for(pacer.reserve(CREATE), timeout=5)
     finally:
         await pacer.aclose()
     assert nxt.granted_ms - first.granted_ms < 1000
@@ -98,14 +96,14 @@ async def test_concurrency_cap_is_shared(redis_url: str, namespace: str) -> None
 
     async def request(pacer: RedisPacer) -> None:
         nonlocal in_flight, peak
-        turn = await pacer.acquire(READ)
+        turn = await pacer.reserve(READ)
         try:
             in_flight += 1
             peak = max(peak, in_flight)
             await asyncio.sleep(0.01)
             in_flight -= 1
         finally:
-            await pacer.release(turn)
+            pacer.release(READ, turn, sent=True)
 
     try:
         await asyncio.gather(*(request(p) for p in (one, two) for _ in range(15)))
@@ -120,12 +118,11 @@ async def test_adaptive_rate_is_shared(redis_url: str, namespace: str) -> None:
     two = RedisPacer(redis_url, namespace=namespace)
     try:
         for _ in range(20):  # successes the fleet saw, reported with the next turns
-            turn = await one.acquire(READ)
+            turn = await one.reserve(READ)
             one.on_response(READ, turn, 200, {})
-        turn = await one.acquire(READ)
-        pending = one.on_response(READ, turn, 429, {"retry-after-ms": "10"})
-        assert pending is not None
-        await pending
+        turn = await one.reserve(READ)
+        one.on_response(READ, turn, 429, {"retry-after-ms": "10"})
+        await asyncio.wait(one._tasks)  # the 429 reached Redis
         times = await _take(two, READ, 6)
     finally:
         await one.aclose()
@@ -138,7 +135,7 @@ async def test_unreachable_redis_fails_closed(namespace: str) -> None:
     pacer = RedisPacer("redis://127.0.0.1:1/0", namespace=namespace)
     try:
         with pytest.raises(PacerUnavailableError, match="unavailable") as caught:
-            await pacer.acquire(READ)
+            await pacer.reserve(READ)
     finally:
         await pacer.aclose()
     assert caught.value.request_sent is False

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+import gc
+import importlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import TypeVar
 
+import anyio
 import pytest
 
 from aioretell import Outcome, Progress, fan_out
+
+fan_out_module = importlib.import_module("aioretell.fan_out")
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 async def double(x: int) -> int:
@@ -27,8 +35,12 @@ def other_tasks() -> set[asyncio.Task[object]]:
 
 
 async def settle() -> None:
+    await settle_for(lambda: not other_tasks())
+
+
+async def settle_for(condition: Callable[[], bool]) -> None:
     for _ in range(20):
-        if not other_tasks():
+        if condition():
             return
         await asyncio.sleep(0)
 
@@ -192,3 +204,186 @@ def test_items_must_be_iterable() -> None:
 
 def test_outcome_is_small() -> None:
     assert not hasattr(Outcome(0, 1), "__dict__")
+
+
+# -- cancellation and failures outside func ---------------------------------------------------
+
+
+def slow_to_stop(release: asyncio.Event, stopped: list[int]) -> Callable[[int], Awaitable[int]]:
+    """A func that answers 0 at once and hangs on the rest; cancelled, it takes until
+    ``release`` is set to clean up (shielded, as cleanup that must finish is)."""
+
+    async def call(x: int) -> int:
+        if x == 0:
+            return x
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            with anyio.CancelScope(shield=True):
+                await release.wait()
+            stopped.append(x)
+            raise
+        return x
+
+    return call
+
+
+async def test_a_cancel_while_leaving_async_with_propagates() -> None:
+    release = asyncio.Event()
+    stopped: list[int] = []
+    went_on: list[bool] = []
+    left: list[bool] = []
+
+    async def consume() -> None:
+        async with fan_out(slow_to_stop(release, stopped), range(4), concurrency=4) as outcomes:
+            async for _ in outcomes:
+                left.append(True)
+                break
+        went_on.append(True)  # must not run: the task was cancelled on its way out
+
+    task = asyncio.create_task(consume())
+    await settle_for(lambda: bool(left))
+    for _ in range(5):  # the consumer now waits in __aexit__ for the calls to stop
+        await asyncio.sleep(0)
+    task.cancel()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not task.done()  # still waiting for the calls to finish stopping
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not went_on
+    assert sorted(stopped) == [1, 2, 3]
+    assert not other_tasks()
+
+
+async def test_a_cancelled_bare_loop_waits_for_the_calls_to_stop() -> None:
+    release = asyncio.Event()
+    stopped: list[int] = []
+
+    async def consume() -> None:
+        async for _ in fan_out(slow_to_stop(release, stopped), range(1, 4), concurrency=3):
+            pass
+
+    task = asyncio.create_task(consume())
+    for _ in range(10):
+        await asyncio.sleep(0)
+    task.cancel()
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert not task.done()  # the cancelled consumer owns the calls until they have stopped
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert sorted(stopped) == [1, 2, 3]
+    assert not other_tasks()
+
+
+class LoopErrors:
+    """Collects what the event loop reports about tasks nobody awaited."""
+
+    def __init__(self) -> None:
+        self.reports: list[str] = []
+
+    def __enter__(self) -> LoopErrors:
+        self.loop = asyncio.get_running_loop()
+        self.previous = self.loop.get_exception_handler()
+        self.loop.set_exception_handler(lambda _, context: self.reports.append(context["message"]))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.collect()
+        self.loop.set_exception_handler(self.previous)
+
+
+async def test_a_failing_progress_callback_ends_the_iteration_with_its_error() -> None:
+    def progress(counts: Progress) -> None:
+        if counts.done == 2:
+            raise ValueError("progress broke")
+
+    seen: list[int] = []
+    with LoopErrors() as loop_errors:
+        with pytest.raises(ValueError, match="progress broke"):
+            async for outcome in fan_out(double, range(10), concurrency=3, progress=progress):
+                seen.append(outcome.index)
+        await settle()
+    # the outcomes already made (the one whose callback failed among them) came first
+    assert len(seen) == len(set(seen)) >= 2
+    assert not other_tasks()
+    assert not loop_errors.reports
+
+
+async def test_a_failing_progress_callback_is_raised_in_ordered_mode_too() -> None:
+    def progress(counts: Progress) -> None:
+        raise ValueError("progress broke")
+
+    seen: list[int] = []
+    with pytest.raises(ValueError, match="progress broke"):
+        async with fan_out(
+            double, range(10), concurrency=3, ordered=True, progress=progress
+        ) as outcomes:
+            async for outcome in outcomes:
+                seen.append(outcome.index)
+    assert seen == list(range(len(seen)))
+    assert not other_tasks()
+
+
+async def test_a_driver_that_dies_outside_func_ends_the_iteration_with_its_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Breaking(Outcome[T, R]):
+        """Recording the outcome of input 3 fails: a bug in the driver, not in func."""
+
+        __slots__ = ()
+
+        def __new__(cls, index: int, *args: object, **kwargs: object) -> Breaking[T, R]:
+            if index == 3:
+                raise RuntimeError("driver broke")
+            return super().__new__(cls)
+
+    monkeypatch.setattr(fan_out_module, "Outcome", Breaking)
+    seen: list[int] = []
+    with LoopErrors() as loop_errors:
+        with pytest.raises(RuntimeError, match="driver broke"):
+            async for o in fan_out(double, range(10), concurrency=2):
+                seen.append(o.index)
+        await settle()
+    assert 3 not in seen
+    assert not other_tasks()
+    assert not loop_errors.reports
+
+
+async def test_a_failure_the_consumer_left_before_seeing_is_raised_on_leaving() -> None:
+    def progress(counts: Progress) -> None:
+        if counts.done == 2:
+            raise ValueError("progress broke")
+
+    gate = asyncio.Event()
+
+    async def gated(x: int) -> int:
+        if x:
+            await gate.wait()
+        return x
+
+    with pytest.raises(ValueError, match="progress broke"):
+        async with fan_out(gated, range(4), concurrency=4, progress=progress) as outcomes:
+            async for _ in outcomes:
+                gate.set()  # the second completion's callback fails while the body runs
+                await settle()
+                break
+    assert not other_tasks()
+
+
+async def test_a_cancel_is_not_replaced_by_a_failure_seen_on_leaving() -> None:
+    def progress(counts: Progress) -> None:
+        raise ValueError("progress broke")
+
+    async def consume() -> None:
+        async with fan_out(double, range(4), concurrency=2, progress=progress):
+            await asyncio.sleep(3600)
+
+    task = asyncio.create_task(consume())
+    await settle()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

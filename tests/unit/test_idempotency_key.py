@@ -4,12 +4,17 @@ it on every attempt, and may therefore retry the ambiguous failures of that call
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 
 from aioretell import _exceptions as E
+from aioretell._idempotency import new_idempotency_key
 from aioretell._operation_table import OPERATIONS
 from aioretell._sansio import HTTPResponse
 
@@ -117,3 +122,44 @@ async def test_other_creates_keep_todays_rule() -> None:
     assert len(transport.sent) == 1
     assert info.value.idempotency_key is None
     assert b"idempotency_key" not in (transport.sent[0].body or b"")
+
+
+# -- how the keys are made -----------------------------------------------------------------
+
+
+def test_made_keys_fit_the_spec_and_never_repeat() -> None:
+    keys = [new_idempotency_key() for _ in range(10_000)]
+    assert len(set(keys)) == len(keys)
+    assert all(SPEC_KEY.match(key) and key.startswith("aioretell_") for key in keys)
+    assert {len(key) for key in keys} == {len("aioretell_") + 24}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_makes_keys_of_its_own() -> None:
+    # In a fresh single-threaded interpreter: the parent makes a key, forks, and both make
+    # their next one; the child's must not be the parent's next (it inherited the counter).
+    script = textwrap.dedent(
+        """
+        import os
+        from aioretell._idempotency import new_idempotency_key
+        new_idempotency_key()
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.write(write, new_idempotency_key().encode())
+            os._exit(0)
+        os.waitpid(pid, 0)
+        print(new_idempotency_key(), os.read(read, 100).decode())
+        """
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    parent, child = done.stdout.split()
+    assert parent != child
+    assert parent[len("aioretell_") :][:16] != child[len("aioretell_") :][:16]

@@ -43,6 +43,20 @@ OP = Operation(
 
 def test_render_path_quotes_each_segment() -> None:
     assert render_path(OP, {"thing_id": "a/b c"}) == "/get-thing/a%2Fb%20c"
+    assert render_path(OP, {"thing_id": "thing_1.a~b-c"}) == "/get-thing/thing_1.a~b-c"
+
+
+def test_render_path_fills_several_parameters_in_place() -> None:
+    op = Operation(
+        operation_id="getPart",
+        http_method="GET",
+        path="/thing/{thing_id}/part/{part_id}.json",
+        path_params=("thing_id", "part_id"),
+        retry=RetrySafety.SAFE,
+    )
+    values = {"part_id": "p?1", "thing_id": "t 1"}
+    assert render_path(op, values) == "/thing/t%201/part/p%3F1.json"
+    assert render_path(op, values) == "/thing/t%201/part/p%3F1.json"  # from the cached pieces
 
 
 def test_request_repr_hides_headers() -> None:

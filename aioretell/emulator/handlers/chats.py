@@ -13,7 +13,8 @@ SMS_GREETING = "Hi! This is an emulated Retell agent texting you."
 
 def agent_reply(user_turn: int, content: str) -> str:
     """The agent's deterministic answer to the ``user_turn``-th user message (from 1)."""
-    return f"Reply {user_turn}: you said {content!r}."
+    # Quoted as prose, the same way whatever the message holds (repr switched quote styles).
+    return f'Reply {user_turn}: you said "{content}".'
 
 
 @handles("createChat", shaped=True)

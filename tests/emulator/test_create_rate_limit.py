@@ -1,0 +1,40 @@
+"""The emulator's calls-per-second cap (create_rate_limit_cps) and its timeline of answers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import aiohttp
+
+from aioretell.emulator import Emulator, EmulatorConfig, ManualClock
+
+from .conftest import API_KEY
+
+HEADERS = {"Authorization": f"Bearer {API_KEY}"}
+
+
+async def test_creates_beyond_the_cap_in_one_second_get_429(
+    make_config: Callable[..., EmulatorConfig], clock: ManualClock
+) -> None:
+    config = make_config(create_rate_limit_cps=3, concurrency_limit=100)
+    async with Emulator(config) as emu, aiohttp.ClientSession(headers=HEADERS) as http:
+
+        async def create(i: int) -> tuple[int, str | None]:
+            body = {"from_number": "+14155550100", "to_number": f"+1415555{i:04d}"}
+            async with http.post(emu.base_url + "/v2/create-phone-call", json=body) as r:
+                await r.read()
+                return r.status, r.headers.get("Retry-After")
+
+        answers = [await create(i) for i in range(4)]
+        assert [status for status, _ in answers] == [201, 201, 201, 429]
+        assert answers[-1][1] == "1"
+        # Reads are not creates.
+        async with http.get(emu.base_url + "/get-concurrency") as r:
+            assert r.status == 200
+        clock.advance(0.5)
+        assert (await create(5))[0] == 429  # still within the same second
+        clock.advance(0.5)
+        assert (await create(6))[0] == 201  # the window has moved past the first three
+    created = [(op, status) for _, op, status in emu.timeline if op == "createPhoneCall"]
+    assert created == [("createPhoneCall", s) for s in (201, 201, 201, 429, 429, 201)]
+    assert ("getConcurrency", 200) in [(op, status) for _, op, status in emu.timeline]
