@@ -28,7 +28,8 @@ from ._sansio import HTTPResponse
 
 
 class Failure:
-    """Why a connection gave no response: a description, and whether a timer ran out."""
+    """Why a connection gave no response: a description, and whether a timer ran out (then
+    ``reason`` is ``"total"`` for the total timeout, else what the read timeout saw)."""
 
     __slots__ = ("reason", "timed_out")
 
@@ -233,7 +234,7 @@ class Connection(asyncio.Protocol):
         now = self.loop.time()
         deadline, read = self._deadline, self._read_timeout
         if deadline is not None and now >= deadline:
-            self.fail("the request exceeded its total timeout", timed_out=True)
+            self.fail("total", timed_out=True)
             return
         if read is not None:
             silent_until = self.last_read + read

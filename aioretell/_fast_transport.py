@@ -30,7 +30,7 @@ import asyncio
 import collections
 import math
 import ssl as ssl_module
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -104,7 +104,8 @@ class _Origin:
 class FastTransport:
     """HTTP/1.1 over a keep-alive pool on ``asyncio.Protocol``, parsed with ``httptools``.
 
-    ``connection_limit`` and ``keepalive_timeout`` mean what they mean to ``AsyncRetell``.
+    ``connection_limit`` and ``keepalive_timeout`` mean what they mean to ``AsyncRetell``;
+    ``headers`` are sent with every request, beneath its own (as ``AiohttpTransport``'s are).
     ``ssl`` is the context for ``https://`` URLs, by default ``ssl.create_default_context()``
     (certificates and host names verified). Names are resolved by the event loop whenever a
     connection is opened (no DNS cache: a keep-alive pool rarely opens one). The pool serves the
@@ -120,15 +121,21 @@ class FastTransport:
     """
 
     @classmethod
-    def from_pool(cls, pool: PoolConfig) -> FastTransport:
-        """The transport for a client's :class:`PoolConfig` (``dns_cache_ttl`` is not used)."""
-        return cls(connection_limit=pool.limit, keepalive_timeout=pool.keepalive_timeout)
+    def from_pool(
+        cls, pool: PoolConfig, *, headers: Mapping[str, str] | None = None
+    ) -> FastTransport:
+        """The transport a client builds from its :class:`PoolConfig` and fixed headers, as
+        it builds an ``AiohttpTransport`` (``dns_cache_ttl`` is not used)."""
+        return cls(
+            connection_limit=pool.limit, keepalive_timeout=pool.keepalive_timeout, headers=headers
+        )
 
     def __init__(
         self,
         *,
         connection_limit: int = 100,
         keepalive_timeout: float = 15.0,
+        headers: Mapping[str, str] | None = None,
         ssl: ssl_module.SSLContext | None = None,
         proxy: str | None = None,
         http2: bool = False,
@@ -164,6 +171,8 @@ class FastTransport:
                 "AiohttpTransport does"
             )
         _check_codings("accept_encoding", accept_encoding)
+        #: sent with every request, beneath the request's own headers
+        self._headers = dict(headers or {})
         self._limit = connection_limit
         self._keepalive = float(keepalive)
         self._accept_encoding = accept_encoding.encode("ascii")
@@ -239,9 +248,12 @@ class FastTransport:
         key = (origin.prefix, tuple(headers.items()))
         block = self._blocks.get(key)
         if block is None:
+            # The transport's own headers, unless the request gives one of the same name.
+            own = {name.lower() for name in headers if isinstance(name, str)}
+            merged = [(n, v) for n, v in self._headers.items() if n.lower() not in own]
             lines = [b"Host: " + origin.host_header]
             names = set()
-            for name, value in key[1]:
+            for name, value in (*merged, *key[1]):
                 if not isinstance(name, str) or not isinstance(value, str):
                     raise TypeError("header names and values must be str")
                 lowered = name.lower()
@@ -351,7 +363,15 @@ class FastTransport:
         self._discard(conn)
         assert isinstance(result, Failure)
         if result.timed_out:
-            raise APITimeoutError(f"{result.reason} ({info.operation_id})", request=info)
+            # Worded as AiohttpTransport words them.
+            if result.reason == "total":
+                raise APITimeoutError(
+                    f"{info.operation_id} exceeded its total timeout", request=info
+                )
+            raise APITimeoutError(
+                f"Timed out reading the response of {info.operation_id} ({result.reason})",
+                request=info,
+            )
         raise APIConnectionError(
             f"Connection failed during {info.operation_id}: {result.reason}", request=info
         )
@@ -477,7 +497,7 @@ class FastTransport:
             connecting.add_done_callback(_retrieve)
             self._discard(conn)
             return APITimeoutError(
-                f"Timed out connecting to {origin.prefix} ({info.operation_id}); nothing was sent",
+                f"Timed out connecting to {info.url}; nothing was sent",
                 request=info,
                 request_sent=False,
             )
@@ -568,6 +588,7 @@ class FastTransport:
                 waiter.set_result(_CLOSING)
         self._blocks.clear()  # they hold the credentials
         self._blocks_by_id.clear()
+        self._headers.clear()
 
 
 async def _closed_with_its_loop(transport: FastTransport) -> AsyncGenerator[None, None]:

@@ -18,5 +18,6 @@ async def test_each_run_builds_the_transport_it_names(transport_kind: str) -> No
         if transport_kind == "fast":
             assert isinstance(transport, FastTransport)
             assert transport._limit == 7  # the client's pool settings carried over
+            assert "Authorization" in transport._headers  # and its fixed headers
         else:
             assert isinstance(transport, AiohttpTransport)

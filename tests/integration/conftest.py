@@ -8,7 +8,15 @@ from aioretell import AsyncRetell
 from aioretell.emulator import Emulator, EmulatorConfig, ManualClock
 
 # Every test here runs on both transports (aiohttp, fast): see tests/fast/transports.py.
-from ..fast.transports import transport_kind  # noqa: F401
+from ..fast.transports import (
+    deselect_aiohttp_internals,
+    transport_kind,  # noqa: F401
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    deselect_aiohttp_internals(config, items)
+
 
 API_KEY = "key_integration_secret"
 START = 1_700_000_000.0
