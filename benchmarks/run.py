@@ -29,6 +29,7 @@ if __package__ in (None, ""):  # run as a script: make the package importable
 
 from aioretell._cli_args import OneLineParser, integer, number
 from benchmarks import bodies, client_cpu, decode, import_time, rss, stats, targets
+from benchmarks import sections as doc_sections
 from benchmarks.client_cpu import Comparison
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -547,7 +548,14 @@ def write_results(
     out.mkdir(parents=True, exist_ok=True)
     chart = "benchmarks.png" if report.comparisons else None
     markdown = out / "benchmarks.md"
-    markdown.write_text(report.render(env, chart, args), encoding="utf-8")
+    # The standalone benchmarks' sections (shared pacing, scale-out, ...) stay as they were.
+    kept = doc_sections.sections(markdown.read_text("utf-8")) if markdown.exists() else {}
+
+    def render(chart_name: str | None) -> str:
+        text = report.render(env, chart_name, args)
+        return text + "".join("\n" + block for block in kept.values())
+
+    markdown.write_text(render(chart), encoding="utf-8")
     log(f"wrote {markdown}")
     if args.json is not None:
         args.json.write_text(json.dumps({"environment": env, **report.to_json()}, indent=2) + "\n")
@@ -560,7 +568,7 @@ def write_results(
     try:
         draw(report.comparisons, out / chart, title)
     except Exception as exc:  # noqa: BLE001 - whatever the plotting library raises, keep the numbers
-        markdown.write_text(report.render(env, None, args), encoding="utf-8")
+        markdown.write_text(render(None), encoding="utf-8")
         log(f"the chart was not drawn ({type(exc).__name__}: {exc}); every number is in {markdown}")
         return 1
     log(f"wrote {out / chart}")

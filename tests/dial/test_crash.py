@@ -193,7 +193,7 @@ async def test_a_second_dialer_on_the_same_journal_is_refused(tmp_path: Path) ->
         journal = tmp_path / "campaign.db"
         command = (
             *(str(csv), "--from-number", FROM, "--journal", str(journal)),
-            *("--base-url", base_url, "--api-key", API_KEY, "--cps", "40"),
+            *("--base-url", base_url, "--api-key", API_KEY, "--cps", "40", "--yes"),
         )
         first = await _start(*command)
         try:
@@ -218,7 +218,15 @@ async def test_a_wrong_key_stops_at_once_and_the_right_key_resumes(tmp_path: Pat
         wanted = numbers(50)
         csv = write_csv(tmp_path / "leads.csv", wanted)
         journal = tmp_path / "campaign.db"
-        command = (str(csv), "--from-number", FROM, "--journal", str(journal), "--base-url")
+        command = (
+            str(csv),
+            "--from-number",
+            FROM,
+            "--journal",
+            str(journal),
+            "--yes",
+            "--base-url",
+        )
         code, _, err = await _run(*command, base_url, "--api-key", "key_wrong")
         assert code == 1, err
         line = _one_line_error(err)
@@ -243,7 +251,9 @@ async def test_an_unknown_agent_stops_before_any_call(tmp_path: Path) -> None:
 async def test_an_unreachable_server_fails_fast(tmp_path: Path) -> None:
     csv = write_csv(tmp_path / "leads.csv", numbers(5))
     url = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
-    code, _, err = await _run(str(csv), "--from-number", FROM, "--base-url", url, "--api-key", "k")
+    code, _, err = await _run(
+        str(csv), "--from-number", FROM, "--base-url", url, "--api-key", "k", "--yes"
+    )
     assert code == 1, err
     assert f"cannot reach {url}" in _one_line_error(err)
     assert _journal_counts(tmp_path / "leads.journal.db") == {"pending": 5}

@@ -7,7 +7,7 @@ import pytest
 
 from aioretell.emulator import Emulator
 
-ENGINE = {"type": "retell-llm", "llm_id": "llm_1"}
+ENGINE = {"type": "retell-llm", "llm_id": "llm_emulator_default"}  # the built-in LLM
 
 
 @pytest.mark.parametrize(

@@ -80,7 +80,7 @@ async def test_bad_arguments_are_one_line_and_exit_2(args: list[str], message: s
     # One line says what is wrong (argparse puts its usage summary above it).
     last = err.splitlines()[-1]
     assert message in last
-    assert last.startswith(("aioretell llm-test: ", "aioretell: error: "))
+    assert last.startswith(("aioretell llm-test: ", "aioretell: "))
     assert len([line for line in err.splitlines() if line.startswith("aioretell")]) == 1
 
 
