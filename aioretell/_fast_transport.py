@@ -276,8 +276,9 @@ class FastTransport:
             self._blocks[key] = block
         return block
 
-    def _encode(self, request: HTTPRequest) -> tuple[_Origin, bytes]:
-        """Where ``request`` goes, and its bytes on the wire."""
+    def _prepare(self, request: HTTPRequest) -> tuple[_Origin, str, bytes]:
+        """Where ``request`` goes: its origin, its request target, and its header block
+        (checked, so a bad header fails here, before a connection is taken)."""
         url = request.url
         end = url.find("/", 8)  # past "https://" and at least one character of host
         query = url.find("?", 8)
@@ -295,14 +296,7 @@ class FastTransport:
             target += ("&" if "?" in target else "?") + urlencode(params, quote_via=quote)
         if not (target.isascii() and target.isprintable()) or " " in target or "#" in target:
             target = quote(target.partition("#")[0], safe=_TARGET_SAFE)
-        method = request.method
-        head = b"%s %s HTTP/1.1\r\n" % (method.encode("ascii"), target.encode("ascii"))
-        block = self._header_block(origin, request.headers)
-        body = request.body
-        if body is None:
-            tail = b"Content-Length: 0\r\n\r\n" if method in _BODY_METHODS else b"\r\n"
-            return origin, head + block + tail
-        return origin, b"".join((head, block, b"Content-Length: %d\r\n\r\n" % len(body), body))
+        return origin, target, self._header_block(origin, request.headers)
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -322,7 +316,7 @@ class FastTransport:
             )
         if self._closed:
             raise ClientClosedError("This AsyncRetell client is closed; create a new one.")
-        origin, data = self._encode(request)
+        origin, target, block = self._prepare(request)
         now = loop.time()
         if timeout is not self._timeout:  # a client sends the same one with every request
             self._limits = (_limit(timeout.total), _limit(timeout.sock_read))
@@ -338,13 +332,40 @@ class FastTransport:
                 break
             self._discard(candidate)
         if conn is None:
-            got = await self._acquire(origin, timeout, now, deadline, info)
-            if isinstance(got, APIConnectionError):
-                raise got
-            conn = got
-            now = loop.time()  # the wait for a connection took time
+            # aiohttp's ``connect`` bounds waiting for the pool and connecting together,
+            # ``sock_connect`` the connecting alone.
+            acquire = _limit(timeout.connect)
+            acquire_deadline = None if acquire is None else now + acquire
+            if deadline is not None and (acquire_deadline is None or deadline < acquire_deadline):
+                acquire_deadline = deadline
+            while conn is None:
+                # Queued requests wait in this coroutine, not in a helper's: a frame less for
+                # each of the thousands a dialer may queue.
+                queued = self._slot_or_queue(origin, acquire_deadline)
+                if queued is None:
+                    got = await self._connect(origin, timeout, acquire_deadline, info)
+                else:
+                    try:
+                        got = await queued
+                    except BaseException:
+                        # Cancelled; what may have been handed over meanwhile goes back.
+                        if queued.done() and not queued.cancelled():
+                            self._give_back(queued.result())
+                        raise
+                    if got is None:  # a slot was handed over: open a connection in it
+                        got = await self._connect(origin, timeout, acquire_deadline, info)
+                if isinstance(got, Connection):
+                    if got.reusable:
+                        conn = got
+                        now = loop.time()  # the wait for a connection took time
+                    else:
+                        self._discard(got)  # closed by the server before this request woke up
+                else:
+                    raise self._unsent(got, origin, info)
         waiter: asyncio.Future[HTTPResponse | Failure] = loop.create_future()
-        conn.start(data, waiter, now, read, deadline, request.method == "HEAD")
+        conn.start(
+            _wire(request, target, block), waiter, now, read, deadline, request.method == "HEAD"
+        )
         # From here on the request may have reached the server.
         try:
             result = await waiter
@@ -387,74 +408,52 @@ class FastTransport:
 
     # -- the pool ----------------------------------------------------------------------------
 
-    async def _acquire(
-        self,
-        origin: _Origin,
-        timeout: aiohttp.ClientTimeout,
-        now: float,
-        deadline: float | None,
-        info: RequestInfo,
-    ) -> Connection | APIConnectionError:
-        """A connection to ``origin``, or the error (nothing was written) that prevented one.
+    def _slot_or_queue(self, origin: _Origin, deadline: float | None) -> asyncio.Future[Any] | None:
+        """None when a slot is now this request's to open a connection in; else its place in
+        the queue, which resolves to a handed-over connection, None (a slot), or a marker."""
+        if self._count < self._limit:
+            self._count += 1
+            return None
+        if self._evict_elsewhere(origin):
+            return None
+        return self._queue(origin, deadline)
 
-        Called once the origin's idle list is empty. aiohttp's ``connect`` bounds waiting for
-        the pool and connecting together, ``sock_connect`` the connecting alone.
-        """
-        acquire = _limit(timeout.connect)
-        acquire_deadline = None if acquire is None else now + acquire
-        if deadline is not None and (acquire_deadline is None or deadline < acquire_deadline):
-            acquire_deadline = deadline
-        while True:
-            if self._count < self._limit:
-                self._count += 1
-                return await self._connect(origin, timeout, acquire_deadline, info)
-            if self._evict_elsewhere(origin):
-                return await self._connect(origin, timeout, acquire_deadline, info)
-            got = await self._wait(origin, acquire_deadline)
-            if got is _EXPIRED:
-                return APITimeoutError(
-                    f"Timed out waiting for a connection to {origin.prefix} "
-                    f"({info.operation_id}); nothing was sent",
-                    request=info,
-                    request_sent=False,
-                )
-            if got is _CLOSING:
-                return APIConnectionError(
-                    f"The transport was closed while {info.operation_id} waited for a "
-                    "connection; nothing was sent",
-                    request=info,
-                    request_sent=False,
-                )
-            if got is None:  # a slot was handed over: open a connection in it
-                return await self._connect(origin, timeout, acquire_deadline, info)
-            if got.reusable:
-                return got  # type: ignore[no-any-return]
-            self._discard(got)  # closed by the server before this request woke up
+    def _unsent(self, got: Any, origin: _Origin, info: RequestInfo) -> APIConnectionError:
+        """The error for a request that got no connection (nothing of it was written)."""
+        if isinstance(got, APIConnectionError):
+            return got
+        if got is _EXPIRED:
+            return APITimeoutError(
+                f"Timed out waiting for a connection to {origin.prefix} "
+                f"({info.operation_id}); nothing was sent",
+                request=info,
+                request_sent=False,
+            )
+        return APIConnectionError(
+            f"The transport was closed while {info.operation_id} waited for a connection; "
+            "nothing was sent",
+            request=info,
+            request_sent=False,
+        )
 
-    async def _wait(self, origin: _Origin, deadline: float | None) -> Any:
-        """Queue for a connection: a handed-over connection, None (a free slot), or a marker."""
+    def _queue(self, origin: _Origin, deadline: float | None) -> asyncio.Future[Any]:
+        """A place in the queue for a connection; by ``deadline`` it resolves to _EXPIRED."""
         loop = self._loop
         assert loop is not None
         waiter: asyncio.Future[Any] = loop.create_future()
         self._waiters.append((waiter, origin))
-        expiry = None
         if deadline is not None:
             expiry = loop.call_at(deadline, _expire, waiter)
-        try:
-            return await waiter
-        except BaseException:
-            # Cancelled; what may have been handed over in the meantime goes back.
-            if waiter.done() and not waiter.cancelled():
-                got = waiter.result()
-                if got is None:
-                    self._count -= 1
-                    self._hand_over_slot()
-                elif isinstance(got, Connection):
-                    self._release(got)
-            raise
-        finally:
-            if expiry is not None:
-                expiry.cancel()
+            waiter.add_done_callback(lambda _: expiry.cancel())
+        return waiter
+
+    def _give_back(self, got: Any) -> None:
+        """What a queued request was handed but will not use (it was cancelled)."""
+        if got is None:
+            self._count -= 1
+            self._hand_over_slot()
+        elif isinstance(got, Connection):
+            self._release(got)
 
     async def _connect(
         self,
@@ -600,6 +599,17 @@ async def _closed_with_its_loop(transport: FastTransport) -> AsyncGenerator[None
         yield
     finally:
         transport._shut_down()
+
+
+def _wire(request: HTTPRequest, target: str, block: bytes) -> bytes:
+    """The request's bytes: made once it has a connection, so a queued request holds none."""
+    method = request.method
+    head = b"%s %s HTTP/1.1\r\n" % (method.encode("ascii"), target.encode("ascii"))
+    body = request.body
+    if body is None:
+        tail = b"Content-Length: 0\r\n\r\n" if method in _BODY_METHODS else b"\r\n"
+        return head + block + tail
+    return b"".join((head, block, b"Content-Length: %d\r\n\r\n" % len(body), body))
 
 
 def _check_codings(where: str, value: str) -> None:

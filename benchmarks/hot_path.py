@@ -219,8 +219,7 @@ async def transport_alone(target: Any, operation: str, fast: bool) -> AsyncItera
     request built once, as the pipeline would build it, with its default timeouts."""
     import msgspec
 
-    from aioretell import Timeout
-    from aioretell._client import AsyncRetell
+    from aioretell import Timeout, __version__
     from aioretell._exceptions import RequestInfo
     from aioretell._fast_transport import FastTransport
     from aioretell._sansio import HTTPRequest
@@ -228,13 +227,22 @@ async def transport_alone(target: Any, operation: str, fast: bool) -> AsyncItera
     from aioretell.types import ChatResponse
 
     url = f"{target.base_url}/get-chat/{target.chat_id}"
-    headers = AsyncRetell(api_key=target.api_key, base_url=target.base_url)._shared.headers
-    request = HTTPRequest("GET", url, dict(headers))
+    # As the client builds its own transport: the fixed headers given once, none per request.
+    fixed = {
+        "Accept": "application/json",
+        "User-Agent": f"aioretell/{__version__}",
+        "Authorization": f"Bearer {target.api_key}",
+    }
+    request = HTTPRequest("GET", url, {})
     info = RequestInfo("getChat", "GET", url)
-    timeout = (Timeout(read=None) if os.environ.get("NOREAD") else Timeout()).to_aiohttp()
+    timeout = Timeout().to_aiohttp()
     decoder = msgspec.json.Decoder(ChatResponse)
     pool = PoolConfig(limit=POOL)
-    transport = FastTransport.from_pool(pool) if fast else AiohttpTransport(pool)
+    transport: FastTransport | AiohttpTransport = (
+        FastTransport.from_pool(pool, headers=fixed)
+        if fast
+        else AiohttpTransport(pool, headers=fixed)
+    )
 
     async def send() -> object:
         response = await transport.send(request, timeout, info)
