@@ -27,6 +27,9 @@ msgspec Struct) against :mod:`benchmarks.canned_server`, plain and behind TLS:
 * ``aiohttp floor``: ``benchmarks.client_cpu``'s floor, a default ``ClientSession``;
 * ``aioretell fast`` and ``aioretell aiohttp``: ``AsyncRetell`` on ``FastTransport`` and on its
   default ``AiohttpTransport``;
+* ``FastTransport alone`` and ``AiohttpTransport alone``: each transport's ``send`` and the
+  decode, without the client's pipeline (the transports as the client builds them, its fixed
+  headers given once), to tell the transport's cost from the pipeline's;
 * ``retell-sdk`` (httpx) and ``retell-sdk aiohttp`` (``DefaultAioHttpClient``), the official SDK,
   ``max_retries=0``, as in ``benchmarks.client_cpu``;
 
