@@ -690,8 +690,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     certdir = os.environ.get(_CERT_DIR_ENV)
     if certdir is None or os.environ.get("MALLOC_MMAP_THRESHOLD_") != MMAP_THRESHOLD:
-        os.chdir(ROOT)
-        _reexec_pinned(argv)  # does not return
+        _reexec_pinned(argv)  # same directory and path: does not return
     assert certdir is not None
     try:
         return _run(args, argv, Path(certdir))
