@@ -1,10 +1,10 @@
 """One HTTP/1.1 keep-alive connection of :class:`~aioretell._fast_transport.FastTransport`.
 
 An ``asyncio.Protocol`` that writes a request and parses its response with ``httptools`` (the
-llhttp binding). It knows nothing of pools or timeouts: it resolves the waiter it was given with
-an :class:`HTTPResponse` or with a :class:`Failure` (a short description, never an exception
-object, so nothing of the request can hang off an error raised from it), and says whether it can
-carry another request.
+llhttp binding), watching the request's read and total timeouts with one timer. It knows
+nothing of pools: it resolves the waiter it was given with an :class:`HTTPResponse` or with a
+:class:`Failure` (a short description, never an exception object, so nothing of the request
+can hang off an error raised from it), and says whether it can carry another request.
 """
 
 from __future__ import annotations

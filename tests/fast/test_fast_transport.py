@@ -661,3 +661,16 @@ def test_closed_from_another_loop_after_its_loop_closed(threaded_server: str) ->
         del loop
         gc.collect()
     assert transport._connections == set()
+
+
+def test_response_headers_are_a_case_insensitive_mapping_decoded_on_demand() -> None:
+    from aioretell._fast_http import ResponseHeaders
+
+    raw = [(b"Retry-After", b"2"), (b"Set-Cookie", b"a=1"), (b"set-cookie", b"b=2")]
+    headers = ResponseHeaders(raw)
+    assert headers._decoded is None  # nothing decoded until looked at
+    assert headers["retry-after"] == "2" and headers.get("RETRY-AFTER") == "2"
+    assert headers.get("missing", "x") == "x" and "Set-Cookie" in headers
+    assert headers.getall("SET-COOKIE") == ["a=1", "b=2"]
+    assert len(headers) == 3 and list(headers) == ["Retry-After", "Set-Cookie", "set-cookie"]
+    assert "Retry-After" in repr(headers)
