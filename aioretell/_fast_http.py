@@ -79,7 +79,7 @@ class ResponseHeaders(Mapping[str, str]):
         return iter(self._headers())
 
     def __len__(self) -> int:
-        return len(self._raw)
+        return len(self._headers())  # as aiohttp's own headers count
 
     def __repr__(self) -> str:
         return f"<ResponseHeaders({list(self._headers().items())!r})>"

@@ -664,6 +664,8 @@ def test_closed_from_another_loop_after_its_loop_closed(threaded_server: str) ->
 
 
 def test_response_headers_are_a_case_insensitive_mapping_decoded_on_demand() -> None:
+    from multidict import CIMultiDict
+
     from aioretell._fast_http import ResponseHeaders
 
     raw = [(b"Retry-After", b"2"), (b"Set-Cookie", b"a=1"), (b"set-cookie", b"b=2")]
@@ -672,5 +674,7 @@ def test_response_headers_are_a_case_insensitive_mapping_decoded_on_demand() -> 
     assert headers["retry-after"] == "2" and headers.get("RETRY-AFTER") == "2"
     assert headers.get("missing", "x") == "x" and "Set-Cookie" in headers
     assert headers.getall("SET-COOKIE") == ["a=1", "b=2"]
-    assert len(headers) == 3 and list(headers) == ["Retry-After", "Set-Cookie", "set-cookie"]
+    # Counted and iterated as the aiohttp transport's headers are.
+    same = CIMultiDict((n.decode(), v.decode()) for n, v in raw)
+    assert len(headers) == len(same) and list(headers) == list(same)
     assert "Retry-After" in repr(headers)
