@@ -1,7 +1,7 @@
 """The hot path at microsecond resolution: client CPU per request, the variants side by side.
 
 ``python -m benchmarks.hot_path [--quick] [--out PATH]`` prints a markdown section and writes it
-to ``docs/benchmarks-hot-path.md`` (``--out`` elsewhere).
+as the ``hot-path`` section of ``docs/benchmarks.md`` (``--out`` another file).
 
 What makes a 5 µs difference visible on a shared 2-core machine:
 
@@ -63,6 +63,8 @@ from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import sections
 
 ROOT = Path(__file__).resolve().parent.parent
 MMAP_THRESHOLD = "1048576"
@@ -658,8 +660,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--out",
         type=Path,
-        default=ROOT / "docs" / "benchmarks-hot-path.md",
-        help="where to write the markdown section",
+        default=sections.DOC,
+        help="the file whose hot-path section is written (default: docs/benchmarks.md)",
     )
     parser.add_argument("--no-rss", action="store_true", help="skip the memory measurement")
     parser.add_argument("--serve-tls", type=Path, help=argparse.SUPPRESS)
@@ -735,7 +737,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str], certdir: Path) -> int:
     print(text)
     try:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text, encoding="utf-8")
+        sections.write("hot-path", text, args.out)
     except OSError as exc:
         log(f"could not write {args.out}: {exc.strerror or exc}")
         return 1
