@@ -21,11 +21,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import socket
 import statistics
+import subprocess
 import sys
 import time
 import timeit
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -43,6 +47,7 @@ from aioretell.llm import (
     encode_retell_event,
     encode_server_event,
 )
+from benchmarks import sections
 
 TARGET_US = 50.0
 TRANSCRIPT = [
@@ -188,21 +193,70 @@ def sans_io_us() -> dict[str, float]:
     return out
 
 
-def report(samples: dict[tuple[str, str], list[float]], sans_io: dict[str, float]) -> bool:
-    print("aioretell.llm overhead per event: loopback round trips, p50 µs")
-    print(f"{'event':<20}{'bare aiohttp':>14}{'aioretell.llm':>15}{'overhead':>10}{'sans-I/O':>10}")
+def report(
+    samples: dict[tuple[str, str], list[float]], sans_io: dict[str, float]
+) -> tuple[bool, str]:
+    """Whether the target is met, and the markdown table (also printed)."""
+    lines = [
+        "| event | bare aiohttp, µs | aioretell.llm, µs | overhead, µs | sans-I/O alone, µs |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     ok = True
     for event in EVENTS:
         bare = statistics.median(samples[(event, "bare aiohttp")])
         lib = statistics.median(samples[(event, "aioretell.llm")])
         overhead = lib - bare
         ok = ok and overhead < TARGET_US
-        print(f"{event:<20}{bare:>14.1f}{lib:>15.1f}{overhead:>10.1f}{sans_io[event]:>10.1f}")
+        lines.append(
+            f"| {event} | {bare:.1f} | {lib:.1f} | {overhead:.1f} | {sans_io[event]:.1f} |"
+        )
     n = len(next(iter(samples.values())))
-    print(f"n={n} round trips per cell; response_required = 1 chunk + the completing frame")
     verdict = "met" if ok else "NOT met"
-    print(f"target (overhead under {TARGET_US:g} µs at p50): {verdict}")
-    return ok
+    lines += [
+        "",
+        f"p50 of loopback round trips, n={n} per cell; response_required = 1 chunk + the "
+        f"completing frame. Target (overhead under {TARGET_US:g} µs at p50): {verdict}.",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    return ok, text
+
+
+def llm_test_200(calls: int) -> str:
+    """``aioretell llm-test --calls N`` against the README's example server, as printed."""
+    root = Path(__file__).resolve().parent.parent
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, str(root / "examples" / "llm_echo_server.py"), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"ws://127.0.0.1:{port}/llm-websocket"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with socket.socket() as s, contextlib.suppress(OSError):
+                s.connect(("127.0.0.1", port))
+                break
+            time.sleep(0.1)
+        run = subprocess.run(
+            [sys.executable, "-m", "aioretell", "llm-test", url, "--calls", str(calls)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+    finally:
+        server.terminate()
+        server.wait()
+    return (
+        f"`aioretell llm-test ws://127.0.0.1:PORT/llm-websocket --calls {calls}` against "
+        f"`examples/llm_echo_server.py` (exit status {run.returncode}):\n\n```\n"
+        + run.stdout.strip()
+        + "\n```"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -215,7 +269,19 @@ def main(argv: list[str] | None = None) -> int:
     if rounds < 1 or per_round < 1:
         parser.error("--rounds and --per-round must be at least 1")
     samples = asyncio.run(measure(rounds, per_round))
-    ok = report(samples, sans_io_us())
+    ok, table = report(samples, sans_io_us())
+    if not args.quick:
+        conversations = llm_test_200(200)
+        print(conversations)
+        sections.write(
+            "llm-overhead",
+            "## Custom-LLM server: aioretell.llm\n\n`python -m benchmarks.llm_overhead`: the "
+            "library's own cost per event against a bare aiohttp WebSocket echo of the same "
+            "frames, side by side, on a machine shared with other work.\n\n"
+            + table
+            + "\n\n"
+            + conversations,
+        )
     return 0 if ok else 1
 
 
