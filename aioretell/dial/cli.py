@@ -11,9 +11,11 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from .._client import DEFAULT_BASE_URL, AsyncRetell
 from . import journal as j
+from . import shared_cli
 from .campaign import LEASE_TTL_S, run_campaign
 from .emulated import (
     EMULATOR_CALL_S,
@@ -24,8 +26,7 @@ from .emulated import (
     record_path,
 )
 from .errors import CampaignError
-from .journal import CampaignInfo, Journal, JournalError, LeaseHeldError, Opened
-from .journal_sqlite import SQLiteJournal
+from .journal import CampaignInfo, Journal, JournalError, JournalUnavailableError, Opened
 from .leads import LeadFile, LeadFileError, load_leads, normalize_e164
 from .listen import ListenAddressError, WebhookFollower, parse_listen
 from .reconcile import new_campaign_id
@@ -44,7 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--concurrency", type=int, default=20, metavar="N", help="requests in flight at most"
     )
-    parser.add_argument("--journal", type=Path, default=None, help="default: LEADS.journal.db")
+    parser.add_argument(
+        "--journal",
+        default=None,
+        help="a file (default: LEADS.journal.db), or postgresql://... with --campaign to share "
+        "the campaign with other dialers",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write results as NDJSON here")
     parser.add_argument("--base-url", default=None)
     parser.add_argument("--api-key", default=None, help="defaults to $RETELL_API_KEY")
@@ -81,6 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how long a create that may have placed a call is looked for by list-calls "
         f"before it is sent again, with the same idempotency key (default {LOOKUP_GRACE_S:g})",
     )
+    shared_cli.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,6 +103,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if not 0 <= args.lookup_grace <= 3000:  # NaN too; the idempotency key lasts an hour
         print("aioretell dial: --lookup-grace must be between 0 and 3000 seconds", file=err)
+        return 2
+    problem = shared_cli.usage_problem(args)
+    if problem is not None:
+        print(f"aioretell dial: {problem}", file=err)
         return 2
     if args.listen is not None:
         try:
@@ -119,9 +130,16 @@ async def _dial(args: argparse.Namespace, leads: LeadFile) -> int:
         print("aioretell dial: --base-url needs --api-key or $RETELL_API_KEY", file=err)
         return 2
     target = IN_PROCESS if key is None else (base_url or DEFAULT_BASE_URL).rstrip("/")
-    journal_path: Path = args.journal or args.leads.with_suffix(".journal.db")
+    journal_path = Path(args.journal or args.leads.with_suffix(".journal.db"))
+    if key is None and shared_cli.is_postgres(args.journal):
+        print(
+            "aioretell dial: a postgresql:// journal shares a campaign of a real account (or of "
+            "an emulator at --base-url) between dialers: set --api-key or $RETELL_API_KEY",
+            file=err,
+        )
+        return 2
     try:
-        journal = SQLiteJournal(journal_path)
+        journal = shared_cli.open_journal(args, journal_path, target=target, key=key)
     except JournalError as exc:
         print(f"aioretell dial: {exc}", file=err)
         return 2
@@ -136,7 +154,7 @@ async def _dial(args: argparse.Namespace, leads: LeadFile) -> int:
         )
         try:
             dead = await journal.acquire_lease(ttl_s=LEASE_TTL_S)
-        except LeaseHeldError as exc:
+        except JournalError as exc:  # held by another dialer, or the database is unreachable
             print(f"aioretell dial: {exc}", file=err)
             return 1
         try:
@@ -150,7 +168,7 @@ async def _dial(args: argparse.Namespace, leads: LeadFile) -> int:
                 opened = await journal.open_campaign(info, leads)
             except JournalError as exc:
                 print(f"aioretell dial: {exc}", file=err)
-                return 2
+                return 1 if isinstance(exc, JournalUnavailableError) else 2
             info = opened.info
             record = record_path(journal_path) if target == IN_PROCESS else None
             refusal = await _report_opened(journal, opened, leads, record)
@@ -183,9 +201,9 @@ async def _dial(args: argparse.Namespace, leads: LeadFile) -> int:
                     return await _campaign(args, journal, info, api_key, url, follower)
             finally:
                 await follower.stop()
-        except JournalError as exc:  # the in-process emulator's record
+        except JournalError as exc:  # the in-process emulator's record, or the database
             print(f"aioretell dial: {exc}", file=err)
-            return 2
+            return 1 if isinstance(exc, JournalUnavailableError) else 2
         finally:
             await journal.release_lease()
 
@@ -320,13 +338,23 @@ async def _campaign(
         print(f"Looking up {count} calls whose create may or may not have happened", file=err)
 
     watchers: list[Watcher] = []
-    async with AsyncRetell(
-        api_key=key,
-        base_url=url,
-        create_rate_limit=args.cps,
-        max_concurrency=args.concurrency + 2,  # room for the polls beside the creates
-        connection_limit=max(100, args.concurrency + 2),
-    ) as client:
+    pacer = shared_cli.redis_pacer(args, info.campaign_id)
+    pacing: dict[str, Any] = (
+        {"pacer": pacer}
+        if pacer is not None
+        else {
+            "create_rate_limit": args.cps,
+            "max_concurrency": args.concurrency + 2,  # room for the polls beside the creates
+        }
+    )
+    async with (
+        contextlib.AsyncExitStack() as owned,
+        AsyncRetell(
+            api_key=key, base_url=url, connection_limit=max(100, args.concurrency + 2), **pacing
+        ) as client,
+    ):
+        if pacer is not None:
+            owned.push_async_callback(pacer.aclose)
         _on_interrupt(stop)
         try:
             runner = await run_campaign(
@@ -345,10 +373,13 @@ async def _campaign(
         except (CampaignError, JournalError) as exc:
             for view in views:
                 view.close()
-            left = sum(1 for row in await journal.rows() if not row.terminal)
+            try:
+                unfinished = str(sum(1 for row in await journal.rows() if not row.terminal))
+            except JournalError:  # the journal's database is what failed
+                unfinished = "The"
             print(
-                f"aioretell dial: {exc}. {left} leads are not finished (none was marked failed "
-                "for this): run the same command again once this is fixed.",
+                f"aioretell dial: {exc}. {unfinished} leads are not finished (none was marked "
+                "failed for this): run the same command again once this is fixed.",
                 file=err,
             )
             return 1

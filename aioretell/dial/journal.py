@@ -57,6 +57,11 @@ class JournalError(Exception):
     """The journal cannot be used for this run; the message says why."""
 
 
+class JournalUnavailableError(JournalError):
+    """The journal's database cannot be reached (or failed mid-run): nothing is wrong with the
+    campaign; run again once it answers."""
+
+
 class LeaseHeldError(JournalError):
     """Another dialer holds the journal's lease and is alive."""
 
@@ -67,6 +72,11 @@ class LeaseLostError(JournalError):
 
 class TransitionError(RuntimeError):
     """A state change the state machine does not allow, or a row not in the expected state."""
+
+
+class ClaimLostError(TransitionError):
+    """The stored row moved on without this dialer: another worker (or the reconciler, after
+    this one's claim expired) owns it now. Nothing was written; the row is not ours to touch."""
 
 
 @dataclass(slots=True)
@@ -90,6 +100,9 @@ class Row:
     disconnection_reason: str | None = None
     reason: str | None = None
     create_ms: float | None = None
+    #: the claim token of a shared journal (a fence: results are recorded only while the
+    #: stored row still carries it); ``None`` where one dialer holds the whole journal
+    claim: str | None = None
 
     @property
     def terminal(self) -> bool:
@@ -218,17 +231,20 @@ class Journal(abc.ABC):
             return Opened(expected, new=True)
         problems = campaign_problems(found, expected)
         if problems:
-            called = await self.count_called()
-            raise JournalError(
-                f"{self.where} belongs to campaign {found.campaign_id}, which this run is "
-                "not: " + "; ".join(problems) + ". Run with the same options to resume it "
-                f"(a new --journal would start a new campaign that dials again the {called} "
-                "leads this one has already called)."
-            )
+            raise JournalError(self.refusal(found, problems, await self.count_called()))
         if found.csv_sha256 == expected.csv_sha256:
             return Opened(found, new=False)
         changes = await self.add_leads(leads)
         return Opened(await self.campaign() or found, new=False, changes=changes)
+
+    def refusal(self, found: CampaignInfo, problems: list[str], called: int) -> str:
+        """Why a run cannot resume ``found`` (see :func:`campaign_problems`), as one line."""
+        return (
+            f"{self.where} belongs to campaign {found.campaign_id}, which this run is "
+            "not: " + "; ".join(problems) + ". Run with the same options to resume it "
+            f"(a new --journal would start a new campaign that dials again the {called} "
+            "leads this one has already called)."
+        )
 
     # -- reading -------------------------------------------------------------------------
 
