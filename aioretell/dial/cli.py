@@ -11,7 +11,6 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 from .._client import DEFAULT_BASE_URL, AsyncRetell
 from . import journal as j
@@ -338,37 +337,43 @@ async def _campaign(
         print(f"Looking up {count} calls whose create may or may not have happened", file=err)
 
     watchers: list[Watcher] = []
-    pacer = shared_cli.redis_pacer(args, info.campaign_id)
-    pacing: dict[str, Any] = (
-        {"pacer": pacer}
-        if pacer is not None
-        else {
-            "create_rate_limit": args.cps,
-            "max_concurrency": args.concurrency + 2,  # room for the polls beside the creates
-        }
-    )
+    pacing = shared_cli.Pacing(args, info.campaign_id, shared=journal.shared)
     async with (
-        contextlib.AsyncExitStack() as owned,
+        pacing,
         AsyncRetell(
-            api_key=key, base_url=url, connection_limit=max(100, args.concurrency + 2), **pacing
+            api_key=key,
+            base_url=url,
+            connection_limit=max(100, args.concurrency + 2),
+            **pacing.client_options,
         ) as client,
     ):
-        if pacer is not None:
-            owned.push_async_callback(pacer.aclose)
         _on_interrupt(stop)
         try:
-            runner = await run_campaign(
-                client,
-                journal,
-                info.campaign_id,
-                options,
-                stop=stop,
-                poll_interval=args.poll_interval,
-                sidecar=live_view,
-                on_reconcile=reconciling,
-                follower=follower,
-                reconcile_interval=args.reconcile_interval,
-                watchers=watchers,
+            runner = (
+                await pacing.run_shared(
+                    client,
+                    journal,
+                    info.campaign_id,
+                    options,
+                    stop=stop,
+                    sidecar=live_view,
+                    follower=follower,
+                    watchers=watchers,
+                )
+                if journal.shared
+                else await run_campaign(
+                    client,
+                    journal,
+                    info.campaign_id,
+                    options,
+                    stop=stop,
+                    poll_interval=args.poll_interval,
+                    sidecar=live_view,
+                    on_reconcile=reconciling,
+                    follower=follower,
+                    reconcile_interval=args.reconcile_interval,
+                    watchers=watchers,
+                )
             )
         except (CampaignError, JournalError) as exc:
             for view in views:

@@ -145,6 +145,53 @@ class Opened:
 
 
 @dataclass(frozen=True, slots=True)
+class Wait:
+    """A shared journal's admission said not now: try again in ``seconds`` (``why``: the
+    pause after a 429, the calls-per-second pace, the concurrency, or no lead due yet)."""
+
+    seconds: float
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """One dialer of a campaign, as :meth:`Journal.status` shows it."""
+
+    worker_id: str
+    pid: int
+    host: str
+    started_at: float
+    heartbeat_at: float
+    #: ``None`` while it runs (or died without signing off)
+    stopped_at: float | None
+    #: calls this worker recorded created
+    placed: int
+    leader: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignStatus:
+    """A campaign as a whole, whoever dials it: see ``aioretell campaign``."""
+
+    info: CampaignInfo
+    where: str
+    #: leads by state, and ended leads by ``disconnection_reason`` (failed ones by reason)
+    states: dict[str, int]
+    outcomes: dict[str, int]
+    #: calls being created or live, as the journal counts them
+    live: int
+    #: calls recorded created in the last ``window_s`` seconds
+    recent_creates: int
+    window_s: float
+    workers: list[WorkerInfo]
+    #: the database clock (or this host's) when read, in epoch seconds
+    now: float
+    #: the account's shared pause after a 429, until then (epoch seconds), if any
+    paused_until: float | None = None
+    concurrency_limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class LeaseHolder:
     pid: int
     host: str
@@ -186,6 +233,9 @@ class Journal(abc.ABC):
 
     #: where the journal lives, for messages (a path or a redacted URL)
     where: str
+    #: several dialers work on it at once (each a worker with its own lease), admitted by the
+    #: journal itself; otherwise one dialer holds it whole
+    shared: bool = False
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -311,6 +361,10 @@ class Journal(abc.ABC):
     ) -> None:
         """created -> pending with ``attempt + 1``: a new call is wanted, counted in
         ``redials`` (``redial``) or ``requeues`` (the call never got a line)."""
+
+    @abc.abstractmethod
+    async def status(self, *, window_s: float = 60.0) -> CampaignStatus | None:
+        """The whole campaign (``None`` for a journal that holds none yet)."""
 
     # -- the lease -----------------------------------------------------------------------
 

@@ -22,6 +22,8 @@ two schemas never share a lock. Needs ``pip install "aioretell[postgres]"``.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import secrets
 import socket
@@ -38,6 +40,7 @@ from .journal import (
     PENDING,
     REJECTED,
     CampaignInfo,
+    CampaignStatus,
     ClaimLostError,
     Journal,
     JournalError,
@@ -49,6 +52,8 @@ from .journal import (
     Opened,
     Row,
     TransitionError,
+    Wait,
+    WorkerInfo,
     check_move,
 )
 from .leads import LeadFile
@@ -715,6 +720,243 @@ class PostgresJournal(Journal):
         if to != DISPATCHING:
             row.claim = None
 
+    # -- admission, shared by every worker ------------------------------------------------
+
+    async def admit(
+        self,
+        now: float,
+        *,
+        cps: float | None,
+        cap: int,
+        recheck_s: float,
+        pause_s: float = 0.0,
+    ) -> Row | Wait | None:
+        """The admission of one create, in one short transaction on the account's advisory
+        lock (two workers never both take the last slot):
+
+        0. ``pause_s`` > 0 (this worker saw a 429): the account's pause is pushed to at least
+           that long from now;
+        1. while the account is paused (``paused_until > clock_timestamp()``): wait until then;
+        2. ``cps``: calls-per-second by GCRA on the account row, on the database clock (no
+           burst): wait for the theoretical arrival time;
+        3. live calls (rows dispatching or created) against ``cap`` for this campaign and
+           against ``concurrency_limit - reserved_inbound - others`` for the account, from the
+           leader's latest get-concurrency reading: when full, wait ``recheck_s``;
+        4. claim the next due pending lead (``FOR UPDATE SKIP LOCKED``) with a fresh claim
+           token and lease, and only then spend the GCRA turn.
+
+        Returns the claimed row, a :class:`Wait`, or ``None`` when no lead is pending at all.
+        ``now`` is the caller's clock, for the leads' ``not_before`` only.
+        """
+        async with self._tx() as cur:
+            await self._lock(cur, "account", self.account)
+            if pause_s > 0:
+                await self._pause(cur, pause_s)
+            await cur.execute(
+                "SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8 AS db_now,"
+                " EXTRACT(EPOCH FROM paused_until)::float8 AS paused_until,"
+                " EXTRACT(EPOCH FROM tat)::float8 AS tat,"
+                " concurrency_limit, reserved_inbound, others"
+                " FROM aioretell_accounts WHERE account = %s",
+                (self.account,),
+            )
+            account = await cur.fetchone()
+            if account is None:
+                raise JournalError(f"{self.where}: the campaign has not been opened")
+            db_now = float(account["db_now"])
+            if account["paused_until"] is not None and account["paused_until"] > db_now:
+                return Wait(account["paused_until"] - db_now, "paused after a 429")
+            interval = 1.0 / cps if cps else 0.0
+            tat = max(account["tat"] or db_now, db_now)
+            if interval and tat > db_now:
+                return Wait(tat - db_now, "calls per second")
+            await cur.execute(
+                "SELECT COUNT(*) FILTER (WHERE l.campaign = %s) AS campaign, COUNT(*) AS account"
+                " FROM aioretell_leads l JOIN aioretell_campaigns c ON c.name = l.campaign"
+                " WHERE c.account = %s AND l.state IN (%s, %s)",
+                (self.name, self.account, DISPATCHING, CREATED),
+            )
+            live = await cur.fetchone()
+            assert live is not None
+            allowed = math.inf
+            if account["concurrency_limit"] is not None:
+                allowed = (
+                    account["concurrency_limit"]
+                    - (account["reserved_inbound"] or 0)
+                    - (account["others"] or 0)
+                )
+            if live["campaign"] >= cap or live["account"] >= allowed:
+                return Wait(recheck_s, "concurrency")
+            row = await self._claim(cur, now)
+            if row is None:
+                await cur.execute(
+                    "SELECT MIN(not_before) AS due FROM aioretell_leads"
+                    " WHERE campaign = %s AND state = %s",
+                    (self.name, PENDING),
+                )
+                due = await cur.fetchone()
+                if due is None or due["due"] is None:
+                    return None
+                return Wait(max(0.0, float(due["due"]) - now), "no lead due yet")
+            if interval:
+                await cur.execute(
+                    "UPDATE aioretell_accounts SET tat = to_timestamp(%s) WHERE account = %s",
+                    (tat + interval, self.account),
+                )
+            return row
+
+    async def pause(self, seconds: float) -> None:
+        """A 429: every worker of the account waits ``seconds`` from now (at least)."""
+        async with self._tx() as cur:
+            await self._pause(cur, seconds)
+
+    async def _pause(self, cur: AsyncCursor[DictRow], seconds: float) -> None:
+        await cur.execute(
+            "UPDATE aioretell_accounts SET paused_until = GREATEST(paused_until,"
+            " clock_timestamp() + make_interval(secs => %s)) WHERE account = %s",
+            (seconds, self.account),
+        )
+
+    async def account_created(self) -> int:
+        """Calls of the account's campaigns recorded created and not seen ended."""
+        async with self._tx() as cur:
+            await cur.execute(
+                "SELECT COUNT(*) AS n FROM aioretell_leads l JOIN aioretell_campaigns c"
+                " ON c.name = l.campaign WHERE c.account = %s AND l.state = %s",
+                (self.account, CREATED),
+            )
+            found = await cur.fetchone()
+        return 0 if found is None else int(found["n"])
+
+    async def record_reading(
+        self,
+        *,
+        concurrency_limit: int | None,
+        reserved_inbound: int,
+        current: int,
+        ours_before: int,
+    ) -> Reading:
+        """Store a get-concurrency reading on the account row. ``others`` (live calls that
+        are not the journal's: inbound, other dialers) is ``current`` less the account's
+        created calls, counted before the request and now, whichever is fewer."""
+        async with self._tx() as cur:
+            await cur.execute(
+                "SELECT COUNT(*) AS n FROM aioretell_leads l JOIN aioretell_campaigns c"
+                " ON c.name = l.campaign WHERE c.account = %s AND l.state = %s",
+                (self.account, CREATED),
+            )
+            found = await cur.fetchone()
+            ours = min(ours_before, 0 if found is None else int(found["n"]))
+            others = max(0, current - ours)
+            await cur.execute(
+                "UPDATE aioretell_accounts SET concurrency_limit = %s, reserved_inbound = %s,"
+                " others = %s, read_at = clock_timestamp() WHERE account = %s",
+                (concurrency_limit, reserved_inbound, others, self.account),
+            )
+        return Reading(concurrency_limit, reserved_inbound, others)
+
+    async def open_call_ids(self) -> list[str]:
+        """Every call of the campaign recorded created and not seen ended."""
+        async with self._tx() as cur:
+            await cur.execute(
+                "SELECT call_id FROM aioretell_leads WHERE campaign = %s AND state = %s"
+                " AND call_id IS NOT NULL",
+                (self.name, CREATED),
+            )
+            return [found["call_id"] for found in await cur.fetchall()]
+
+    async def expired_claims(self, *, limit: int = 100) -> list[Row]:
+        """Claim for this worker the dispatching rows whose lease expired (their worker died,
+        froze or lost the database): each gets a fresh token, so the old owner can no longer
+        record anything, and a lease this worker renews while it looks the call up."""
+        async with self._tx() as cur:
+            await cur.execute(
+                f"""
+                UPDATE aioretell_leads SET owner = %s, claim_token = md5(random()::text || ref),
+                    lease_until = clock_timestamp() + make_interval(secs => %s),
+                    updated_at = clock_timestamp()
+                WHERE campaign = %s AND ref IN (
+                    SELECT ref FROM aioretell_leads
+                    WHERE campaign = %s AND state = %s AND lease_until < clock_timestamp()
+                    ORDER BY lease_until LIMIT %s
+                    FOR UPDATE SKIP LOCKED)
+                RETURNING {_ROW_COLUMNS}
+                """.encode(),
+                (self.worker_id, self._lease_ttl_s, self.name, self.name, DISPATCHING, limit),
+            )
+            rows = [_row(found) for found in await cur.fetchall()]
+        self._claims.update(row.claim for row in rows if row.claim is not None)
+        return rows
+
+    async def finished(self) -> bool:
+        """Every lead of the campaign is in a final state."""
+        async with self._tx() as cur:
+            await cur.execute(
+                "SELECT EXISTS (SELECT 1 FROM aioretell_leads WHERE campaign = %s"
+                " AND state IN (%s, %s, %s)) AS busy",
+                (self.name, PENDING, DISPATCHING, CREATED),
+            )
+            found = await cur.fetchone()
+        return found is not None and not found["busy"]
+
+    def leader_lock(self, *, idle_s: float) -> LeaderLock:
+        return LeaderLock(self, idle_s=idle_s)
+
+    async def status(self, *, window_s: float = 60.0) -> CampaignStatus | None:
+        async with self._tx() as cur:
+            info = await self._campaign(cur)
+            if info is None:
+                return None
+            await cur.execute(
+                "SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8 AS now,"
+                " EXTRACT(EPOCH FROM a.paused_until)::float8 AS paused_until,"
+                " a.concurrency_limit, c.leader FROM aioretell_campaigns c"
+                " JOIN aioretell_accounts a ON a.account = c.account WHERE c.name = %s",
+                (self.name,),
+            )
+            top = await cur.fetchone()
+            assert top is not None
+            await cur.execute(
+                "SELECT state, COUNT(*) AS n, COUNT(*) FILTER (WHERE created_at >="
+                " clock_timestamp() - make_interval(secs => %s)) AS recent"
+                " FROM aioretell_leads WHERE campaign = %s GROUP BY state",
+                (window_s, self.name),
+            )
+            by_state = await cur.fetchall()
+            await cur.execute(
+                "SELECT COALESCE(disconnection_reason, call_status, '(none)') AS outcome,"
+                " COUNT(*) AS n FROM aioretell_leads WHERE campaign = %s AND state = %s"
+                " GROUP BY 1",
+                (self.name, ENDED),
+            )
+            outcomes = {r["outcome"]: int(r["n"]) for r in await cur.fetchall()}
+            await cur.execute(
+                "SELECT worker_id, pid, host, placed,"
+                " EXTRACT(EPOCH FROM started_at)::float8 AS started_at,"
+                " EXTRACT(EPOCH FROM heartbeat_at)::float8 AS heartbeat_at,"
+                " EXTRACT(EPOCH FROM stopped_at)::float8 AS stopped_at"
+                " FROM aioretell_workers WHERE campaign = %s ORDER BY started_at, worker_id",
+                (self.name,),
+            )
+            workers = [
+                WorkerInfo(**found, leader=found["worker_id"] == top["leader"])
+                for found in await cur.fetchall()
+            ]
+        states = {r["state"]: int(r["n"]) for r in by_state}
+        return CampaignStatus(
+            info=info,
+            where=self.where,
+            states=states,
+            outcomes=outcomes,
+            live=states.get(DISPATCHING, 0) + states.get(CREATED, 0),
+            recent_creates=sum(int(r["recent"]) for r in by_state),
+            window_s=window_s,
+            workers=workers,
+            now=float(top["now"]),
+            paused_until=top["paused_until"],
+            concurrency_limit=top["concurrency_limit"],
+        )
+
     # -- the worker's lease --------------------------------------------------------------
 
     async def acquire_lease(self, *, ttl_s: float) -> LeaseHolder | None:
@@ -822,6 +1064,94 @@ class PostgresJournal(Journal):
             "current_schema() || ':' || %s || ':' || %s, 0))",
             (what, self.name if name is None else name),
         )
+
+
+class LeadershipLostError(JournalError):
+    """This worker's leader session ended (it was frozen past ``idle_s``, or the connection
+    dropped): another worker may lead now; this one stops leading."""
+
+
+class LeaderLock:
+    """The campaign's leadership: a session advisory lock on a connection of its own.
+
+    The lock lasts as long as the session: a leader that dies releases it with its connection,
+    and one that freezes loses it too, since the session is opened with ``idle_session_timeout``
+    of ``idle_s`` (the leader runs :meth:`hold` more often than that while it leads).
+    """
+
+    def __init__(self, journal: PostgresJournal, *, idle_s: float) -> None:
+        self._journal = journal
+        self._idle_ms = max(1000, round(idle_s * 1000))
+        self._conn: AsyncConnection[Any] | None = None
+        self.held = False
+
+    async def try_acquire(self) -> bool:
+        """Lead if nobody does; ``False`` while another worker's session holds the lock."""
+        import psycopg
+
+        journal = self._journal
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = await psycopg.AsyncConnection.connect(
+                    journal.dsn, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True
+                )
+                await self._conn.execute(
+                    "SELECT set_config('idle_session_timeout', %s, false)",
+                    (f"{self._idle_ms}ms",),
+                )
+            cursor = await self._conn.execute(
+                "SELECT pg_try_advisory_lock(hashtextextended("
+                "current_schema() || ':leader:' || %s, 0))",
+                (journal.name,),
+            )
+            found = await cursor.fetchone()
+            self.held = bool(found and found[0])
+            if self.held:
+                await self._conn.execute(
+                    "UPDATE aioretell_campaigns SET leader = %s, leader_since = clock_timestamp()"
+                    " WHERE name = %s",
+                    (journal.worker_id, journal.name),
+                )
+        except psycopg.Error as exc:
+            await self._drop()
+            raise JournalUnavailableError(
+                f"PostgreSQL at {redact(journal.dsn)} failed: {_first_line(exc)}"
+            ) from None
+        return self.held
+
+    async def hold(self) -> None:
+        """Still leading? Raises :class:`LeadershipLostError` when the session is gone."""
+        import psycopg
+
+        if self._conn is None or not self.held:
+            raise LeadershipLostError(f"{self._journal.where}: not the leader")
+        try:
+            await self._conn.execute("SELECT 1")
+        except psycopg.Error as exc:
+            await self._drop()
+            raise LeadershipLostError(
+                f"{self._journal.where}: the leader's session ended ({_first_line(exc)})"
+            ) from None
+
+    async def release(self) -> None:
+        """Stop leading (closing the session releases the lock) and clear the campaign's
+        leader if it still names this worker."""
+        journal = self._journal
+        if self._conn is not None and self.held and not self._conn.closed:
+            import psycopg
+
+            with contextlib.suppress(psycopg.Error):
+                await self._conn.execute(
+                    "UPDATE aioretell_campaigns SET leader = NULL WHERE name = %s AND leader = %s",
+                    (journal.name, journal.worker_id),
+                )
+        await self._drop()
+
+    async def _drop(self) -> None:
+        self.held = False
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
 
 
 def _row(found: Mapping[str, Any]) -> Row:

@@ -506,10 +506,14 @@ class Runner:
         row = self._open.pop(end.call_id, None)
         if row is None:
             return False
-        self.stats.ends_via[via] = self.stats.ends_via.get(via, 0) + 1
         for hook in self.unfollow:
             hook(end.call_id)
         self.gate.release(confirmed=True)
+        await self._apply_end(row, end, via)
+        return True
+
+    async def _apply_end(self, row: Row, end: CallEnd, via: str) -> None:
+        """Record the end of ``row``'s call: done, or pending again (requeue, redial)."""
         reason = end.disconnection_reason
         options = self._options
         now = time.time()
@@ -536,5 +540,5 @@ class Runner:
             await self._journal.mark_ended(
                 row, call_status=end.call_status, disconnection_reason=reason
             )
+        self.stats.ends_via[via] = self.stats.ends_via.get(via, 0) + 1
         self._changed.set()
-        return True

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .campaign import LEASE_TTL_S
 from .journal import Journal, JournalError
 
 if TYPE_CHECKING:
@@ -39,6 +40,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ID",
         help="this dialer's name among the campaign's workers (default: host, process id and "
         "a random tag)",
+    )
+    parser.add_argument(
+        "--lease-ttl",
+        type=float,
+        default=LEASE_TTL_S,
+        metavar="SECONDS",
+        help="with --journal postgresql://...: how long a worker's claims (and the leader's "
+        "lead) last without its heartbeat before another worker takes them over "
+        f"(default {LEASE_TTL_S:g})",
     )
     parser.add_argument(
         "--redis",
@@ -70,6 +80,10 @@ def usage_problem(args: argparse.Namespace) -> str | None:
         return "--campaign names a campaign of a --journal postgresql://... database"
     if not shared and args.worker_id is not None:
         return "--worker-id names one of the workers of a --journal postgresql://... campaign"
+    if not 1 <= args.lease_ttl <= 3600:  # NaN too
+        return "--lease-ttl must be between 1 and 3600 seconds"
+    if args.lease_ttl != LEASE_TTL_S and not shared:
+        return "--lease-ttl applies to a --journal postgresql://... campaign"
     if args.redis is not None and not args.redis.startswith(_REDIS_SCHEMES):
         return f"--redis {args.redis!r} is not a redis://, rediss:// or unix:// URL"
     if shared:
@@ -118,15 +132,81 @@ def shared_journal(args: argparse.Namespace, *, account: str) -> PostgresJournal
     )
 
 
-def redis_pacer(args: argparse.Namespace, campaign_id: str) -> Any:
-    """The shared pacer of ``--redis``, or ``None``."""
-    if args.redis is None:
-        return None
-    from ..redis_pacer import RedisPacer
+class Pacing:
+    """How the dialer's client is paced, as an async context that closes what it opened.
 
-    return RedisPacer(
-        args.redis, namespace=f"aioretell:dial:{campaign_id}", create_rate_limit=args.cps
-    )
+    A single dialer: the client's own pacer (``--cps``, adaptive without it), or a
+    :class:`~aioretell.redis_pacer.RedisPacer` with ``--redis``. A worker of a shared campaign:
+    the same, wrapped so each 429 its client receives pauses every worker (the journal
+    spaces the creates by ``--cps`` on the database clock).
+    """
+
+    def __init__(self, args: argparse.Namespace, campaign_id: str, *, shared: bool) -> None:
+        from .._pacing import Pacer
+
+        self._args = args
+        self._redis: Any = None
+        if args.redis is not None:
+            from ..redis_pacer import RedisPacer
+
+            self._redis = RedisPacer(
+                args.redis, namespace=f"aioretell:dial:{campaign_id}", create_rate_limit=args.cps
+            )
+        self.pause: Any = None
+        self.client_options: dict[str, Any]
+        if not shared:
+            self.client_options = (
+                {"pacer": self._redis}
+                if self._redis is not None
+                else {
+                    "create_rate_limit": args.cps,
+                    # room for the polls beside the creates
+                    "max_concurrency": args.concurrency + 2,
+                }
+            )
+            return
+        from .worker import ReportingPacer, SharedPause
+
+        inner = self._redis or Pacer(
+            rate_limit=None, create_rate_limit=args.cps, max_concurrency=args.concurrency + 4
+        )
+        self.pause = SharedPause()
+        self.client_options = {"pacer": ReportingPacer(inner, self.pause)}
+
+    async def __aenter__(self) -> Pacing:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+
+    async def run_shared(
+        self,
+        client: Any,
+        journal: Journal,
+        campaign_id: str,
+        options: Any,
+        **kwargs: Any,
+    ) -> Any:
+        """:func:`~aioretell.dial.worker.run_worker` with this dialer's options."""
+        from .journal_postgres import PostgresJournal
+        from .worker import run_worker
+
+        assert isinstance(journal, PostgresJournal)
+        args = self._args
+        return await run_worker(
+            client,
+            journal,
+            campaign_id,
+            options,
+            cps=args.cps,
+            poll_interval=args.poll_interval,
+            reconcile_interval=args.reconcile_interval,
+            lease_ttl_s=args.lease_ttl,
+            heartbeat_s=args.lease_ttl / 6,
+            pause=self.pause,
+            **kwargs,
+        )
 
 
 __all__ = [
@@ -135,6 +215,6 @@ __all__ = [
     "add_arguments",
     "is_postgres",
     "open_journal",
-    "redis_pacer",
+    "Pacing",
     "usage_problem",
 ]

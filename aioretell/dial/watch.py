@@ -71,6 +71,10 @@ class Watcher:
     def watch(self, call_id: str) -> None:
         self._watched.add(call_id)
 
+    def watch_only(self, call_ids: list[str]) -> None:
+        """Watch exactly ``call_ids`` (the open calls of a shared campaign, read anew)."""
+        self._watched = set(call_ids)
+
     def forget(self, call_id: str) -> None:
         self._watched.discard(call_id)
 
