@@ -256,6 +256,8 @@ class OpenCreate:
 
     client_port: int
     since: float
+    #: when it arrived, on the emulator's clock
+    arrived: float = 0.0
     #: the answer's ``call_id`` and ``to_number`` once it is handled (after its client died)
     answer: dict[str, str] = field(default_factory=dict)
     status: int | None = None
@@ -273,10 +275,26 @@ class CreateTracker:
     def __init__(self) -> None:
         self.open: dict[int, OpenCreate] = {}
         self.finished: list[OpenCreate] = []
+        self._clock: Callable[[], float] = time.time
 
     def install(self, emulator: Emulator) -> None:
         """Add to ``emulator`` before it starts (its middlewares freeze when it does)."""
+        self._clock = emulator.clock
         emulator.app.middlewares.append(self._middleware)
+
+    def arrivals(self) -> dict[str, float]:
+        """When the create of each call answered arrived (the first, for a call that an
+        idempotent create returned again)."""
+        found: dict[str, float] = {}
+        for create in self.finished:
+            call_id = create.answer.get("call_id")
+            if call_id is not None:
+                found[call_id] = min(found.get(call_id, create.arrived), create.arrived)
+        return found
+
+    def requests(self) -> list[float]:
+        """When every create request arrived, whatever its answer."""
+        return [create.arrived for create in self.finished]
 
     @web.middleware
     async def _middleware(
@@ -285,7 +303,7 @@ class CreateTracker:
         if request.path != CREATE_PATH or request.transport is None:
             return await handler(request)
         peer = request.transport.get_extra_info("peername")
-        entry = OpenCreate(int(peer[1]) if peer else 0, time.monotonic())
+        entry = OpenCreate(int(peer[1]) if peer else 0, time.monotonic(), self._clock())
         # The whole request has arrived, as a server would have it: read it now (aiohttp keeps
         # it for the handler), so a create held by a fault is still made if its client dies.
         await request.read()

@@ -25,22 +25,30 @@ OVER_LIMIT = "concurrency_limit_reached"
 
 @dataclass(frozen=True, slots=True)
 class CallSpan:
-    """One create the account accepted: it holds a slot from ``start`` to ``end`` unless it
-    was refused one (``admitted`` false: the account was full)."""
+    """One call the account made: it holds a slot from ``start`` to ``end`` unless it was
+    refused one (``admitted`` false: the account was full). ``counted_at``: when its create
+    arrived and the calls-per-second window counted it (``start`` unless the create was held
+    before being handled)."""
 
     to_number: str
     start: float
     end: float
     admitted: bool = True
+    counted_at: float | None = None
 
     @classmethod
-    def of(cls, call: CallRecord) -> CallSpan:
+    def of(cls, call: CallRecord, arrived: float | None = None) -> CallSpan:
         return cls(
             to_number=call.to_number or "",
             start=call.created_at,
             end=call.end_at if call.rejected_reason is None else call.created_at,
             admitted=call.rejected_reason != OVER_LIMIT,
+            counted_at=arrived,
         )
+
+    @property
+    def counted(self) -> float:
+        return self.start if self.counted_at is None else self.counted_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +158,8 @@ class Check:
     name: str
     value: str
     target: str
-    ok: bool
+    #: ``None``: shown for information, nothing to pass
+    ok: bool | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,13 +179,15 @@ def verdict(
     timeline: Sequence[tuple[float, str, int]],
     unfinished: int,
     limits: Limits,
+    requests: Sequence[float] = (),
 ) -> list[Check]:
     """Every check of a chaos run, from the emulator's record and the journal's count of
-    leads not in a final state."""
+    leads not in a final state. ``requests``: when each create request arrived, accepted or
+    not (shown, not checked: the 429 share is what says whether the fleet kept its pace)."""
     dial = dialing(leads, (s.to_number for s in spans))
     peak = peak_live_calls(spans)
     starts = [s.start for s in spans]
-    burst = busiest_second(starts)
+    burst = busiest_second([s.counted for s in spans])
     answers = create_answers(timeline)
     checks = [
         Check(
@@ -195,7 +206,7 @@ def verdict(
             peak <= limits.concurrency,
         ),
         Check(
-            "most creates in any 1 s window",
+            "most calls created in any 1 s window (by when their create arrived)",
             str(burst),
             f"≤ {limits.cps}",
             burst <= limits.cps,
@@ -214,6 +225,15 @@ def verdict(
             unfinished == 0,
         ),
     ]
+    if requests:
+        checks.append(
+            Check(
+                "most create requests in any 1 s window, accepted or refused",
+                str(busiest_second(requests)),
+                "",
+                None,
+            )
+        )
     if limits.min_throughput_share is not None:
         hold = mean_hold(spans)
         best = binding_rate(limits.cps, limits.concurrency, hold)
@@ -234,7 +254,6 @@ def verdict(
 def table(checks: Sequence[Check]) -> str:
     """The checks as a markdown table."""
     lines = ["| check | measured | target | |", "| --- | --- | --- | --- |"]
-    lines += [
-        f"| {c.name} | {c.value} | {c.target} | {'ok' if c.ok else 'FAILED'} |" for c in checks
-    ]
+    marks = {True: "ok", False: "FAILED", None: ""}
+    lines += [f"| {c.name} | {c.value} | {c.target} | {marks[c.ok]} |" for c in checks]
     return "\n".join(lines)

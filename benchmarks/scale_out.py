@@ -111,7 +111,7 @@ class Result:
 
     @property
     def ok(self) -> bool:
-        return all(c.ok for c in self.checks) and self.worker_problems() == []
+        return all(c.ok is not False for c in self.checks) and self.worker_problems() == []
 
     def worker_problems(self) -> list[str]:
         """Workers that ended otherwise than expected: the killed one by SIGKILL, every other
@@ -271,7 +271,9 @@ async def run(plan: Plan, postgres_url: str = POSTGRES_URL, keep: Path | None = 
         note(f"every worker exited: {exit_codes}")
         wall = time.monotonic() - started
         calls = [c for c in emulator.state.calls.values() if c.dialed]
-        spans = [CallSpan.of(c) for c in calls]
+        arrived = tracker.arrivals()
+        spans = [CallSpan.of(c, arrived.get(c.call_id)) for c in calls]
+        requests = tracker.requests()
         timeline = list(emulator.timeline)
         counts = await _journal_counts(dsn, campaign)
     unfinished = sum(n for state, n in counts.items() if state not in TERMINAL)
@@ -281,6 +283,7 @@ async def run(plan: Plan, postgres_url: str = POSTGRES_URL, keep: Path | None = 
         timeline=timeline,
         unfinished=unfinished,
         limits=Limits(plan.concurrency, plan.cps, min_throughput_share=plan.min_throughput_share),
+        requests=requests,
     )
     wanted = ["kill -9 mid-create", "SIGSTOP past the lease"]
     played = [

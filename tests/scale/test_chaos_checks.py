@@ -99,7 +99,9 @@ def test_throughput_and_the_binding_limit() -> None:
     assert binding_rate(25, 50, 1.5) == pytest.approx(25.0)  # the rate binds
 
 
-def _verdict(spans: list[CallSpan], timeline: list[tuple[float, str, int]], **kw: int) -> dict:
+def _verdict(
+    spans: list[CallSpan], timeline: list[tuple[float, str, int]], **kw: int
+) -> dict[str, bool | None]:
     leads = sorted({s.to_number for s in spans})
     checks = verdict(
         leads=leads,
@@ -125,7 +127,13 @@ def test_verdict_passes_a_clean_run_and_fails_each_breach() -> None:
 
     bursty = [span(i * 0.3, i * 0.3 + 0.1, f"+{i}") for i in range(10)]
     result = _verdict(bursty, [(s.start, "createPhoneCall", 201) for s in bursty])
-    assert result["most creates in any 1 s window"] is False
+    assert result["most calls created in any 1 s window"] is False
+    # A create held before it was handled counts when it arrived, as the account's window did.
+    pair = [span(2.0, 2.1, "+1"), span(2.5, 2.6, "+2")]
+    held = CallSpan("+3", start=2.2, end=2.3, counted_at=1.0)  # arrived at 1.0, held 1.2 s
+    assert _verdict([*pair, held], timeline)["most calls created in any 1 s window"] is True
+    not_held = CallSpan("+3", start=2.2, end=2.3)
+    assert _verdict([*pair, not_held], timeline)["most calls created in any 1 s window"] is False
 
     refused = [*timeline, (9.0, "createPhoneCall", 429)]
     assert _verdict(clean, refused)["creates answered 429"] is False
@@ -144,3 +152,11 @@ def test_table_marks_failures() -> None:
     text = table(checks)
     assert "| leads dialled exactly once | 0 of 1; never: 1 | 1 of 1 | FAILED |" in text
     assert text.count("| ok |") == len(checks) - 1
+    shown = verdict(
+        leads=[], spans=[], timeline=[], unfinished=0, limits=Limits(1, 1, 0.01, None),
+        requests=[0.0, 0.1, 0.2],
+    )  # fmt: skip
+    assert shown[-1].ok is None
+    assert "| most create requests in any 1 s window, accepted or refused | 3 |  |  |" in table(
+        shown
+    )

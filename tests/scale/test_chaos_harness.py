@@ -102,6 +102,10 @@ async def test_a_worker_is_killed_while_the_emulator_holds_its_create(tmp_path: 
     assert number.startswith("+12")  # worker 1's numbers
     assert emulator.state.calls[killed.create.answer["call_id"]].to_number == number
     assert number in emulator.state.dialed_numbers()
+    # Counted when it arrived, made when the hold was over.
+    call = emulator.state.calls[killed.create.answer["call_id"]]
+    assert call.created_at - killed.create.arrived >= 1.0 - 0.01
+    assert tracker.arrivals()[call.call_id] == killed.create.arrived
 
 
 async def test_fleet_freeze_and_thaw_by_pid(tmp_path: Path) -> None:
