@@ -190,10 +190,11 @@ class Fleet:
 
     async def wait(self, timeout: float) -> list[int]:
         """Every worker's exit status (negative: the signal that ended it)."""
-        codes = await asyncio.wait_for(
-            asyncio.gather(*(p.wait() for p in self.procs)), timeout=timeout
-        )
-        return list(codes)
+
+        async def every() -> list[int]:
+            return [await p.wait() for p in self.procs]
+
+        return await asyncio.wait_for(every(), timeout=timeout)
 
     def stderr(self, i: int) -> str:
         return (self.logs / f"worker-{i}.err").read_text(encoding="utf-8", errors="replace")

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from aioretell.dial.journal import TERMINAL
-from aioretell.dial.journal_postgres import PostgresJournal
+from aioretell.dial.journal_postgres import PostgresJournal, redact
 from aioretell.emulator import Emulator, EmulatorConfig
 from benchmarks import sections
 from benchmarks.chaos import (
@@ -59,6 +59,10 @@ FROM = "+14155550100"
 POSTGRES_URL = os.environ.get(
     "AIORETELL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
 )
+
+
+class SetupError(Exception):
+    """The run could not be set up (a service missing); the message is one line."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,7 @@ def lead_numbers(count: int) -> list[str]:
 
 
 def write_leads(path: Path, numbers: Sequence[str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     lines = ["phone_number,name", *(f"{n},Lead {i}" for i, n in enumerate(numbers))]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -145,7 +150,12 @@ async def own_schema(url: str) -> AsyncIterator[str]:
     import psycopg
 
     schema = f"chaos_{uuid.uuid4().hex[:12]}"
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+    try:
+        conn = await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SetupError(f"cannot use PostgreSQL at {redact(url)}: {first}") from None
+    async with conn:
         await conn.execute(f"CREATE SCHEMA {schema}".encode())
     try:
         yield with_schema(url, schema)
@@ -181,9 +191,22 @@ async def _until_created(emulator: Emulator, count: int, fleet: Fleet) -> None:
 
 
 async def run(plan: Plan, postgres_url: str = POSTGRES_URL, keep: Path | None = None) -> Result:
-    """One chaos run; returns its checks (nothing asserted here)."""
+    """One chaos run; returns its checks (nothing asserted here). Its leads and worker logs
+    go to ``keep``, else to a temporary folder removed unless the run failed."""
     workdir = Path(tempfile.mkdtemp(prefix="aioretell-chaos-")) if keep is None else keep
-    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        result = await _run(plan, postgres_url, workdir)
+    except BaseException:
+        if keep is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    if keep is None and result.ok:
+        shutil.rmtree(workdir, ignore_errors=True)
+        result.logs = None
+    return result
+
+
+async def _run(plan: Plan, postgres_url: str, workdir: Path) -> Result:
     numbers = lead_numbers(plan.leads)
     leads = write_leads(workdir / "leads.csv", numbers)
     campaign = f"chaos-{uuid.uuid4().hex[:8]}"
@@ -306,7 +329,7 @@ async def run(plan: Plan, postgres_url: str = POSTGRES_URL, keep: Path | None = 
         )
     )
     held_number = killed.create.answer.get("to_number") if killed is not None else None
-    result = Result(
+    return Result(
         plan=plan,
         checks=checks,
         wall_s=wall,
@@ -319,10 +342,6 @@ async def run(plan: Plan, postgres_url: str = POSTGRES_URL, keep: Path | None = 
         events=events,
         logs=workdir / "logs",
     )
-    if keep is None and result.ok:
-        shutil.rmtree(workdir, ignore_errors=True)
-        result.logs = None
-    return result
 
 
 async def _journal_counts(dsn: str, campaign: str) -> dict[str, int]:
@@ -440,6 +459,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; nothing written", file=sys.stderr)
         return 130
+    except SetupError as exc:
+        print(f"benchmarks.scale_out: {exc}", file=sys.stderr)
+        return 1
     command = "python -m benchmarks.scale_out" + (
         f" --variant {args.variant}" if args.variant != "both" else ""
     )
