@@ -700,10 +700,11 @@ class PostgresJournal(Journal):
             )
             if cur.rowcount != 1:
                 stored = await self._get(cur, row.ref)
-                if stored is not None and stored.state == row.state:
+                if source == DISPATCHING and stored is not None and stored.claim != row.claim:
                     raise ClaimLostError(
-                        f"{row.ref}: another worker holds it now (this one's claim expired or "
-                        "its call was recorded by another); nothing recorded"
+                        f"{row.ref}: the journal does not hold it as {row.state} under this "
+                        "claim: another worker holds it now, or did (this one's claim expired "
+                        "and it was reconciled); nothing recorded"
                     )
                 raise TransitionError(f"{row.ref}: the journal does not hold it as {row.state}")
             if created and self._worker_token is not None:

@@ -59,6 +59,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def valid_name(value: str) -> bool:
+    """Whether ``value`` may name a campaign or a worker."""
+    return _NAME.fullmatch(value) is not None
+
+
 def is_postgres(journal: str | None) -> bool:
     return journal is not None and journal.startswith(("postgresql://", "postgres://"))
 
@@ -69,7 +74,7 @@ def usage_problem(args: argparse.Namespace) -> str | None:
     if not shared and args.journal is not None and "://" in args.journal:
         return f"--journal {args.journal.split('://')[0]}://... is not supported: use a file or postgresql://"
     for option, value in (("--campaign", args.campaign), ("--worker-id", args.worker_id)):
-        if value is not None and not _NAME.fullmatch(value):
+        if value is not None and not valid_name(value):
             return (
                 f"{option} {value!r} must be 1 to 64 letters, digits, '_', '.', ':' or '-', "
                 "starting with a letter or digit"

@@ -128,7 +128,9 @@ class SharedRunner(Runner):
         self.waiting: str | None = None
         #: rows another worker (or the reconciler) took while this one worked on them
         self.lost = 0
+        #: leading now, and how many times this worker took the lead
         self.leading = False
+        self.took_lead = 0
 
     async def load(self) -> int:
         await self.refresh()
@@ -246,6 +248,7 @@ async def lead(
                 await asyncio.sleep(LEADER_RETRY_S)
                 continue
             runner.leading = True
+            runner.took_lead += 1
             try:
                 await _leading(
                     client,
