@@ -1011,17 +1011,9 @@ class PostgresJournal(Journal):
 
     async def heartbeat(self) -> None:
         """Renew this worker's row and the leases of the rows it holds dispatching."""
+        # Lead rows before the worker row, as every transaction here takes them (mark_created
+        # locks its lead, then counts it on the worker row): no deadlock between them.
         async with self._tx() as cur:
-            await cur.execute(
-                "UPDATE aioretell_workers SET heartbeat_at = clock_timestamp()"
-                " WHERE campaign = %s AND worker_id = %s AND token = %s",
-                (self.name, self.worker_id, self._worker_token),
-            )
-            if cur.rowcount != 1:
-                raise LeaseLostError(
-                    f"{self.where}: another dialer took worker {self.worker_id!r} over (it "
-                    "heard nothing from this one for too long); this one stops"
-                )
             if self._claims:
                 await cur.execute(
                     "UPDATE aioretell_leads SET lease_until = clock_timestamp()"
@@ -1032,8 +1024,18 @@ class PostgresJournal(Journal):
                         self.name,
                         self.worker_id,
                         DISPATCHING,
-                        list(self._claims),
+                        sorted(self._claims),
                     ),
+                )
+            await cur.execute(
+                "UPDATE aioretell_workers SET heartbeat_at = clock_timestamp()"
+                " WHERE campaign = %s AND worker_id = %s AND token = %s",
+                (self.name, self.worker_id, self._worker_token),
+            )
+            if cur.rowcount != 1:
+                raise LeaseLostError(
+                    f"{self.where}: another dialer took worker {self.worker_id!r} over (it "
+                    "heard nothing from this one for too long); this one stops"
                 )
 
     async def release_lease(self) -> None:
@@ -1044,14 +1046,14 @@ class PostgresJournal(Journal):
         try:
             async with self._tx() as cur:
                 await cur.execute(
+                    "UPDATE aioretell_leads SET lease_until = clock_timestamp()"
+                    " WHERE campaign = %s AND owner = %s AND state = %s AND claim_token = ANY(%s)",
+                    (self.name, self.worker_id, DISPATCHING, sorted(self._claims)),
+                )
+                await cur.execute(
                     "UPDATE aioretell_workers SET token = NULL, stopped_at = clock_timestamp()"
                     " WHERE campaign = %s AND worker_id = %s AND token = %s",
                     (self.name, self.worker_id, token),
-                )
-                await cur.execute(
-                    "UPDATE aioretell_leads SET lease_until = clock_timestamp()"
-                    " WHERE campaign = %s AND owner = %s AND state = %s AND claim_token = ANY(%s)",
-                    (self.name, self.worker_id, DISPATCHING, list(self._claims)),
                 )
         except JournalUnavailableError:
             pass  # best effort: without a heartbeat the worker and its claims expire anyway
@@ -1091,34 +1093,39 @@ class LeaderLock:
         import psycopg
 
         journal = self._journal
-        try:
-            if self._conn is None or self._conn.closed:
-                self._conn = await psycopg.AsyncConnection.connect(
-                    journal.dsn, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True
+        for attempt in (1, 2):
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = await psycopg.AsyncConnection.connect(
+                        journal.dsn, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True
+                    )
+                cursor = await self._conn.execute(
+                    "SELECT pg_try_advisory_lock(hashtextextended("
+                    "current_schema() || ':leader:' || %s, 0))",
+                    (journal.name,),
                 )
-                await self._conn.execute(
-                    "SELECT set_config('idle_session_timeout', %s, false)",
-                    (f"{self._idle_ms}ms",),
-                )
-            cursor = await self._conn.execute(
-                "SELECT pg_try_advisory_lock(hashtextextended("
-                "current_schema() || ':leader:' || %s, 0))",
-                (journal.name,),
-            )
-            found = await cursor.fetchone()
-            self.held = bool(found and found[0])
-            if self.held:
-                await self._conn.execute(
-                    "UPDATE aioretell_campaigns SET leader = %s, leader_since = clock_timestamp()"
-                    " WHERE name = %s",
-                    (journal.worker_id, journal.name),
-                )
-        except psycopg.Error as exc:
-            await self._drop()
-            raise JournalUnavailableError(
-                f"PostgreSQL at {redact(journal.dsn)} failed: {_first_line(exc)}"
-            ) from None
-        return self.held
+                found = await cursor.fetchone()
+                self.held = bool(found and found[0])
+                if self.held:
+                    # From now on a session silent for idle_s (a frozen leader) is ended by
+                    # the server, which frees the lock for another worker.
+                    await self._conn.execute(
+                        "SELECT set_config('idle_session_timeout', %s, false)",
+                        (f"{self._idle_ms}ms",),
+                    )
+                    await self._conn.execute(
+                        "UPDATE aioretell_campaigns SET leader = %s,"
+                        " leader_since = clock_timestamp() WHERE name = %s",
+                        (journal.worker_id, journal.name),
+                    )
+                return self.held
+            except psycopg.Error as exc:
+                await self._drop()
+                if attempt == 2:  # a fresh connection failed too: the database is down
+                    raise JournalUnavailableError(
+                        f"PostgreSQL at {redact(journal.dsn)} failed: {_first_line(exc)}"
+                    ) from None
+        raise AssertionError("unreachable")
 
     async def hold(self) -> None:
         """Still leading? Raises :class:`LeadershipLostError` when the session is gone."""

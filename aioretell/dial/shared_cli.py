@@ -12,6 +12,7 @@ import argparse
 import hashlib
 import logging
 import re
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -210,6 +211,7 @@ class Pacing:
             lease_ttl_s=args.lease_ttl,
             heartbeat_s=args.lease_ttl / 6,
             pause=self.pause,
+            notify=lambda line: print(line, file=sys.stderr),
             **kwargs,
         )
 

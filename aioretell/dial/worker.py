@@ -238,6 +238,7 @@ async def lead(
     poll_interval: float,
     follow_every: float,
     lease_ttl_s: float,
+    notify: Callable[[str], None] | None = None,
 ) -> None:
     """Take the lead whenever nobody holds it, and lead while this worker holds it. Runs
     until cancelled; a database failure or a refused key raises."""
@@ -249,6 +250,11 @@ async def lead(
                 continue
             runner.leading = True
             runner.took_lead += 1
+            if notify is not None:
+                notify(
+                    f"Worker {journal.worker_id} leads the campaign: it reads get-concurrency, "
+                    "follows every call to its end and reconciles expired claims"
+                )
             try:
                 await _leading(
                     client,
@@ -259,9 +265,12 @@ async def lead(
                     poll_interval=poll_interval,
                     follow_every=follow_every,
                     hold_every=lease_ttl_s / 3,
+                    notify=notify,
                 )
-            except LeadershipLostError:
-                pass  # frozen past the timeout or disconnected: whoever leads now, leads
+            except LeadershipLostError as exc:
+                # Frozen past the timeout or disconnected: whoever leads now, leads.
+                if notify is not None:
+                    notify(f"Worker {journal.worker_id} no longer leads: {exc}")
             finally:
                 runner.leading = False
     finally:
@@ -280,6 +289,7 @@ async def _leading(
     poll_interval: float,
     follow_every: float,
     hold_every: float,
+    notify: Callable[[str], None] | None,
 ) -> None:
     """The leader's rounds: keep the lock's session alive, read get-concurrency, follow the
     open calls, take over expired claims. Returns only by raising."""
@@ -318,8 +328,15 @@ async def _leading(
                     watcher.failed(exc)
         if now >= due["reconcile"] and runner.running:
             due["reconcile"] = now + poll_interval
-            for row in await journal.expired_claims():
+            taken = await journal.expired_claims()
+            for row in taken:
                 runner.adopt(row)
+            if taken and notify is not None:
+                notify(
+                    f"Took over {len(taken)} expired claims of stopped workers "
+                    f"({', '.join(row.ref for row in taken[:10])}"
+                    f"{', ...' if len(taken) > 10 else ''}): looking their calls up"
+                )
         await asyncio.sleep(max(0.0, min(due.values()) - time.monotonic()))
 
 
@@ -340,6 +357,7 @@ async def run_worker(
     lease_ttl_s: float = LEASE_TTL_S,
     heartbeat_s: float = HEARTBEAT_S,
     pause: SharedPause | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> SharedRunner:
     """Work on the campaign until every lead is final or ``stop`` is set; returns the runner.
 
@@ -393,6 +411,7 @@ async def run_worker(
             poll_interval=poll_interval,
             follow_every=poll_interval if follower is None else reconcile_interval,
             lease_ttl_s=lease_ttl_s,
+            notify=notify,
         )
 
     background: dict[str, Callable[[], Awaitable[None]]] = {
