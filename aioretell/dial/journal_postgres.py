@@ -242,9 +242,12 @@ class PostgresJournal(Journal):
         self.account = account
         self.worker_id = worker_id or default_worker_id()
         self.where = f"{redact(dsn)} campaign {campaign!r}"
+        #: how this worker's sessions show in ``pg_stat_activity``
+        self.application_name = f"aioretell {campaign} {self.worker_id}"[:63]
         self._pool_size = pool_size
         self._pool: AsyncConnectionPool[AsyncConnection[DictRow]] | None = None
         self._closed = False
+        self._down = False
         self._worker_token: str | None = None
         self._lease_ttl_s = CLAIM_TTL_S
         #: claim tokens of the rows this worker holds dispatching (renewed by its heartbeat)
@@ -265,7 +268,10 @@ class PostgresJournal(Journal):
         # only time out), and it creates the tables.
         try:
             conn = await psycopg.AsyncConnection.connect(
-                self.dsn, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True
+                self.dsn,
+                connect_timeout=CONNECT_TIMEOUT_S,
+                autocommit=True,
+                application_name=self.application_name,
             )
         except psycopg.Error as exc:
             raise JournalUnavailableError(
@@ -303,7 +309,11 @@ class PostgresJournal(Journal):
             self.dsn,
             min_size=1,
             max_size=self._pool_size,
-            kwargs={"row_factory": dict_row, "connect_timeout": CONNECT_TIMEOUT_S},
+            kwargs={
+                "row_factory": dict_row,
+                "connect_timeout": CONNECT_TIMEOUT_S,
+                "application_name": self.application_name,
+            },
             configure=configure,
             check=AsyncConnectionPool.check_connection,
             open=False,
@@ -321,24 +331,31 @@ class PostgresJournal(Journal):
         from psycopg_pool import PoolTimeout
 
         pool = await self._open()
+        # Once the database failed, the writes made on the way out (the summary, signing
+        # off) wait a second each, not the full timeout.
+        timeout = 1.0 if self._down else CONNECT_TIMEOUT_S * 2
         try:
             async with (
-                pool.connection(timeout=CONNECT_TIMEOUT_S * 2) as conn,
+                pool.connection(timeout=timeout) as conn,
                 conn.transaction(),
                 conn.cursor() as cursor,
             ):
                 yield cursor
         except PoolTimeout:
+            self._down = True
             raise JournalUnavailableError(
                 f"PostgreSQL at {redact(self.dsn)} did not give a connection within "
-                f"{CONNECT_TIMEOUT_S * 2} s (is it down?)"
+                f"{timeout:g} s (is it down?)"
             ) from None
         except psycopg.OperationalError as exc:
+            self._down = True
             raise JournalUnavailableError(
                 f"PostgreSQL at {redact(self.dsn)} failed: {_first_line(exc)}"
             ) from None
         except psycopg.Error as exc:
             raise JournalError(f"{self.where}: {_first_line(exc)}") from None
+        else:
+            self._down = False
 
     async def close(self) -> None:
         self._closed = True
@@ -1097,7 +1114,10 @@ class LeaderLock:
             try:
                 if self._conn is None or self._conn.closed:
                     self._conn = await psycopg.AsyncConnection.connect(
-                        journal.dsn, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True
+                        journal.dsn,
+                        connect_timeout=CONNECT_TIMEOUT_S,
+                        autocommit=True,
+                        application_name=f"{journal.application_name} leader",
                     )
                 cursor = await self._conn.execute(
                     "SELECT pg_try_advisory_lock(hashtextextended("

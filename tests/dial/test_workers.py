@@ -23,6 +23,7 @@ from aioretell.dial import journal as j
 from aioretell.dial.journal import CampaignInfo, ClaimLostError, Row
 from aioretell.dial.journal_postgres import PostgresJournal
 from aioretell.dial.leads import load_leads
+from aioretell.dial.listen import WebhookFollower
 from aioretell.dial.reconcile import call_metadata, idempotency_key
 from aioretell.dial.runner import DialOptions
 from aioretell.dial.worker import ReportingPacer, SharedPause, SharedRunner, run_worker
@@ -61,6 +62,7 @@ async def work(
     stop: asyncio.Event | None = None,
     lease_ttl_s: float = 30.0,
     runners: list[SharedRunner] | None = None,
+    follower: WebhookFollower | None = None,
     **options: Any,
 ) -> SharedRunner:
     """One worker's run, with a client of its own whose 429s pause the whole campaign."""
@@ -80,6 +82,8 @@ async def work(
             lease_ttl_s=lease_ttl_s,
             heartbeat_s=lease_ttl_s / 6,
             pause=pause,
+            follower=follower,
+            reconcile_interval=30.0,
             sidecar=(lambda runner: _keep(runners, runner)) if runners is not None else None,
         )
         return await asyncio.wait_for(run, timeout=60)  # a lead left unfinished fails the test
@@ -347,3 +351,28 @@ async def test_the_leader_stopping_hands_the_lead_over(
     assert refused_for_concurrency(emu) == 0
     status = await one.status()
     assert status is not None and not any(w.leader for w in status.workers)
+
+
+async def test_ends_from_webhooks_received_by_any_worker(
+    tmp_path: Path, make_emulator: Callable[..., Any], workers: Callable[[str], Any]
+) -> None:
+    """Retell sends webhooks to one worker's --listen address; it applies the end of every
+    call of the campaign, whichever worker created it (list-calls polled only every 30 s)."""
+    wanted = numbers(20)
+    csv = write_csv(tmp_path / "leads.csv", wanted)
+    async with (
+        WebhookFollower(API_KEY, CAMPAIGN) as listening,
+        WebhookFollower(API_KEY, CAMPAIGN) as unused,
+    ):
+        emu = await make_emulator(webhook_url=listening.local_url, concurrency_limit=6)
+        one, two = await workers("w1"), await workers("w2")
+        await one.open_campaign(info_for(csv), load_leads(csv))
+        runners = await asyncio.gather(
+            work(emu, one, follower=listening), work(emu, two, follower=unused)
+        )
+    assert Counter(emu.state.dialed_numbers()) == dict.fromkeys(wanted, 1)
+    assert await one.counts() == {j.ENDED: 20}
+    by_webhook = runners[0].stats.ends_via.get("webhook", 0)
+    assert by_webhook >= 15  # an end may beat its create's record: the next poll applies it
+    # Ends of the other worker's calls too.
+    assert by_webhook > len(runners[0].stats.create_ms), [r.stats for r in runners]

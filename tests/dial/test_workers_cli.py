@@ -336,3 +336,99 @@ async def test_campaign_status_of_a_campaign_that_is_not_there(postgres_dsn: str
     _, err = await process.communicate()
     assert process.returncode == 1
     assert "holds no campaign 'nobody'" in err.decode()
+
+
+# -- PostgreSQL going away ---------------------------------------------------------------
+
+
+class Proxy:
+    """A TCP relay to the test PostgreSQL: :meth:`stop` is the database going down (every
+    connection cut, new ones refused), :meth:`start` it coming back on the same port."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.port = 0
+        self._server: asyncio.AbstractServer | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+        self._writers.clear()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        self._writers |= {writer, up_writer}
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                sink.close()
+
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.ensure_future(pipe(source, sink))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+
+async def test_postgresql_down_mid_run_then_back(tmp_path: Path, postgres_dsn: str) -> None:
+    """The database goes away mid-campaign: the worker stops with one line, exit 1, no lead
+    marked failed; once it is back the same command finishes, every number dialled once."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(postgres_dsn)
+    proxy = Proxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    await proxy.start()
+    dsn = postgres_dsn.replace(f":{parts.port or 5432}/", f":{proxy.port}/", 1)
+    wanted = numbers(60)
+    csv = write_csv(tmp_path / "leads.csv", wanted)
+    try:
+        async with emulator_process(call_duration="0.3") as base_url:
+            options = {"base_url": base_url, "api_key": API_KEY, "from_number": FROM}
+            extra = ("--cps", "40", "--concurrency", "5")
+            worker = await start_worker(csv, dsn, NAME, "w1", extra=extra, **options)  # type: ignore[arg-type]
+            try:
+                await _until(postgres_dsn, 10, [worker])
+                await proxy.stop()
+                code, err = await finish(worker, timeout=60)
+            finally:
+                await _stop_all([worker])
+            assert code == 1, err
+            line = _one_line(err)
+            assert line.startswith(
+                "aioretell dial: PostgreSQL at postgresql://postgres@127.0.0.1:"
+            ), err
+            assert "run the same command again once this is fixed" in line
+            assert "failed" not in await states(postgres_dsn, NAME)
+            await proxy.start()
+            again = await start_worker(csv, dsn, NAME, "w1", extra=extra, **options)  # type: ignore[arg-type]
+            code, err = await finish(again)
+            assert code == 0, err
+            assert await states(postgres_dsn, NAME) == {"ended": 60}
+            by_number = await calls_per_number(base_url, await campaign_id(postgres_dsn, NAME))
+            assert by_number == dict.fromkeys(wanted, 1)
+    finally:
+        if proxy._server is not None and proxy._server.is_serving():
+            await proxy.stop()
+
+
+def _one_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.startswith("aioretell dial:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
