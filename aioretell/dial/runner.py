@@ -40,9 +40,10 @@ from .._exceptions import (
     RateLimitError,
 )
 from ..fan_out import fan_out
+from ..redis_pacer import PacerUnavailableError
 from . import journal as j
 from .capacity import CapacityGate
-from .errors import AccountError
+from .errors import AccountError, CampaignError, UnreachableError
 from .journal import Journal, Row
 from .reconcile import call_id_from_body, call_metadata, find_call, idempotency_key
 from .watch import CallEnd, call_end
@@ -143,7 +144,7 @@ class Runner:
         self.looking_up = 0
         self._failure: Exception | None = None
         self._stop = asyncio.Event()
-        self._halt: AccountError | None = None
+        self._halt: CampaignError | None = None
         #: a create of this campaign succeeded: the number and agent are good
         self._proven = False
         self._refused: set[str] = set()
@@ -343,6 +344,10 @@ class Runner:
         except APIStatusError as exc:
             self.stats.note_error("create", exc)
             await self._refused_create(row, exc)
+        except PacerUnavailableError as exc:
+            # --redis and Redis is down: nothing was sent, and nothing can be until it is back.
+            await self._give_back(row, f"create not sent: {exc}", retry=False)
+            self._stop_run(UnreachableError(str(exc)))
         except APIConnectionError as exc:
             # Never sent (a create that may have been sent is ambiguous): the client already
             # retried; pause every create for a while rather than hammer a dead endpoint.
@@ -412,7 +417,7 @@ class Runner:
             hint += f" and --agent-id {self._options.agent_id}"
         return hint
 
-    def _stop_run(self, error: AccountError) -> None:
+    def _stop_run(self, error: CampaignError) -> None:
         if self._halt is None:
             self._halt = error
         self._changed.set()

@@ -16,7 +16,7 @@ import pytest
 
 from aioretell.cli import main
 
-from .conftest import API_KEY, FROM, calls_per_number, numbers, write_csv
+from .conftest import API_KEY, FROM, calls_per_number, dialled, numbers, write_csv
 from .shared_campaign import (
     campaign_id,
     campaign_status,
@@ -432,3 +432,20 @@ def _one_line(err: str) -> str:
     lines = [line for line in err.splitlines() if line.startswith("aioretell dial:")]
     assert len(lines) == 1 and "Traceback" not in err, err
     return lines[0]
+
+
+def test_redis_unreachable_is_one_line_exit_1(
+    csv: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--redis fails closed: nothing is sent while the shared pacer cannot be asked."""
+    from .test_crash import _free_port
+
+    monkeypatch.delenv("RETELL_API_KEY", raising=False)
+    monkeypatch.delenv("RETELL_BASE_URL", raising=False)
+    redis = f"redis://127.0.0.1:{_free_port()}/0"
+    assert main(["dial", str(csv), "--from-number", FROM, "--redis", redis]) == 1
+    err = capsys.readouterr().err
+    line = _one_line(err)
+    assert "the shared pacer's Redis" in line and "is unavailable" in line
+    assert "3 leads are not finished" in line
+    assert dialled(csv.parent / "leads.journal.emulator.ndjson") == {}
