@@ -24,6 +24,7 @@ from types import TracebackType
 from aiohttp import web
 
 from .._exceptions import APIError
+from ..redis_pacer import PacerUnavailableError
 from ..webhooks import CallEvent, WebhookReceiver
 from .reconcile import CAMPAIGN_KEY
 from .watch import CallEnd, Watcher, call_end
@@ -230,7 +231,7 @@ async def reconcile_poll(
             caught = watcher.caught
             try:
                 await watcher.poll_once()
-            except APIError as exc:
+            except (APIError, PacerUnavailableError) as exc:
                 watcher.failed(exc)
             last_poll = time.monotonic()
             quiet = 0 if watcher.caught > caught else min(quiet + 1, 16)

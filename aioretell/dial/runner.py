@@ -43,7 +43,7 @@ from ..fan_out import fan_out
 from ..redis_pacer import PacerUnavailableError
 from . import journal as j
 from .capacity import CapacityGate
-from .errors import AccountError, CampaignError, UnreachableError
+from .errors import AccountError, CampaignError
 from .journal import Journal, Row
 from .reconcile import call_id_from_body, call_metadata, find_call, idempotency_key
 from .watch import CallEnd, call_end
@@ -344,13 +344,10 @@ class Runner:
         except APIStatusError as exc:
             self.stats.note_error("create", exc)
             await self._refused_create(row, exc)
-        except PacerUnavailableError as exc:
-            # --redis and Redis is down: nothing was sent, and nothing can be until it is back.
-            await self._give_back(row, f"create not sent: {exc}", retry=False)
-            self._stop_run(UnreachableError(str(exc)))
-        except APIConnectionError as exc:
-            # Never sent (a create that may have been sent is ambiguous): the client already
-            # retried; pause every create for a while rather than hammer a dead endpoint.
+        except (APIConnectionError, PacerUnavailableError) as exc:
+            # Never sent (a create that may have been sent is ambiguous), or held back by a
+            # shared pacer that cannot be reached (--redis): the client already retried; pause
+            # every create for a while rather than hammer a dead endpoint.
             self.stats.note_error("create", exc)
             self._outage += 1
             self._paused_until = time.monotonic() + self._backoff(self._outage)
@@ -434,7 +431,7 @@ class Runner:
             except (AuthenticationError, PermissionDeniedError) as exc:
                 self._stop_run(AccountError(f"Retell refused the API key ({exc})"))
                 return  # left dispatching: the next run looks it up
-            except APIError as exc:
+            except (APIError, PacerUnavailableError) as exc:
                 self.stats.note_error("lookup", exc)
                 if self._stopping:
                     return

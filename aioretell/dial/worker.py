@@ -32,6 +32,7 @@ from .._exceptions import APIError, AuthenticationError, PermissionDeniedError
 from .._operation import Operation
 from .._pacing import DEFAULT_PAUSE_S, Pacing
 from .._sansio import parse_retry_after
+from ..redis_pacer import PacerUnavailableError
 from . import journal as j
 from .campaign import HEARTBEAT_S, LEASE_TTL_S, Sidecar, owned, preflight
 from .capacity import CapacityGate
@@ -307,7 +308,7 @@ async def _leading(
                 reading = await client.concurrency.retrieve()
             except (AuthenticationError, PermissionDeniedError) as exc:
                 raise AccountError(f"Retell refused the API key ({exc})") from None
-            except APIError as exc:
+            except (APIError, PacerUnavailableError) as exc:
                 stats.note_error("get-concurrency", exc)
             else:
                 await journal.record_reading(
@@ -324,7 +325,7 @@ async def _leading(
                     await watcher.poll_once()
                 except AccountError:
                     raise
-                except APIError as exc:
+                except (APIError, PacerUnavailableError) as exc:
                     watcher.failed(exc)
         if now >= due["reconcile"] and runner.running:
             due["reconcile"] = now + poll_interval

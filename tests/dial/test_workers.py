@@ -63,12 +63,14 @@ async def work(
     lease_ttl_s: float = 30.0,
     runners: list[SharedRunner] | None = None,
     follower: WebhookFollower | None = None,
+    inner: Any = None,
     **options: Any,
 ) -> SharedRunner:
-    """One worker's run, with a client of its own whose 429s pause the whole campaign."""
+    """One worker's run, with a client of its own whose 429s pause the whole campaign
+    (``inner``: its pacer, by default one of its own)."""
     pause = SharedPause()
     pacer = ReportingPacer(
-        Pacer(rate_limit=None, create_rate_limit=None, max_concurrency=None), pause
+        inner or Pacer(rate_limit=None, create_rate_limit=None, max_concurrency=None), pause
     )
     async with AsyncRetell(api_key=API_KEY, base_url=emu.base_url, pacer=pacer) as client:
         run = run_worker(
@@ -376,3 +378,66 @@ async def test_ends_from_webhooks_received_by_any_worker(
     assert by_webhook >= 15  # an end may beat its create's record: the next poll applies it
     # Ends of the other worker's calls too.
     assert by_webhook > len(runners[0].stats.create_ms), [r.stats for r in runners]
+
+
+async def test_redis_going_away_mid_run_holds_the_creates_until_it_is_back(
+    tmp_path: Path,
+    make_emulator: Callable[..., Any],
+    workers: Callable[[str], Any],
+) -> None:
+    """--redis: while Redis cannot be reached nothing is sent (the pacer fails closed) and the
+    worker waits; once it is back the campaign finishes, each number dialled once."""
+    from redis.asyncio import Redis
+
+    from aioretell.redis_pacer import RedisPacer
+    from tests.services import REDIS_URL, require
+
+    from .shared_campaign import Proxy
+
+    url = require("Redis", REDIS_URL, 6379, "AIORETELL_TEST_REDIS")
+    upstream = Redis.from_url(url).connection_pool.connection_kwargs
+    proxy = Proxy((str(upstream.get("host", "127.0.0.1")), int(upstream.get("port", 6379))))
+    await proxy.start()
+    wanted = numbers(40)
+    csv = write_csv(tmp_path / "leads.csv", wanted)
+    emu = await make_emulator(concurrency_limit=100, call_duration_s=0.1)
+    journal = await workers("w1")
+    await journal.open_campaign(info_for(csv), load_leads(csv))
+    namespace = f"aioretell-test-{journal.worker_id}-{id(journal)}"
+    seen: list[SharedRunner] = []
+    async with RedisPacer(f"redis://127.0.0.1:{proxy.port}/0", namespace=namespace) as pacer:
+        run = asyncio.ensure_future(
+            work(emu, journal, cps=20, inner=pacer, runners=seen, backoff_s=0.05, backoff_cap_s=0.2)
+        )
+        try:
+            for _ in range(500):  # creates go out at 20/s: cut Redis after the first few
+                if len(emu.state.calls) >= 5:
+                    break
+                await asyncio.sleep(0.01)
+            await proxy.stop()
+            # The creates Redis let through before the cut may still land; then nothing.
+            held = -1
+            while len(emu.state.calls) != held:
+                held = len(emu.state.calls)
+                await asyncio.sleep(0.3)
+            errors = seen[0].stats.errors
+            await asyncio.sleep(0.5)
+            assert len(emu.state.calls) == held
+            assert seen[0].stats.errors > errors  # it kept trying, and nothing went out
+            await proxy.start()
+            runner = await run
+        finally:
+            if not run.done():
+                run.cancel()
+            await proxy.stop()
+    assert Counter(emu.state.dialed_numbers()) == dict.fromkeys(wanted, 1)
+    assert await journal.counts() == {j.ENDED: 40}
+    assert runner.stats.errors > 0 and "unavailable" in (runner.stats.last_error or "")
+    assert runner.stats.retries > 0  # creates held back and given back while it was away
+    cleanup = Redis.from_url(url)
+    try:
+        keys = [key async for key in cleanup.scan_iter(match=f"{namespace}:*")]
+        if keys:
+            await cleanup.delete(*keys)
+    finally:
+        await cleanup.aclose()

@@ -18,6 +18,7 @@ from aioretell.cli import main
 
 from .conftest import API_KEY, FROM, calls_per_number, dialled, numbers, write_csv
 from .shared_campaign import (
+    Proxy,
     campaign_id,
     campaign_status,
     finish,
@@ -339,52 +340,6 @@ async def test_campaign_status_of_a_campaign_that_is_not_there(postgres_dsn: str
 
 
 # -- PostgreSQL going away ---------------------------------------------------------------
-
-
-class Proxy:
-    """A TCP relay to the test PostgreSQL: :meth:`stop` is the database going down (every
-    connection cut, new ones refused), :meth:`start` it coming back on the same port."""
-
-    def __init__(self, upstream: tuple[str, int]) -> None:
-        self.upstream = upstream
-        self.port = 0
-        self._server: asyncio.AbstractServer | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for writer in self._writers:
-            writer.close()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
-        self._writers.clear()
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self.upstream)
-        self._writers |= {writer, up_writer}
-
-        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            try:
-                while data := await source.read(65536):
-                    sink.write(data)
-                    await sink.drain()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                sink.close()
-
-        for source, sink in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.ensure_future(pipe(source, sink))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
 
 
 async def test_postgresql_down_mid_run_then_back(tmp_path: Path, postgres_dsn: str) -> None:
