@@ -69,6 +69,9 @@ CLAIM_TTL_S = 30.0
 #: Connections of one worker's pool (the leader's lock connection is apart).
 POOL_SIZE = 4
 CONNECT_TIMEOUT_S = 5
+#: Seconds a session may sit inside a transaction doing nothing before the server ends it
+#: (ours take milliseconds).
+IDLE_IN_TRANSACTION_S = 10
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS aioretell_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -304,6 +307,12 @@ class PostgresJournal(Journal):
 
         async def configure(connection: AsyncConnection[DictRow]) -> None:
             await connection.set_autocommit(True)
+            # A worker frozen inside a transaction (SIGSTOP mid-admission) would hold the
+            # account's lock, and every other worker with it: the server ends such a session.
+            await connection.execute(
+                "SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
+                (f"{IDLE_IN_TRANSACTION_S}s",),
+            )
 
         pool: AsyncConnectionPool[AsyncConnection[DictRow]] = AsyncConnectionPool(
             self.dsn,
