@@ -1,4 +1,5 @@
-"""The ``aioretell`` command: ``demo``, ``dial``, ``llm-test``, ``emulator`` and ``bench``."""
+"""The ``aioretell`` command: ``demo``, ``dial``, ``campaign``, ``llm-test``, ``emulator`` and
+``bench``."""
 
 from __future__ import annotations
 
@@ -56,6 +57,15 @@ def _parser() -> argparse.ArgumentParser:
 
     add_dial_arguments(
         commands.add_parser("dial", help="call every lead of a CSV once, crash-safe (journal)")
+    )
+
+    from .dial.status import add_arguments as add_campaign_arguments
+
+    add_campaign_arguments(
+        commands.add_parser(
+            "campaign",
+            help="show a dial campaign: leads by state and outcome, live calls, rate, workers",
+        )
     )
 
     emulator = commands.add_parser(
@@ -190,6 +200,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .dial.cli import run as run_dial
 
             return run_dial(args)
+        if args.command == "campaign":
+            from .dial.status import run as run_campaign_status
+
+            return run_campaign_status(args)
         if args.command == "llm-test":
             from .llm.llm_test import run as run_llm_test
 

@@ -23,6 +23,7 @@ from .._exceptions import (
     PermissionDeniedError,
 )
 from .._transport import Timeout
+from ..redis_pacer import PacerUnavailableError
 from ..types.concurrency import ConcurrencyRetrieveResponse
 from .capacity import CapacityGate
 from .errors import AccountError, BackgroundTaskError, CampaignError, UnreachableError
@@ -55,6 +56,8 @@ async def preflight(client: AsyncRetell, agent_id: str | None) -> ConcurrencyRet
         raise AccountError(f"Retell refused the API key ({exc})") from None
     except APIConnectionError as exc:
         raise UnreachableError(f"cannot reach {client.base_url}: {exc}") from None
+    except PacerUnavailableError as exc:
+        raise UnreachableError(str(exc)) from None
     except APIError as exc:
         raise UnreachableError(
             f"{client.base_url} did not answer get-concurrency as the Retell API does ({exc})"

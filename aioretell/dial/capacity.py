@@ -19,6 +19,7 @@ import math
 from collections.abc import Awaitable, Callable
 
 from .._exceptions import APIError, AuthenticationError, PermissionDeniedError
+from ..redis_pacer import PacerUnavailableError
 from ..types.concurrency import ConcurrencyRetrieveResponse
 from .errors import AccountError
 
@@ -87,7 +88,7 @@ class CapacityGate:
             reading = await self._fetch()
         except (AuthenticationError, PermissionDeniedError) as exc:
             raise AccountError(f"Retell refused the API key ({exc})") from None
-        except APIError as exc:
+        except (APIError, PacerUnavailableError) as exc:
             if self._on_error is not None:
                 self._on_error("get-concurrency", exc)
             if not self._ready.is_set():

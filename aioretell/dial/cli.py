@@ -15,7 +15,7 @@ from pathlib import Path
 from .._cli_args import UsageError, http_url, integer, non_empty, number, seconds, text_encoding
 from .._client import DEFAULT_BASE_URL, AsyncRetell
 from . import journal as j
-from . import options
+from . import options, shared_cli
 from .campaign import LEASE_TTL_S, run_campaign
 from .confirm import Plan, confirm
 from .emulated import (
@@ -27,8 +27,7 @@ from .emulated import (
     record_path,
 )
 from .errors import CampaignError
-from .journal import CampaignInfo, Journal, JournalError, LeaseHeldError, Opened
-from .journal_sqlite import SQLiteJournal
+from .journal import CampaignInfo, Journal, JournalError, JournalUnavailableError, Opened
 from .leads import LeadFile, LeadFileError, load_leads
 from .listen import WebhookFollower, parse_listen
 from .options import Server
@@ -79,9 +78,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--journal",
-        type=Path,
+        type=non_empty,
         default=None,
-        help="the campaign's journal (default: LEADS.journal.db beside the CSV)",
+        help="the campaign's journal: a file (default: LEADS.journal.db beside the CSV), or "
+        "postgresql://... with --campaign to share the campaign with other dialers",
     )
     parser.add_argument(
         "--out", type=Path, default=None, help="write one NDJSON line per lead here at the end"
@@ -154,10 +154,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how long a create that may have placed a call is looked for by list-calls "
         f"before it is sent again, with the same idempotency key (default {LOOKUP_GRACE_S:g})",
     )
+    shared_cli.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     err = sys.stderr
+    problem = shared_cli.usage_problem(args)
+    if problem is not None:
+        print(f"aioretell dial: {problem}", file=err)
+        return 2
     try:
         options.check(args)
         server = options.choose_server(args)
@@ -186,8 +191,15 @@ async def _dial(args: argparse.Namespace, leads: LeadFile, server: Server) -> in
     err = sys.stderr
     key, base_url, target = server.key, server.base_url, server.target
     journal_path = options.default_journal(args)
+    if key is None and shared_cli.is_postgres(args.journal):
+        print(
+            "aioretell dial: a postgresql:// journal shares a campaign of a real account (or of "
+            "an emulator at --base-url) between dialers: set --api-key or $RETELL_API_KEY",
+            file=err,
+        )
+        return 2
     try:
-        journal = SQLiteJournal(journal_path)
+        journal = shared_cli.open_journal(args, journal_path, target=target, key=key)
     except JournalError as exc:
         print(f"aioretell dial: {exc}", file=err)
         return 2
@@ -202,7 +214,7 @@ async def _dial(args: argparse.Namespace, leads: LeadFile, server: Server) -> in
         )
         try:
             dead = await journal.acquire_lease(ttl_s=LEASE_TTL_S)
-        except LeaseHeldError as exc:
+        except JournalError as exc:  # held by another dialer, or the database is unreachable
             print(f"aioretell dial: {exc}", file=err)
             return 1
         try:
@@ -216,7 +228,7 @@ async def _dial(args: argparse.Namespace, leads: LeadFile, server: Server) -> in
                 opened = await journal.open_campaign(info, leads)
             except JournalError as exc:
                 print(f"aioretell dial: {exc}", file=err)
-                return 2
+                return 1 if isinstance(exc, JournalUnavailableError) else 2
             info = opened.info
             record = record_path(journal_path) if target == IN_PROCESS else None
             refusal = await _report_opened(journal, opened, leads, record)
@@ -249,9 +261,9 @@ async def _dial(args: argparse.Namespace, leads: LeadFile, server: Server) -> in
                     return await _campaign(args, journal, info, api_key, url, follower)
             finally:
                 await follower.stop()
-        except JournalError as exc:  # the in-process emulator's record
+        except JournalError as exc:  # the in-process emulator's record, or the database
             print(f"aioretell dial: {exc}", file=err)
-            return 2
+            return 1 if isinstance(exc, JournalUnavailableError) else 2
         finally:
             await journal.release_lease()
 
@@ -386,35 +398,54 @@ async def _campaign(
         print(f"Looking up {count} calls whose create may or may not have happened", file=err)
 
     watchers: list[Watcher] = []
-    async with AsyncRetell(
-        api_key=key,
-        base_url=url,
-        create_rate_limit=args.cps,
-        max_concurrency=args.concurrency + 2,  # room for the polls beside the creates
-        connection_limit=max(100, args.concurrency + 2),
-    ) as client:
+    pacing = shared_cli.Pacing(args, info.campaign_id, shared=journal.shared)
+    async with (
+        pacing,
+        AsyncRetell(
+            api_key=key,
+            base_url=url,
+            connection_limit=max(100, args.concurrency + 2),
+            **pacing.client_options,
+        ) as client,
+    ):
         _on_interrupt(stop)
         try:
-            runner = await run_campaign(
-                client,
-                journal,
-                info.campaign_id,
-                options,
-                stop=stop,
-                poll_interval=args.poll_interval,
-                sidecar=live_view,
-                on_reconcile=reconciling,
-                follower=follower,
-                reconcile_interval=args.reconcile_interval,
-                watchers=watchers,
+            runner = (
+                await pacing.run_shared(
+                    client,
+                    journal,
+                    info.campaign_id,
+                    options,
+                    stop=stop,
+                    sidecar=live_view,
+                    follower=follower,
+                    watchers=watchers,
+                )
+                if journal.shared
+                else await run_campaign(
+                    client,
+                    journal,
+                    info.campaign_id,
+                    options,
+                    stop=stop,
+                    poll_interval=args.poll_interval,
+                    sidecar=live_view,
+                    on_reconcile=reconciling,
+                    follower=follower,
+                    reconcile_interval=args.reconcile_interval,
+                    watchers=watchers,
+                )
             )
         except (CampaignError, JournalError) as exc:
             for view in views:
                 view.close()
-            left = sum(1 for row in await journal.rows() if not row.terminal)
+            try:
+                unfinished = str(sum(1 for row in await journal.rows() if not row.terminal))
+            except JournalError:  # the journal's database is what failed
+                unfinished = "The"
             print(
-                f"aioretell dial: {exc}. {left} leads are not finished (none was marked failed "
-                "for this): run the same command again once this is fixed.",
+                f"aioretell dial: {exc}. {unfinished} leads are not finished (none was marked "
+                "failed for this): run the same command again once this is fixed.",
                 file=err,
             )
             return 1

@@ -57,6 +57,11 @@ class JournalError(Exception):
     """The journal cannot be used for this run; the message says why."""
 
 
+class JournalUnavailableError(JournalError):
+    """The journal's database cannot be reached (or failed mid-run): nothing is wrong with the
+    campaign; run again once it answers."""
+
+
 class LeaseHeldError(JournalError):
     """Another dialer holds the journal's lease and is alive."""
 
@@ -67,6 +72,11 @@ class LeaseLostError(JournalError):
 
 class TransitionError(RuntimeError):
     """A state change the state machine does not allow, or a row not in the expected state."""
+
+
+class ClaimLostError(TransitionError):
+    """The stored row moved on without this dialer: another worker (or the reconciler, after
+    this one's claim expired) owns it now. Nothing was written; the row is not ours to touch."""
 
 
 @dataclass(slots=True)
@@ -90,6 +100,9 @@ class Row:
     disconnection_reason: str | None = None
     reason: str | None = None
     create_ms: float | None = None
+    #: the claim token of a shared journal (a fence: results are recorded only while the
+    #: stored row still carries it); ``None`` where one dialer holds the whole journal
+    claim: str | None = None
 
     @property
     def terminal(self) -> bool:
@@ -129,6 +142,53 @@ class Opened:
     info: CampaignInfo
     new: bool
     changes: LeadChanges | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """A shared journal's admission said not now: try again in ``seconds`` (``why``: the
+    pause after a 429, the calls-per-second pace, the concurrency, or no lead due yet)."""
+
+    seconds: float
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """One dialer of a campaign, as :meth:`Journal.status` shows it."""
+
+    worker_id: str
+    pid: int
+    host: str
+    started_at: float
+    heartbeat_at: float
+    #: ``None`` while it runs (or died without signing off)
+    stopped_at: float | None
+    #: calls this worker recorded created
+    placed: int
+    leader: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignStatus:
+    """A campaign as a whole, whoever dials it: see ``aioretell campaign``."""
+
+    info: CampaignInfo
+    where: str
+    #: leads by state, and ended leads by ``disconnection_reason`` (failed ones by reason)
+    states: dict[str, int]
+    outcomes: dict[str, int]
+    #: calls being created or live, as the journal counts them
+    live: int
+    #: calls recorded created in the last ``window_s`` seconds
+    recent_creates: int
+    window_s: float
+    workers: list[WorkerInfo]
+    #: the database clock (or this host's) when read, in epoch seconds
+    now: float
+    #: the account's shared pause after a 429, until then (epoch seconds), if any
+    paused_until: float | None = None
+    concurrency_limit: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +233,9 @@ class Journal(abc.ABC):
 
     #: where the journal lives, for messages (a path or a redacted URL)
     where: str
+    #: several dialers work on it at once (each a worker with its own lease), admitted by the
+    #: journal itself; otherwise one dialer holds it whole
+    shared: bool = False
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -218,17 +281,20 @@ class Journal(abc.ABC):
             return Opened(expected, new=True)
         problems = campaign_problems(found, expected)
         if problems:
-            called = await self.count_called()
-            raise JournalError(
-                f"{self.where} belongs to campaign {found.campaign_id}, which this run is "
-                "not: " + "; ".join(problems) + ". Run with the same options to resume it "
-                f"(a new --journal would start a new campaign that dials again the {called} "
-                "leads this one has already called)."
-            )
+            raise JournalError(self.refusal(found, problems, await self.count_called()))
         if found.csv_sha256 == expected.csv_sha256:
             return Opened(found, new=False)
         changes = await self.add_leads(leads)
         return Opened(await self.campaign() or found, new=False, changes=changes)
+
+    def refusal(self, found: CampaignInfo, problems: list[str], called: int) -> str:
+        """Why a run cannot resume ``found`` (see :func:`campaign_problems`), as one line."""
+        return (
+            f"{self.where} belongs to campaign {found.campaign_id}, which this run is "
+            "not: " + "; ".join(problems) + ". Run with the same options to resume it "
+            f"(a new --journal would start a new campaign that dials again the {called} "
+            "leads this one has already called)."
+        )
 
     # -- reading -------------------------------------------------------------------------
 
@@ -295,6 +361,10 @@ class Journal(abc.ABC):
     ) -> None:
         """created -> pending with ``attempt + 1``: a new call is wanted, counted in
         ``redials`` (``redial``) or ``requeues`` (the call never got a line)."""
+
+    @abc.abstractmethod
+    async def status(self, *, window_s: float = 60.0) -> CampaignStatus | None:
+        """The whole campaign (``None`` for a journal that holds none yet)."""
 
     # -- the lease -----------------------------------------------------------------------
 

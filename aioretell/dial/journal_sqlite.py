@@ -32,6 +32,7 @@ from .journal import (
     PENDING,
     REJECTED,
     CampaignInfo,
+    CampaignStatus,
     Journal,
     JournalError,
     LeadChanges,
@@ -40,6 +41,7 @@ from .journal import (
     LeaseLostError,
     Row,
     TransitionError,
+    WorkerInfo,
     check_move,
 )
 from .leads import LeadFile
@@ -296,6 +298,54 @@ class SQLiteJournal(Journal):
             "SELECT MIN(not_before) FROM leads WHERE state = ?", (PENDING,)
         ).fetchone()
         return None if due is None else float(due)
+
+    async def status(self, *, window_s: float = 60.0) -> CampaignStatus | None:
+        info = await self.campaign()
+        if info is None:
+            return None
+        now = self._clock()
+        states = await self.counts()
+        outcomes = dict(
+            self._db.execute(
+                "SELECT COALESCE(disconnection_reason, call_status, '(none)'), COUNT(*)"
+                " FROM leads WHERE state = ? GROUP BY 1",
+                (ENDED,),
+            ).fetchall()
+        )
+        (recent,) = self._db.execute(
+            "SELECT COUNT(*) FROM leads WHERE call_id IS NOT NULL AND dispatched_at >= ?",
+            (now - window_s,),
+        ).fetchone()
+        (placed,) = self._db.execute(
+            "SELECT COUNT(*) FROM leads WHERE call_id IS NOT NULL"
+        ).fetchone()
+        holder = self._db.execute("SELECT * FROM lease WHERE id = 1").fetchone()
+        workers = []
+        if holder is not None:
+            running = holder["token"] is not None
+            workers.append(
+                WorkerInfo(
+                    worker_id=f"{holder['host']}-{holder['pid']}",
+                    pid=holder["pid"],
+                    host=holder["host"],
+                    started_at=holder["started_at"],
+                    heartbeat_at=holder["heartbeat_at"],
+                    stopped_at=None if running else holder["heartbeat_at"],
+                    placed=int(placed),
+                    leader=running,
+                )
+            )
+        return CampaignStatus(
+            info=info,
+            where=self.where,
+            states=states,
+            outcomes=outcomes,
+            live=states.get(DISPATCHING, 0) + states.get(CREATED, 0),
+            recent_creates=int(recent),
+            window_s=window_s,
+            workers=workers,
+            now=now,
+        )
 
     # -- transitions -------------------------------------------------------------------
 

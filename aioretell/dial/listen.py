@@ -24,6 +24,7 @@ from types import TracebackType
 from aiohttp import web
 
 from .._exceptions import APIError
+from ..redis_pacer import PacerUnavailableError
 from ..webhooks import CallEvent, WebhookReceiver
 from .reconcile import CAMPAIGN_KEY
 from .watch import CallEnd, Watcher, call_end
@@ -83,6 +84,9 @@ class WebhookFollower:
         #: the first error applying an end raised (the run ends with it)
         self.failure: Exception | None = None
         self._followed: set[str] = set()
+        #: hand every end of the campaign to the sink, followed or not (a shared campaign:
+        #: the sink finds the call in the journal, whichever worker created it)
+        self.follow_all = False
         self._early: OrderedDict[str, CallEnd] = OrderedDict()
         self._runner: web.AppRunner | None = None
         self._bound: tuple[str, int] | None = None
@@ -168,7 +172,7 @@ class WebhookFollower:
         end = call_end(call)
         if end is None:
             return
-        if end.call_id not in self._followed or self._sink is None:
+        if (end.call_id not in self._followed and not self.follow_all) or self._sink is None:
             # The create's answer has not come back yet (or no run is attached): keep the
             # end until the call is followed.
             self._early[end.call_id] = end
@@ -227,7 +231,7 @@ async def reconcile_poll(
             caught = watcher.caught
             try:
                 await watcher.poll_once()
-            except APIError as exc:
+            except (APIError, PacerUnavailableError) as exc:
                 watcher.failed(exc)
             last_poll = time.monotonic()
             quiet = 0 if watcher.caught > caught else min(quiet + 1, 16)

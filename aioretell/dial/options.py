@@ -18,6 +18,7 @@ from .._client import DEFAULT_BASE_URL
 from .emulated import IN_PROCESS  # the journal's target for the in-process emulator
 from .leads import normalize_e164
 from .listen import ListenAddressError, parse_listen
+from .shared_cli import is_postgres
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +39,8 @@ class Server:
 
 
 def default_journal(args: argparse.Namespace) -> Path:
-    path: Path = args.journal or args.leads.with_suffix(".journal.db")
-    return path
+    """The SQLite journal's file (for a postgresql:// journal, only a name for messages)."""
+    return Path(args.journal) if args.journal else Path(args.leads).with_suffix(".journal.db")
 
 
 def check(args: argparse.Namespace) -> None:
@@ -53,10 +54,12 @@ def check(args: argparse.Namespace) -> None:
             raise UsageError(str(exc)) from None
     leads = _resolved(args.leads)
     # The default journal lies beside the CSV: a CSV that cannot be read says so itself.
-    if args.journal is not None:
-        _check_writable("--journal", args.journal, taken={leads: "the leads file"})
+    if args.journal is not None and not is_postgres(args.journal):
+        _check_writable("--journal", Path(args.journal), taken={leads: "the leads file"})
     if args.out is not None:
-        taken = {leads: "the leads file", _resolved(default_journal(args)): "the journal"}
+        taken = {leads: "the leads file"}
+        if not is_postgres(args.journal):
+            taken[_resolved(default_journal(args))] = "the journal"
         _check_writable("--out", args.out, taken=taken)
 
 

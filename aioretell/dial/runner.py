@@ -40,9 +40,10 @@ from .._exceptions import (
     RateLimitError,
 )
 from ..fan_out import fan_out
+from ..redis_pacer import PacerUnavailableError
 from . import journal as j
 from .capacity import CapacityGate
-from .errors import AccountError
+from .errors import AccountError, CampaignError
 from .journal import Journal, Row
 from .reconcile import call_id_from_body, call_metadata, find_call, idempotency_key
 from .watch import CallEnd, call_end
@@ -143,7 +144,7 @@ class Runner:
         self.looking_up = 0
         self._failure: Exception | None = None
         self._stop = asyncio.Event()
-        self._halt: AccountError | None = None
+        self._halt: CampaignError | None = None
         #: a create of this campaign succeeded: the number and agent are good
         self._proven = False
         self._refused: set[str] = set()
@@ -343,9 +344,10 @@ class Runner:
         except APIStatusError as exc:
             self.stats.note_error("create", exc)
             await self._refused_create(row, exc)
-        except APIConnectionError as exc:
-            # Never sent (a create that may have been sent is ambiguous): the client already
-            # retried; pause every create for a while rather than hammer a dead endpoint.
+        except (APIConnectionError, PacerUnavailableError) as exc:
+            # Never sent (a create that may have been sent is ambiguous), or held back by a
+            # shared pacer that cannot be reached (--redis): the client already retried; pause
+            # every create for a while rather than hammer a dead endpoint.
             self.stats.note_error("create", exc)
             self._outage += 1
             self._paused_until = time.monotonic() + self._backoff(self._outage)
@@ -412,7 +414,7 @@ class Runner:
             hint += f" and --agent-id {self._options.agent_id}"
         return hint
 
-    def _stop_run(self, error: AccountError) -> None:
+    def _stop_run(self, error: CampaignError) -> None:
         if self._halt is None:
             self._halt = error
         self._changed.set()
@@ -429,7 +431,7 @@ class Runner:
             except (AuthenticationError, PermissionDeniedError) as exc:
                 self._stop_run(AccountError(f"Retell refused the API key ({exc})"))
                 return  # left dispatching: the next run looks it up
-            except APIError as exc:
+            except (APIError, PacerUnavailableError) as exc:
                 self.stats.note_error("lookup", exc)
                 if self._stopping:
                     return
@@ -506,10 +508,14 @@ class Runner:
         row = self._open.pop(end.call_id, None)
         if row is None:
             return False
-        self.stats.ends_via[via] = self.stats.ends_via.get(via, 0) + 1
         for hook in self.unfollow:
             hook(end.call_id)
         self.gate.release(confirmed=True)
+        await self._apply_end(row, end, via)
+        return True
+
+    async def _apply_end(self, row: Row, end: CallEnd, via: str) -> None:
+        """Record the end of ``row``'s call: done, or pending again (requeue, redial)."""
         reason = end.disconnection_reason
         options = self._options
         now = time.time()
@@ -536,5 +542,5 @@ class Runner:
             await self._journal.mark_ended(
                 row, call_status=end.call_status, disconnection_reason=reason
             )
+        self.stats.ends_via[via] = self.stats.ends_via.get(via, 0) + 1
         self._changed.set()
-        return True

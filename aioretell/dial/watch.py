@@ -17,6 +17,7 @@ from typing import Any
 
 from .._client import AsyncRetell
 from .._exceptions import APIError, AuthenticationError, PermissionDeniedError
+from ..redis_pacer import PacerUnavailableError
 from ..types.call import V3CallResponse
 from .errors import AccountError
 from .reconcile import campaign_filter
@@ -71,6 +72,10 @@ class Watcher:
     def watch(self, call_id: str) -> None:
         self._watched.add(call_id)
 
+    def watch_only(self, call_ids: list[str]) -> None:
+        """Watch exactly ``call_ids`` (the open calls of a shared campaign, read anew)."""
+        self._watched = set(call_ids)
+
     def forget(self, call_id: str) -> None:
         self._watched.discard(call_id)
 
@@ -85,7 +90,7 @@ class Watcher:
         except (AuthenticationError, PermissionDeniedError) as exc:
             raise AccountError(f"Retell refused the API key ({exc})") from None
 
-    def failed(self, exc: APIError) -> None:
+    def failed(self, exc: APIError | PacerUnavailableError) -> None:
         """A poll failed: counted (the live view shows it), and tried again at the next one."""
         logger.info("list-calls failed while following calls: %s", exc)
         if self._on_error is not None:
@@ -128,6 +133,6 @@ class Watcher:
                     await self.poll_once()
                 except AccountError:
                     raise
-                except APIError as exc:
+                except (APIError, PacerUnavailableError) as exc:
                     self.failed(exc)
             await asyncio.sleep(self.interval)

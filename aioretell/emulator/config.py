@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,9 @@ class EmulatorConfig:
     port: int = 0
     #: Seconds a call stays ``ongoing`` once it has connected.
     call_duration_s: float = 5.0
+    #: ``(low, high)``: each call stays ``ongoing`` for a duration drawn uniformly from this
+    #: range (seeded by ``seed``) instead of ``call_duration_s``; ``None`` keeps the fixed one.
+    call_duration_range_s: tuple[float, float] | None = None
     #: Seconds a call stays ``registered`` (ringing) before it connects.
     ring_duration_s: float = 0.5
     concurrency_limit: int = 20
@@ -64,3 +68,14 @@ class EmulatorConfig:
     llm_script: ConversationScript | None = None
     #: Ping interval and timeouts of the emulated Retell side of the LLM WebSocket.
     llm_timings: RetellTimings = field(default_factory=RetellTimings)
+
+    def __post_init__(self) -> None:
+        span = self.call_duration_range_s
+        if span is not None:
+            low, high = span
+            # ``not <=`` refuses NaN too.
+            if not (0.0 <= low <= high < math.inf):
+                raise ValueError(
+                    "call_duration_range_s must be (low, high) with 0 <= low <= high, finite; "
+                    f"got {span!r}"
+                )

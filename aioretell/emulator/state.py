@@ -2,9 +2,10 @@
 store per other resource (see :mod:`.crud`).
 
 No background tasks: a call's status is derived from timestamps whenever it is read. A call is
-``registered`` for ``ring_duration_s`` after creation, then ``ongoing`` for ``call_duration_s``,
-then ``ended``. Stopping a call moves its end to now; a call created while the concurrency
-limit is reached is ``not_connected`` from the start.
+``registered`` for ``ring_duration_s`` after creation, then ``ongoing`` for ``call_duration_s``
+(or a duration drawn from ``call_duration_range_s``), then ``ended``. Stopping a call moves its
+end to now; a call created while the concurrency limit is reached is ``not_connected`` from the
+start.
 """
 
 from __future__ import annotations
@@ -108,6 +109,8 @@ class EmulatorState:
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
         self._rng = random.Random(f"ids:{config.seed}")
+        # Its own generator, so drawing durations leaves ids and outcomes as they were.
+        self._durations = random.Random(f"durations:{config.seed}")
         self.calls: dict[str, CallRecord] = {}
         self.chats: dict[str, ChatRecord] = {}
         #: Records of the table-driven resources: store name -> record id -> record.
@@ -220,7 +223,7 @@ class EmulatorState:
             agent_version=int(agent.get("version", 0)) if agent else 0,
             created_at=now,
             connect_at=now + self.config.ring_duration_s,
-            natural_end_at=now + self.config.ring_duration_s + self.config.call_duration_s,
+            natural_end_at=now + self.config.ring_duration_s + self._call_duration(),
             outcome_seed=self._rng.getrandbits(32),
             idempotency_key=idempotency_key,
             dialed=dial,
@@ -241,6 +244,12 @@ class EmulatorState:
             self._idempotency[idempotency_key] = (call.call_id, now)
         self._notify("call_created", call)
         return call
+
+    def _call_duration(self) -> float:
+        span = self.config.call_duration_range_s
+        if span is None:
+            return self.config.call_duration_s
+        return self._durations.uniform(*span)
 
     def restore_call(self, call: CallRecord) -> None:
         """Put back a call an earlier emulator made (read from its record): it keeps its id,

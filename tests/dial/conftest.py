@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -13,11 +14,13 @@ from aioretell import AsyncRetell
 from aioretell.dial.campaign import run_campaign
 from aioretell.dial.capacity import CapacityGate
 from aioretell.dial.journal import CampaignInfo, Journal
+from aioretell.dial.journal_postgres import PostgresJournal
 from aioretell.dial.journal_sqlite import SQLiteJournal
 from aioretell.dial.leads import load_leads
 from aioretell.dial.reconcile import campaign_filter
 from aioretell.dial.runner import DialOptions, Runner
 from aioretell.emulator import Emulator, EmulatorConfig
+from tests.services import POSTGRES_URL, require
 
 API_KEY = "key_dial_tests"
 FROM = "+14155550100"
@@ -51,13 +54,45 @@ async def make_emulator() -> AsyncIterator[Callable[..., Any]]:
         await emu.stop()
 
 
-#: The journal implementations every journal test runs against (PostgreSQL joins later).
-BACKENDS = ["sqlite"]
+#: The journal implementations every journal test runs against: a backend is ``"sqlite"`` or
+#: the URL of a PostgreSQL schema of the test's own (see :func:`postgres_dsn`).
+BACKENDS = ["sqlite", "postgres"]
 
 
-def open_journal(backend: str, tmp_path: Path, name: str = "j.db") -> Journal:
-    assert backend == "sqlite", backend
-    return SQLiteJournal(tmp_path / name)
+def with_schema(url: str, schema: str) -> str:
+    """``url`` with its connections' ``search_path`` set to ``schema``."""
+    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+async def postgres_dsn() -> AsyncIterator[str]:
+    """A schema of this test's own in the test PostgreSQL, dropped afterwards."""
+    import psycopg
+
+    url = require("PostgreSQL", POSTGRES_URL, 5432, "AIORETELL_TEST_POSTGRES")
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute(f"CREATE SCHEMA {schema}".encode())
+    try:
+        yield with_schema(url, schema)
+    finally:
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            await conn.execute(f"DROP SCHEMA {schema} CASCADE".encode())
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "sqlite":
+        return "sqlite"
+    return str(request.getfixturevalue("postgres_dsn"))
+
+
+def open_journal(backend: str, tmp_path: Path, name: str = "j.db", worker: str = "w1") -> Journal:
+    """The journal ``name``: a file of ``tmp_path``, or a campaign of the PostgreSQL schema
+    ``backend`` seen as worker ``worker`` (the same one unless a test asks for another)."""
+    if backend == "sqlite":
+        return SQLiteJournal(tmp_path / name)
+    return PostgresJournal(backend, campaign=name, worker_id=worker)
 
 
 async def new_journal(

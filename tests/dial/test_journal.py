@@ -27,12 +27,7 @@ from aioretell.dial.journal import (
 from aioretell.dial.journal_sqlite import SQLiteJournal
 from aioretell.dial.leads import load_leads
 
-from .conftest import BACKENDS, CAMPAIGN, FROM, new_journal, numbers, open_journal, write_csv
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+from .conftest import CAMPAIGN, FROM, new_journal, numbers, open_journal, write_csv
 
 
 @pytest.fixture
@@ -244,9 +239,14 @@ async def test_a_second_holder_is_refused_until_released(
 _HOLD_AND_DIE = """
 import asyncio, os, sys
 from pathlib import Path
+from aioretell.dial.journal_postgres import PostgresJournal
 from aioretell.dial.journal_sqlite import SQLiteJournal
 async def main():
-    journal = SQLiteJournal(Path(sys.argv[1]))
+    where = sys.argv[1]
+    if where.startswith("postgresql"):
+        journal = PostgresJournal(where, campaign="j.db", worker_id="w1")
+    else:
+        journal = SQLiteJournal(Path(where))
     await journal.acquire_lease(ttl_s=3600)
     print(os.getpid(), flush=True)
     os._exit(0)  # dies holding it, as after kill -9
@@ -257,10 +257,9 @@ asyncio.run(main())
 async def test_a_dead_holder_on_this_host_is_taken_over_at_once(
     tmp_path: Path, backend: str, journal: Journal
 ) -> None:
-    assert backend == "sqlite"  # the holder process opens the file itself
+    where = str(tmp_path / "j.db") if backend == "sqlite" else backend
     died = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-c", _HOLD_AND_DIE, str(tmp_path / "j.db")),
-        stdout=asyncio.subprocess.PIPE,
+        *(sys.executable, "-c", _HOLD_AND_DIE, where), stdout=asyncio.subprocess.PIPE
     )
     out, _ = await died.communicate()
     assert died.returncode == 0
@@ -269,8 +268,8 @@ async def test_a_dead_holder_on_this_host_is_taken_over_at_once(
     assert previous is not None and previous.pid == dead_pid
 
 
-async def test_a_silent_holder_is_taken_over_after_the_ttl_and_fenced_out(
-    tmp_path: Path, backend: str
+async def test_sqlite_a_silent_holder_is_taken_over_after_the_ttl_and_fenced_out(
+    tmp_path: Path,
 ) -> None:
     now = [1000.0]
     clock: Callable[[], float] = lambda: now[0]  # noqa: E731
@@ -314,9 +313,11 @@ async def test_sqlite_claim_is_fsynced_before_it_returns(tmp_path: Path) -> None
     assert mode == 1  # NORMAL
 
 
-async def test_sqlite_wal_mode(journal: Journal) -> None:
-    assert isinstance(journal, SQLiteJournal)
-    assert journal._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+async def test_sqlite_wal_mode(tmp_path: Path) -> None:
+    csv = write_csv(tmp_path / "leads.csv", numbers(1))
+    async with await new_journal(tmp_path, csv) as journal:
+        assert isinstance(journal, SQLiteJournal)
+        assert journal._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 async def test_sqlite_schema_1_journal_is_upgraded(tmp_path: Path) -> None:

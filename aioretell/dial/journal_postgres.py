@@ -1,0 +1,1208 @@
+"""The campaign journal in PostgreSQL: one campaign shared by any number of dialers.
+
+Each dialer is a *worker* of the campaign (its own row in ``aioretell_workers``, with a
+heartbeat); several work on one campaign at once. What SQLite does with one exclusive lease,
+this journal does row by row:
+
+- a claim (pending -> dispatching) gives the row an owner, a fresh claim token and a lease
+  (``lease_until``, on the database clock), renewed by the owner's heartbeat while its create
+  or lookup lasts; every later write of that dispatching row must carry the token (a fence),
+  so a worker that lost the row (frozen past its lease, reconciled by another) records
+  nothing and learns :class:`~aioretell.dial.journal.ClaimLostError`;
+- the moves of a created call (ended, requeued) are fenced by its ``call_id`` and state, so
+  whoever learns the end first (the leader's poll, any worker's webhook) applies it once;
+- :meth:`PostgresJournal.admit` is the one admission transaction of every create (see its
+  docstring), and :mod:`.leader` holds the session advisory lock of the campaign's leader.
+
+Every statement is here (the dialer writes no SQL). Tables are created in the connection's
+``search_path`` schema (``?options=-csearch_path%3Dmy_schema`` in the URL picks another one),
+with their names prefixed ``aioretell_``. Advisory lock keys hash the schema, so campaigns of
+two schemas never share a lock. Needs ``pip install "aioretell[postgres]"``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .journal import (
+    CREATED,
+    DISPATCHING,
+    ENDED,
+    FAILED,
+    PENDING,
+    REJECTED,
+    CampaignInfo,
+    CampaignStatus,
+    ClaimLostError,
+    Journal,
+    JournalError,
+    JournalUnavailableError,
+    LeadChanges,
+    LeaseHeldError,
+    LeaseHolder,
+    LeaseLostError,
+    Opened,
+    Row,
+    TransitionError,
+    Wait,
+    WorkerInfo,
+    check_move,
+)
+from .leads import LeadFile
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection, AsyncCursor
+    from psycopg.rows import DictRow
+    from psycopg_pool import AsyncConnectionPool
+
+SCHEMA_VERSION = "1"
+#: Seconds a claim lasts without its owner's heartbeat.
+CLAIM_TTL_S = 30.0
+#: Connections of one worker's pool (the leader's lock connection is apart).
+POOL_SIZE = 4
+CONNECT_TIMEOUT_S = 5
+#: Seconds a session may sit inside a transaction doing nothing before the server ends it
+#: (ours take milliseconds).
+IDLE_IN_TRANSACTION_S = 10
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS aioretell_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS aioretell_accounts (
+    account TEXT PRIMARY KEY,
+    paused_until TIMESTAMPTZ,
+    tat TIMESTAMPTZ,
+    concurrency_limit INTEGER,
+    reserved_inbound INTEGER,
+    others INTEGER,
+    read_at TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS aioretell_campaigns (
+    name TEXT PRIMARY KEY,
+    campaign_id TEXT NOT NULL UNIQUE,
+    account TEXT NOT NULL REFERENCES aioretell_accounts,
+    csv_sha256 TEXT NOT NULL,
+    csv_name TEXT NOT NULL,
+    from_number TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    target TEXT NOT NULL,
+    leader TEXT,
+    leader_since TIMESTAMPTZ,
+    started_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
+);
+CREATE TABLE IF NOT EXISTS aioretell_leads (
+    campaign TEXT NOT NULL REFERENCES aioretell_campaigns ON DELETE CASCADE,
+    ref TEXT NOT NULL,
+    line INTEGER NOT NULL,
+    to_number TEXT,
+    variables JSONB NOT NULL DEFAULT '{}',
+    state TEXT NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 1,
+    requeues INTEGER NOT NULL DEFAULT 0,
+    redials INTEGER NOT NULL DEFAULT 0,
+    retries INTEGER NOT NULL DEFAULT 0,
+    not_before DOUBLE PRECISION NOT NULL DEFAULT 0,
+    dispatched_at DOUBLE PRECISION,
+    placed BOOLEAN NOT NULL DEFAULT false,
+    call_id TEXT,
+    call_status TEXT,
+    disconnection_reason TEXT,
+    reason TEXT,
+    create_ms DOUBLE PRECISION,
+    owner TEXT,
+    claim_token TEXT,
+    lease_until TIMESTAMPTZ,
+    created_at TIMESTAMPTZ,
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (campaign, ref)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS aioretell_leads_number
+    ON aioretell_leads (campaign, to_number) WHERE state <> 'rejected';
+CREATE INDEX IF NOT EXISTS aioretell_leads_due
+    ON aioretell_leads (campaign, state, not_before, line);
+CREATE INDEX IF NOT EXISTS aioretell_leads_call
+    ON aioretell_leads (call_id) WHERE call_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS aioretell_workers (
+    campaign TEXT NOT NULL,
+    worker_id TEXT NOT NULL,
+    token TEXT,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    started_at TIMESTAMPTZ NOT NULL,
+    heartbeat_at TIMESTAMPTZ NOT NULL,
+    stopped_at TIMESTAMPTZ,
+    placed INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (campaign, worker_id)
+);
+"""
+
+_FIELDS = (
+    "ref",
+    "line",
+    "to_number",
+    "variables",
+    "state",
+    "attempt",
+    "requeues",
+    "redials",
+    "retries",
+    "not_before",
+    "dispatched_at",
+    "placed",
+    "call_id",
+    "call_status",
+    "disconnection_reason",
+    "reason",
+    "create_ms",
+)
+_ROW_COLUMNS = ", ".join((*_FIELDS, "claim_token"))
+
+
+def redact(dsn: str) -> str:
+    """``dsn`` without its password, for messages: ``postgresql://user@host:port/db``."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        parts = conninfo_to_dict(dsn)
+    except Exception:  # noqa: BLE001 - a DSN libpq cannot parse is shown as a placeholder
+        return "postgresql://(unreadable URL)"
+    user = parts.get("user")
+    host = parts.get("host") or "localhost"
+    port = parts.get("port")
+    where = f"postgresql://{f'{user}@' if user else ''}{host}{f':{port}' if port else ''}"
+    return where + f"/{parts.get('dbname') or ''}"
+
+
+def check_dsn(dsn: str) -> None:
+    """Raise :class:`ValueError` (one line) when ``dsn`` is not a PostgreSQL URL libpq reads."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    if not dsn.startswith(("postgresql://", "postgres://")):
+        raise ValueError(f"{dsn!r} is not a postgresql:// URL")
+    try:
+        conninfo_to_dict(dsn)
+    except Exception as exc:  # noqa: BLE001 - psycopg.ProgrammingError, re-raised as one line
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"{redact(dsn)} is not a URL libpq can use ({message})") from None
+
+
+def default_worker_id() -> str:
+    """The host, the process and a random tag: unique among the campaign's workers."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+def _process_alive(pid: int) -> bool:
+    from .journal_sqlite import process_alive
+
+    return process_alive(pid)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """A get-concurrency reading as the admission uses it."""
+
+    concurrency_limit: int | None
+    reserved_inbound: int
+    #: live calls of the account that are not this campaign's (inbound, other dialers)
+    others: int
+
+
+class PostgresJournal(Journal):
+    """One campaign (``campaign``, its name) of a PostgreSQL database, as one worker sees it.
+
+    ``account`` names the Retell account the campaign dials from (its shared pause, rate and
+    concurrency); campaigns of one account in one database share them. Opens its connections on
+    first use; :meth:`close` them.
+    """
+
+    shared = True
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        campaign: str,
+        account: str = "default",
+        worker_id: str | None = None,
+        pool_size: int = POOL_SIZE,
+    ) -> None:
+        try:
+            import psycopg  # noqa: F401
+            import psycopg_pool  # noqa: F401
+        except ImportError:
+            raise JournalError(
+                'a postgresql:// journal needs psycopg: pip install "aioretell[postgres]"'
+            ) from None
+        self.dsn = dsn
+        self.name = campaign
+        self.account = account
+        self.worker_id = worker_id or default_worker_id()
+        self.where = f"{redact(dsn)} campaign {campaign!r}"
+        #: how this worker's sessions show in ``pg_stat_activity``
+        self.application_name = f"aioretell {campaign} {self.worker_id}"[:63]
+        self._pool_size = pool_size
+        self._pool: AsyncConnectionPool[AsyncConnection[DictRow]] | None = None
+        self._closed = False
+        self._down = False
+        self._worker_token: str | None = None
+        self._lease_ttl_s = CLAIM_TTL_S
+        #: claim tokens of the rows this worker holds dispatching (renewed by its heartbeat)
+        self._claims: set[str] = set()
+
+    # -- connections ---------------------------------------------------------------------
+
+    async def _open(self) -> AsyncConnectionPool[AsyncConnection[DictRow]]:
+        if self._pool is not None:
+            return self._pool
+        if self._closed:
+            raise JournalError(f"{self.where}: the journal is closed")
+        import psycopg
+        from psycopg.rows import dict_row
+        from psycopg_pool import AsyncConnectionPool
+
+        # A first connection of our own: its error is the one line to show (a pool would
+        # only time out), and it creates the tables.
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                self.dsn,
+                connect_timeout=CONNECT_TIMEOUT_S,
+                autocommit=True,
+                application_name=self.application_name,
+            )
+        except psycopg.Error as exc:
+            raise JournalUnavailableError(
+                f"cannot connect to PostgreSQL at {redact(self.dsn)}: {_first_line(exc)}"
+            ) from None
+        try:
+            async with conn.transaction():
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended("
+                    "current_schema() || ':aioretell-schema', 0))"
+                )
+                await conn.execute(_DDL.encode())
+                await conn.execute(
+                    "INSERT INTO aioretell_meta (key, value) VALUES ('schema', %s)"
+                    " ON CONFLICT (key) DO NOTHING",
+                    (SCHEMA_VERSION,),
+                )
+                found = await (
+                    await conn.execute("SELECT value FROM aioretell_meta WHERE key = 'schema'")
+                ).fetchone()
+        except psycopg.Error as exc:
+            raise JournalError(
+                f"{self.where}: cannot set up the journal's tables ({_first_line(exc)})"
+            ) from None
+        finally:
+            await conn.close()
+        if found is None or found[0] != SCHEMA_VERSION:
+            version = None if found is None else found[0]
+            raise JournalError(f"{self.where}: journal schema {version!r} is unknown")
+
+        async def configure(connection: AsyncConnection[DictRow]) -> None:
+            await connection.set_autocommit(True)
+            # A worker frozen inside a transaction (SIGSTOP mid-admission) would hold the
+            # account's lock, and every other worker with it: the server ends such a session.
+            await connection.execute(
+                "SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
+                (f"{IDLE_IN_TRANSACTION_S}s",),
+            )
+
+        pool: AsyncConnectionPool[AsyncConnection[DictRow]] = AsyncConnectionPool(
+            self.dsn,
+            min_size=1,
+            max_size=self._pool_size,
+            kwargs={
+                "row_factory": dict_row,
+                "connect_timeout": CONNECT_TIMEOUT_S,
+                "application_name": self.application_name,
+            },
+            configure=configure,
+            check=AsyncConnectionPool.check_connection,
+            open=False,
+            name=f"aioretell-{self.worker_id}",
+        )
+        await pool.open(wait=False)
+        self._pool = pool
+        return pool
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[AsyncCursor[DictRow]]:
+        """A cursor in one transaction, committed on exit; a database failure is a
+        :class:`JournalError` (one line, no password)."""
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        pool = await self._open()
+        # Once the database failed, the writes made on the way out (the summary, signing
+        # off) wait a second each, not the full timeout.
+        timeout = 1.0 if self._down else CONNECT_TIMEOUT_S * 2
+        try:
+            async with (
+                pool.connection(timeout=timeout) as conn,
+                conn.transaction(),
+                conn.cursor() as cursor,
+            ):
+                yield cursor
+        except PoolTimeout:
+            self._down = True
+            raise JournalUnavailableError(
+                f"PostgreSQL at {redact(self.dsn)} did not give a connection within "
+                f"{timeout:g} s (is it down?)"
+            ) from None
+        except psycopg.OperationalError as exc:
+            self._down = True
+            raise JournalUnavailableError(
+                f"PostgreSQL at {redact(self.dsn)} failed: {_first_line(exc)}"
+            ) from None
+        except psycopg.Error as exc:
+            raise JournalError(f"{self.where}: {_first_line(exc)}") from None
+        else:
+            self._down = False
+
+    async def close(self) -> None:
+        self._closed = True
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    # -- the campaign --------------------------------------------------------------------
+
+    async def campaign(self) -> CampaignInfo | None:
+        async with self._tx() as cur:
+            return await self._campaign(cur)
+
+    async def _campaign(self, cur: AsyncCursor[DictRow]) -> CampaignInfo | None:
+        await cur.execute(
+            "SELECT campaign_id, csv_sha256, csv_name, from_number, agent_id, target"
+            " FROM aioretell_campaigns WHERE name = %s",
+            (self.name,),
+        )
+        found = await cur.fetchone()
+        return None if found is None else CampaignInfo(**found)
+
+    async def open_campaign(self, expected: CampaignInfo, leads: LeadFile) -> Opened:
+        # Every worker may open (and load) the campaign at the same moment: one at a time.
+        async with self._tx() as cur:
+            await self._lock(cur, "campaign")
+            found = await self._campaign(cur)
+            if found is None:
+                await self._start(cur, expected, leads)
+                return Opened(expected, new=True)
+            problems = _problems(found, expected)
+            if problems:
+                called = await self._count_called(cur)
+                raise JournalError(self.refusal(found, problems, called))
+            if found.csv_sha256 == expected.csv_sha256:
+                return Opened(found, new=False)
+            changes = await self._add_leads(cur, leads)
+            return Opened(await self._campaign(cur) or found, new=False, changes=changes)
+
+    async def start(self, info: CampaignInfo, leads: LeadFile) -> None:
+        async with self._tx() as cur:
+            await self._lock(cur, "campaign")
+            await self._start(cur, info, leads)
+
+    async def _start(self, cur: AsyncCursor[DictRow], info: CampaignInfo, leads: LeadFile) -> None:
+        await cur.execute(
+            "INSERT INTO aioretell_accounts (account) VALUES (%s) ON CONFLICT DO NOTHING",
+            (self.account,),
+        )
+        await cur.execute(
+            "INSERT INTO aioretell_campaigns (name, campaign_id, account, csv_sha256, csv_name,"
+            " from_number, agent_id, target) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                self.name,
+                info.campaign_id,
+                self.account,
+                info.csv_sha256,
+                info.csv_name,
+                info.from_number,
+                info.agent_id,
+                info.target,
+            ),
+        )
+        await self._insert_leads(cur, leads, set(), set())
+
+    async def add_leads(self, leads: LeadFile) -> LeadChanges:
+        async with self._tx() as cur:
+            await self._lock(cur, "campaign")
+            return await self._add_leads(cur, leads)
+
+    async def _add_leads(self, cur: AsyncCursor[DictRow], leads: LeadFile) -> LeadChanges:
+        await cur.execute(
+            "SELECT to_number FROM aioretell_leads WHERE campaign = %s AND state <> %s",
+            (self.name, REJECTED),
+        )
+        known = {r["to_number"] for r in await cur.fetchall()}
+        await cur.execute(
+            "DELETE FROM aioretell_leads WHERE campaign = %s AND state = %s", (self.name, REJECTED)
+        )
+        await cur.execute("SELECT ref FROM aioretell_leads WHERE campaign = %s", (self.name,))
+        taken = {r["ref"] for r in await cur.fetchall()}
+        renamed = await self._insert_leads(cur, leads, known, taken)
+        await cur.execute(
+            "UPDATE aioretell_campaigns SET csv_sha256 = %s, csv_name = %s WHERE name = %s",
+            (leads.sha256, leads.path.name, self.name),
+        )
+        in_file = {lead.to_number for lead in leads.leads}
+        added = sum(1 for lead in leads.leads if lead.to_number not in known)
+        return LeadChanges(
+            added=added,
+            known=len(leads.leads) - added,
+            missing=len(known - in_file),
+            renamed=renamed,
+        )
+
+    async def _insert_leads(
+        self, cur: AsyncCursor[DictRow], leads: LeadFile, known: set[str], taken: set[str]
+    ) -> dict[str, str]:
+        """COPY the file's new leads and its rejected lines in; returns refs given anew."""
+        from psycopg.types.json import Jsonb
+
+        renamed: dict[str, str] = {}
+
+        def free(ref: str, *, note: bool = True) -> str:
+            fresh, n = ref, 1
+            while fresh in taken:
+                n += 1
+                fresh = f"{ref}_{n}"  # refs go into idempotency keys: [A-Za-z0-9_-]
+            taken.add(fresh)
+            if fresh != ref and note:
+                renamed[ref] = fresh
+            return fresh
+
+        async with cur.copy(
+            "COPY aioretell_leads (campaign, ref, line, to_number, variables, state, reason)"
+            " FROM STDIN"
+        ) as copy:
+            for lead in leads.leads:
+                if lead.to_number in known:
+                    continue
+                await copy.write_row(
+                    (
+                        self.name,
+                        free(lead.ref),
+                        lead.line,
+                        lead.to_number,
+                        Jsonb(lead.variables),
+                        PENDING,
+                        None,
+                    )
+                )
+            for bad in leads.rejected:
+                await copy.write_row(
+                    (
+                        self.name,
+                        free(bad.ref, note=False),
+                        bad.line,
+                        bad.raw_number,
+                        Jsonb({}),
+                        REJECTED,
+                        bad.reason,
+                    )
+                )
+        return renamed
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def rows(self) -> list[Row]:
+        async with self._tx() as cur:
+            await cur.execute(
+                f"SELECT {_ROW_COLUMNS} FROM aioretell_leads WHERE campaign = %s"
+                ' ORDER BY line, ref COLLATE "C"'.encode(),
+                (self.name,),
+            )
+            return [_row(found) for found in await cur.fetchall()]
+
+    async def get(self, ref: str) -> Row:
+        async with self._tx() as cur:
+            found = await self._get(cur, ref)
+        if found is None:
+            raise KeyError(ref)
+        return found
+
+    async def _get(self, cur: AsyncCursor[DictRow], ref: str) -> Row | None:
+        await cur.execute(
+            f"SELECT {_ROW_COLUMNS} FROM aioretell_leads WHERE campaign = %s AND ref = %s".encode(),
+            (self.name, ref),
+        )
+        found = await cur.fetchone()
+        return None if found is None else _row(found)
+
+    async def by_call_id(self, call_id: str) -> Row | None:
+        """The row whose latest call is ``call_id``, if this campaign has one."""
+        async with self._tx() as cur:
+            await cur.execute(
+                f"SELECT {_ROW_COLUMNS} FROM aioretell_leads"
+                " WHERE call_id = %s AND campaign = %s".encode(),
+                (call_id, self.name),
+            )
+            found = await cur.fetchone()
+        return None if found is None else _row(found)
+
+    async def counts(self) -> dict[str, int]:
+        async with self._tx() as cur:
+            await cur.execute(
+                "SELECT state, COUNT(*) AS n FROM aioretell_leads WHERE campaign = %s"
+                " GROUP BY state",
+                (self.name,),
+            )
+            return {r["state"]: int(r["n"]) for r in await cur.fetchall()}
+
+    async def count_called(self) -> int:
+        async with self._tx() as cur:
+            return await self._count_called(cur)
+
+    async def _count_called(self, cur: AsyncCursor[DictRow]) -> int:
+        await cur.execute(
+            "SELECT COUNT(*) AS n FROM aioretell_leads WHERE campaign = %s"
+            " AND (dispatched_at IS NOT NULL OR attempt > 1 OR state IN (%s, %s, %s))",
+            (self.name, DISPATCHING, CREATED, ENDED),
+        )
+        found = await cur.fetchone()
+        return 0 if found is None else int(found["n"])
+
+    async def next_due(self) -> float | None:
+        async with self._tx() as cur:
+            await cur.execute(
+                "SELECT MIN(not_before) AS due FROM aioretell_leads"
+                " WHERE campaign = %s AND state = %s",
+                (self.name, PENDING),
+            )
+            found = await cur.fetchone()
+        return None if found is None or found["due"] is None else float(found["due"])
+
+    # -- transitions ---------------------------------------------------------------------
+
+    async def claim(self, now: float) -> Row | None:
+        async with self._tx() as cur:
+            return await self._claim(cur, now)
+
+    async def _claim(self, cur: AsyncCursor[DictRow], now: float) -> Row | None:
+        """Inside a transaction: take the next due pending row (skipping rows another
+        worker's transaction holds), with a fresh claim token and lease."""
+        token = secrets.token_hex(12)
+        await cur.execute(
+            f"""
+            UPDATE aioretell_leads SET state = %s, dispatched_at = %s, owner = %s,
+                claim_token = %s, lease_until = clock_timestamp() + make_interval(secs => %s),
+                updated_at = clock_timestamp()
+            WHERE campaign = %s AND ref = (
+                SELECT ref FROM aioretell_leads
+                WHERE campaign = %s AND state = %s AND not_before <= %s
+                ORDER BY not_before, line LIMIT 1
+                FOR UPDATE SKIP LOCKED)
+            RETURNING {_ROW_COLUMNS}
+            """.encode(),
+            (
+                DISPATCHING,
+                now,
+                self.worker_id,
+                token,
+                self._lease_ttl_s,
+                self.name,
+                self.name,
+                PENDING,
+                now,
+            ),
+        )
+        found = await cur.fetchone()
+        if found is None:
+            return None
+        self._claims.add(token)
+        return _row(found)
+
+    async def mark_created(self, row: Row, call_id: str, *, create_ms: float | None) -> None:
+        await self._move(
+            row,
+            DISPATCHING,
+            CREATED,
+            {"call_id": call_id, "create_ms": create_ms, "reason": None},
+            created=True,
+        )
+
+    async def mark_placed(self, row: Row) -> None:
+        await self._move(row, DISPATCHING, DISPATCHING, {"placed": True})
+
+    async def mark_ended(
+        self, row: Row, *, call_status: str, disconnection_reason: str | None
+    ) -> None:
+        await self._move(
+            row,
+            CREATED,
+            ENDED,
+            {"call_status": call_status, "disconnection_reason": disconnection_reason},
+        )
+
+    async def mark_failed(self, row: Row, reason: str) -> None:
+        await self._move(row, DISPATCHING, FAILED, {"reason": reason})
+
+    async def release(self, row: Row, *, not_before: float, reason: str, retry: bool) -> None:
+        await self._move(
+            row,
+            DISPATCHING,
+            PENDING,
+            {
+                "not_before": not_before,
+                "reason": reason,
+                "retries": row.retries + (1 if retry else 0),
+            },
+        )
+
+    async def requeue(
+        self,
+        row: Row,
+        *,
+        not_before: float,
+        call_status: str,
+        disconnection_reason: str | None,
+        redial: bool,
+    ) -> None:
+        counter = "redials" if redial else "requeues"
+        await self._move(
+            row,
+            CREATED,
+            PENDING,
+            {
+                "not_before": not_before,
+                "attempt": row.attempt + 1,
+                "call_status": call_status,
+                "disconnection_reason": disconnection_reason,
+                "placed": False,
+                counter: getattr(row, counter) + 1,
+            },
+        )
+
+    async def _move(
+        self,
+        row: Row,
+        source: str,
+        to: str,
+        fields: Mapping[str, Any],
+        *,
+        created: bool = False,
+    ) -> None:
+        """The fenced update of one move: a dispatching row only while it carries
+        ``row.claim``, a created one only while it holds ``row.call_id``."""
+        from psycopg import sql
+
+        check_move(row, source, to)
+        values = dict(fields)
+        if to != DISPATCHING:
+            values["claim_token"] = None
+            values["lease_until"] = None
+        assignments: list[sql.Composable] = [
+            sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder()) for name in values
+        ]
+        if created:
+            assignments.append(sql.SQL("created_at = clock_timestamp()"))
+        if source == DISPATCHING:
+            fence = sql.SQL("claim_token IS NOT DISTINCT FROM {}").format(sql.Placeholder())
+            fenced_by: str | None = row.claim
+        else:
+            fence = sql.SQL("call_id IS NOT DISTINCT FROM {}").format(sql.Placeholder())
+            fenced_by = row.call_id
+        query = sql.SQL(
+            "UPDATE aioretell_leads SET state = {}, updated_at = clock_timestamp(), {}"
+            " WHERE campaign = {} AND ref = {} AND state = {} AND {}"
+        ).format(
+            sql.Placeholder(),
+            sql.SQL(", ").join(assignments),
+            sql.Placeholder(),
+            sql.Placeholder(),
+            sql.Placeholder(),
+            fence,
+        )
+        async with self._tx() as cur:
+            await cur.execute(
+                query, (to, *values.values(), self.name, row.ref, row.state, fenced_by)
+            )
+            if cur.rowcount != 1:
+                stored = await self._get(cur, row.ref)
+                if source == DISPATCHING and stored is not None and stored.claim != row.claim:
+                    raise ClaimLostError(
+                        f"{row.ref}: the journal does not hold it as {row.state} under this "
+                        "claim: another worker holds it now, or did (this one's claim expired "
+                        "and it was reconciled); nothing recorded"
+                    )
+                raise TransitionError(f"{row.ref}: the journal does not hold it as {row.state}")
+            if created and self._worker_token is not None:
+                await cur.execute(
+                    "UPDATE aioretell_workers SET placed = placed + 1"
+                    " WHERE campaign = %s AND worker_id = %s",
+                    (self.name, self.worker_id),
+                )
+        if to != DISPATCHING and row.claim is not None:
+            self._claims.discard(row.claim)
+        row.state = to
+        for name, value in fields.items():
+            setattr(row, name, value)
+        if to != DISPATCHING:
+            row.claim = None
+
+    # -- admission, shared by every worker ------------------------------------------------
+
+    async def admit(
+        self,
+        now: float,
+        *,
+        cps: float | None,
+        cap: int,
+        recheck_s: float,
+        pause_s: float = 0.0,
+    ) -> Row | Wait | None:
+        """The admission of one create, in one short transaction on the account's advisory
+        lock (two workers never both take the last slot):
+
+        0. ``pause_s`` > 0 (this worker saw a 429): the account's pause is pushed to at least
+           that long from now;
+        1. while the account is paused (``paused_until > clock_timestamp()``): wait until then;
+        2. ``cps``: calls-per-second by GCRA on the account row, on the database clock (no
+           burst): wait for the theoretical arrival time;
+        3. live calls (rows dispatching or created) against ``cap`` for this campaign and
+           against ``concurrency_limit - reserved_inbound - others`` for the account, from the
+           leader's latest get-concurrency reading: when full, wait ``recheck_s``;
+        4. claim the next due pending lead (``FOR UPDATE SKIP LOCKED``) with a fresh claim
+           token and lease, and only then spend the GCRA turn.
+
+        Returns the claimed row, a :class:`Wait`, or ``None`` when no lead is pending at all.
+        ``now`` is the caller's clock, for the leads' ``not_before`` only.
+        """
+        async with self._tx() as cur:
+            await self._lock(cur, "account", self.account)
+            if pause_s > 0:
+                await self._pause(cur, pause_s)
+            await cur.execute(
+                "SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8 AS db_now,"
+                " EXTRACT(EPOCH FROM paused_until)::float8 AS paused_until,"
+                " EXTRACT(EPOCH FROM tat)::float8 AS tat,"
+                " concurrency_limit, reserved_inbound, others"
+                " FROM aioretell_accounts WHERE account = %s",
+                (self.account,),
+            )
+            account = await cur.fetchone()
+            if account is None:
+                raise JournalError(f"{self.where}: the campaign has not been opened")
+            db_now = float(account["db_now"])
+            if account["paused_until"] is not None and account["paused_until"] > db_now:
+                return Wait(account["paused_until"] - db_now, "paused after a 429")
+            interval = 1.0 / cps if cps else 0.0
+            tat = max(account["tat"] or db_now, db_now)
+            if interval and tat > db_now:
+                return Wait(tat - db_now, "calls per second")
+            await cur.execute(
+                "SELECT COUNT(*) FILTER (WHERE l.campaign = %s) AS campaign, COUNT(*) AS account"
+                " FROM aioretell_leads l JOIN aioretell_campaigns c ON c.name = l.campaign"
+                " WHERE c.account = %s AND l.state IN (%s, %s)",
+                (self.name, self.account, DISPATCHING, CREATED),
+            )
+            live = await cur.fetchone()
+            assert live is not None
+            allowed = math.inf
+            if account["concurrency_limit"] is not None:
+                allowed = (
+                    account["concurrency_limit"]
+                    - (account["reserved_inbound"] or 0)
+                    - (account["others"] or 0)
+                )
+            if live["campaign"] >= cap or live["account"] >= allowed:
+                return Wait(recheck_s, "concurrency")
+            row = await self._claim(cur, now)
+            if row is None:
+                await cur.execute(
+                    "SELECT MIN(not_before) AS due FROM aioretell_leads"
+                    " WHERE campaign = %s AND state = %s",
+                    (self.name, PENDING),
+                )
+                due = await cur.fetchone()
+                if due is None or due["due"] is None:
+                    return None
+                return Wait(max(0.0, float(due["due"]) - now), "no lead due yet")
+            if interval:
+                await cur.execute(
+                    "UPDATE aioretell_accounts SET tat = to_timestamp(%s) WHERE account = %s",
+                    (tat + interval, self.account),
+                )
+            return row
+
+    async def pause(self, seconds: float) -> None:
+        """A 429: every worker of the account waits ``seconds`` from now (at least)."""
+        async with self._tx() as cur:
+            await self._pause(cur, seconds)
+
+    async def _pause(self, cur: AsyncCursor[DictRow], seconds: float) -> None:
+        await cur.execute(
+            "UPDATE aioretell_accounts SET paused_until = GREATEST(paused_until,"
+            " clock_timestamp() + make_interval(secs => %s)) WHERE account = %s",
+            (seconds, self.account),
+        )
+
+    async def account_created(self) -> int:
+        """Calls of the account's campaigns recorded created and not seen ended."""
+        async with self._tx() as cur:
+            await cur.execute(
+                "SELECT COUNT(*) AS n FROM aioretell_leads l JOIN aioretell_campaigns c"
+                " ON c.name = l.campaign WHERE c.account = %s AND l.state = %s",
+                (self.account, CREATED),
+            )
+            found = await cur.fetchone()
+        return 0 if found is None else int(found["n"])
+
+    async def record_reading(
+        self,
+        *,
+        concurrency_limit: int | None,
+        reserved_inbound: int,
+        current: int,
+        ours_before: int,
+    ) -> Reading:
+        """Store a get-concurrency reading on the account row. ``others`` (live calls that
+        are not the journal's: inbound, other dialers) is ``current`` less the account's
+        created calls, counted before the request and now, whichever is fewer."""
+        async with self._tx() as cur:
+            await cur.execute(
+                "SELECT COUNT(*) AS n FROM aioretell_leads l JOIN aioretell_campaigns c"
+                " ON c.name = l.campaign WHERE c.account = %s AND l.state = %s",
+                (self.account, CREATED),
+            )
+            found = await cur.fetchone()
+            ours = min(ours_before, 0 if found is None else int(found["n"]))
+            others = max(0, current - ours)
+            await cur.execute(
+                "UPDATE aioretell_accounts SET concurrency_limit = %s, reserved_inbound = %s,"
+                " others = %s, read_at = clock_timestamp() WHERE account = %s",
+                (concurrency_limit, reserved_inbound, others, self.account),
+            )
+        return Reading(concurrency_limit, reserved_inbound, others)
+
+    async def open_call_ids(self) -> list[str]:
+        """Every call of the campaign recorded created and not seen ended."""
+        async with self._tx() as cur:
+            await cur.execute(
+                "SELECT call_id FROM aioretell_leads WHERE campaign = %s AND state = %s"
+                " AND call_id IS NOT NULL",
+                (self.name, CREATED),
+            )
+            return [found["call_id"] for found in await cur.fetchall()]
+
+    async def expired_claims(self, *, limit: int = 100) -> list[Row]:
+        """Claim for this worker the dispatching rows whose lease expired (their worker died,
+        froze or lost the database): each gets a fresh token, so the old owner can no longer
+        record anything, and a lease this worker renews while it looks the call up."""
+        async with self._tx() as cur:
+            await cur.execute(
+                f"""
+                UPDATE aioretell_leads SET owner = %s, claim_token = md5(random()::text || ref),
+                    lease_until = clock_timestamp() + make_interval(secs => %s),
+                    updated_at = clock_timestamp()
+                WHERE campaign = %s AND ref IN (
+                    SELECT ref FROM aioretell_leads
+                    WHERE campaign = %s AND state = %s AND lease_until < clock_timestamp()
+                    ORDER BY lease_until LIMIT %s
+                    FOR UPDATE SKIP LOCKED)
+                RETURNING {_ROW_COLUMNS}
+                """.encode(),
+                (self.worker_id, self._lease_ttl_s, self.name, self.name, DISPATCHING, limit),
+            )
+            rows = [_row(found) for found in await cur.fetchall()]
+        self._claims.update(row.claim for row in rows if row.claim is not None)
+        return rows
+
+    async def finished(self) -> bool:
+        """Every lead of the campaign is in a final state."""
+        async with self._tx() as cur:
+            await cur.execute(
+                "SELECT EXISTS (SELECT 1 FROM aioretell_leads WHERE campaign = %s"
+                " AND state IN (%s, %s, %s)) AS busy",
+                (self.name, PENDING, DISPATCHING, CREATED),
+            )
+            found = await cur.fetchone()
+        return found is not None and not found["busy"]
+
+    def leader_lock(self, *, idle_s: float) -> LeaderLock:
+        return LeaderLock(self, idle_s=idle_s)
+
+    async def status(self, *, window_s: float = 60.0) -> CampaignStatus | None:
+        async with self._tx() as cur:
+            info = await self._campaign(cur)
+            if info is None:
+                return None
+            await cur.execute(
+                "SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8 AS now,"
+                " EXTRACT(EPOCH FROM a.paused_until)::float8 AS paused_until,"
+                " a.concurrency_limit, c.leader FROM aioretell_campaigns c"
+                " JOIN aioretell_accounts a ON a.account = c.account WHERE c.name = %s",
+                (self.name,),
+            )
+            top = await cur.fetchone()
+            assert top is not None
+            await cur.execute(
+                "SELECT state, COUNT(*) AS n, COUNT(*) FILTER (WHERE created_at >="
+                " clock_timestamp() - make_interval(secs => %s)) AS recent"
+                " FROM aioretell_leads WHERE campaign = %s GROUP BY state",
+                (window_s, self.name),
+            )
+            by_state = await cur.fetchall()
+            await cur.execute(
+                "SELECT COALESCE(disconnection_reason, call_status, '(none)') AS outcome,"
+                " COUNT(*) AS n FROM aioretell_leads WHERE campaign = %s AND state = %s"
+                " GROUP BY 1",
+                (self.name, ENDED),
+            )
+            outcomes = {r["outcome"]: int(r["n"]) for r in await cur.fetchall()}
+            await cur.execute(
+                "SELECT worker_id, pid, host, placed,"
+                " EXTRACT(EPOCH FROM started_at)::float8 AS started_at,"
+                " EXTRACT(EPOCH FROM heartbeat_at)::float8 AS heartbeat_at,"
+                " EXTRACT(EPOCH FROM stopped_at)::float8 AS stopped_at"
+                " FROM aioretell_workers WHERE campaign = %s ORDER BY started_at, worker_id",
+                (self.name,),
+            )
+            workers = [
+                WorkerInfo(**found, leader=found["worker_id"] == top["leader"])
+                for found in await cur.fetchall()
+            ]
+        states = {r["state"]: int(r["n"]) for r in by_state}
+        return CampaignStatus(
+            info=info,
+            where=self.where,
+            states=states,
+            outcomes=outcomes,
+            live=states.get(DISPATCHING, 0) + states.get(CREATED, 0),
+            recent_creates=sum(int(r["recent"]) for r in by_state),
+            window_s=window_s,
+            workers=workers,
+            now=float(top["now"]),
+            paused_until=top["paused_until"],
+            concurrency_limit=top["concurrency_limit"],
+        )
+
+    # -- the worker's lease --------------------------------------------------------------
+
+    async def acquire_lease(self, *, ttl_s: float) -> LeaseHolder | None:
+        """Register this worker (many may work on the campaign). Refused only while another
+        live process holds the same worker id; a dead one's claims expire at once."""
+        host = socket.gethostname()
+        token = secrets.token_hex(16)
+        self._lease_ttl_s = max(ttl_s, 1.0)
+        async with self._tx() as cur:
+            await cur.execute(
+                "SELECT token, pid, host, EXTRACT(EPOCH FROM started_at)::float8 AS started_at,"
+                " EXTRACT(EPOCH FROM heartbeat_at)::float8 AS heartbeat_at,"
+                " EXTRACT(EPOCH FROM clock_timestamp() - heartbeat_at)::float8 AS silent_s,"
+                " EXTRACT(EPOCH FROM clock_timestamp() - started_at)::float8 AS running_s"
+                " FROM aioretell_workers WHERE campaign = %s AND worker_id = %s FOR UPDATE",
+                (self.name, self.worker_id),
+            )
+            found = await cur.fetchone()
+            previous: LeaseHolder | None = None
+            if found is not None and found["token"] is not None:
+                previous = LeaseHolder(
+                    found["pid"], found["host"], found["started_at"], found["heartbeat_at"]
+                )
+                fresh = found["silent_s"] < ttl_s
+                alive = found["host"] != host or _process_alive(found["pid"])
+                if fresh and alive:
+                    raise LeaseHeldError(
+                        f"worker {self.worker_id!r} of {self.where} is in use by another dialer "
+                        f"(pid {found['pid']} on {found['host']}, running for "
+                        f"{found['running_s']:.0f} s, last heartbeat "
+                        f"{max(0.0, found['silent_s']):.0f} s ago); give each dialer its own "
+                        "--worker-id, or none (one is made from the host and process)"
+                    )
+            await cur.execute(
+                "INSERT INTO aioretell_workers (campaign, worker_id, token, pid, host,"
+                " started_at, heartbeat_at) VALUES (%s, %s, %s, %s, %s, clock_timestamp(),"
+                " clock_timestamp()) ON CONFLICT (campaign, worker_id) DO UPDATE SET"
+                " token = EXCLUDED.token, pid = EXCLUDED.pid, host = EXCLUDED.host,"
+                " started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at,"
+                " stopped_at = NULL",
+                (self.name, self.worker_id, token, os.getpid(), host),
+            )
+            # Nobody renews the claims of this worker id's last process any more.
+            await cur.execute(
+                "UPDATE aioretell_leads SET lease_until = clock_timestamp()"
+                " WHERE campaign = %s AND owner = %s AND state = %s",
+                (self.name, self.worker_id, DISPATCHING),
+            )
+        self._worker_token = token
+        return previous
+
+    async def heartbeat(self) -> None:
+        """Renew this worker's row and the leases of the rows it holds dispatching."""
+        # Lead rows before the worker row, as every transaction here takes them (mark_created
+        # locks its lead, then counts it on the worker row): no deadlock between them.
+        async with self._tx() as cur:
+            if self._claims:
+                await cur.execute(
+                    "UPDATE aioretell_leads SET lease_until = clock_timestamp()"
+                    " + make_interval(secs => %s) WHERE campaign = %s AND owner = %s"
+                    " AND state = %s AND claim_token = ANY(%s)",
+                    (
+                        self._lease_ttl_s,
+                        self.name,
+                        self.worker_id,
+                        DISPATCHING,
+                        sorted(self._claims),
+                    ),
+                )
+            await cur.execute(
+                "UPDATE aioretell_workers SET heartbeat_at = clock_timestamp()"
+                " WHERE campaign = %s AND worker_id = %s AND token = %s",
+                (self.name, self.worker_id, self._worker_token),
+            )
+            if cur.rowcount != 1:
+                raise LeaseLostError(
+                    f"{self.where}: another dialer took worker {self.worker_id!r} over (it "
+                    "heard nothing from this one for too long); this one stops"
+                )
+
+    async def release_lease(self) -> None:
+        """Sign this worker off; the rows it still holds dispatching are reconciled at once."""
+        token, self._worker_token = self._worker_token, None
+        if token is None:
+            return
+        try:
+            async with self._tx() as cur:
+                await cur.execute(
+                    "UPDATE aioretell_leads SET lease_until = clock_timestamp()"
+                    " WHERE campaign = %s AND owner = %s AND state = %s AND claim_token = ANY(%s)",
+                    (self.name, self.worker_id, DISPATCHING, sorted(self._claims)),
+                )
+                await cur.execute(
+                    "UPDATE aioretell_workers SET token = NULL, stopped_at = clock_timestamp()"
+                    " WHERE campaign = %s AND worker_id = %s AND token = %s",
+                    (self.name, self.worker_id, token),
+                )
+        except JournalUnavailableError:
+            pass  # best effort: without a heartbeat the worker and its claims expire anyway
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    async def _lock(self, cur: AsyncCursor[DictRow], what: str, name: str | None = None) -> None:
+        """A transaction-scoped advisory lock on ``what`` of this campaign (or of ``name``)."""
+        await cur.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended("
+            "current_schema() || ':' || %s || ':' || %s, 0))",
+            (what, self.name if name is None else name),
+        )
+
+
+class LeadershipLostError(JournalError):
+    """This worker's leader session ended (it was frozen past ``idle_s``, or the connection
+    dropped): another worker may lead now; this one stops leading."""
+
+
+class LeaderLock:
+    """The campaign's leadership: a session advisory lock on a connection of its own.
+
+    The lock lasts as long as the session: a leader that dies releases it with its connection,
+    and one that freezes loses it too, since the session is opened with ``idle_session_timeout``
+    of ``idle_s`` (the leader runs :meth:`hold` more often than that while it leads).
+    """
+
+    def __init__(self, journal: PostgresJournal, *, idle_s: float) -> None:
+        self._journal = journal
+        self._idle_ms = max(1000, round(idle_s * 1000))
+        self._conn: AsyncConnection[Any] | None = None
+        self.held = False
+
+    async def try_acquire(self) -> bool:
+        """Lead if nobody does; ``False`` while another worker's session holds the lock."""
+        import psycopg
+
+        journal = self._journal
+        for attempt in (1, 2):
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = await psycopg.AsyncConnection.connect(
+                        journal.dsn,
+                        connect_timeout=CONNECT_TIMEOUT_S,
+                        autocommit=True,
+                        application_name=f"{journal.application_name} leader",
+                    )
+                cursor = await self._conn.execute(
+                    "SELECT pg_try_advisory_lock(hashtextextended("
+                    "current_schema() || ':leader:' || %s, 0))",
+                    (journal.name,),
+                )
+                found = await cursor.fetchone()
+                self.held = bool(found and found[0])
+                if self.held:
+                    # From now on a session silent for idle_s (a frozen leader) is ended by
+                    # the server, which frees the lock for another worker.
+                    await self._conn.execute(
+                        "SELECT set_config('idle_session_timeout', %s, false)",
+                        (f"{self._idle_ms}ms",),
+                    )
+                    await self._conn.execute(
+                        "UPDATE aioretell_campaigns SET leader = %s,"
+                        " leader_since = clock_timestamp() WHERE name = %s",
+                        (journal.worker_id, journal.name),
+                    )
+                return self.held
+            except psycopg.Error as exc:
+                await self._drop()
+                if attempt == 2:  # a fresh connection failed too: the database is down
+                    raise JournalUnavailableError(
+                        f"PostgreSQL at {redact(journal.dsn)} failed: {_first_line(exc)}"
+                    ) from None
+        raise AssertionError("unreachable")
+
+    async def hold(self) -> None:
+        """Still leading? Raises :class:`LeadershipLostError` when the session is gone."""
+        import psycopg
+
+        if self._conn is None or not self.held:
+            raise LeadershipLostError(f"{self._journal.where}: not the leader")
+        try:
+            await self._conn.execute("SELECT 1")
+        except psycopg.Error as exc:
+            await self._drop()
+            raise LeadershipLostError(
+                f"{self._journal.where}: the leader's session ended ({_first_line(exc)})"
+            ) from None
+
+    async def release(self) -> None:
+        """Stop leading (closing the session releases the lock) and clear the campaign's
+        leader if it still names this worker."""
+        journal = self._journal
+        if self._conn is not None and self.held and not self._conn.closed:
+            import psycopg
+
+            with contextlib.suppress(psycopg.Error):
+                await self._conn.execute(
+                    "UPDATE aioretell_campaigns SET leader = NULL WHERE name = %s AND leader = %s",
+                    (journal.name, journal.worker_id),
+                )
+        await self._drop()
+
+    async def _drop(self) -> None:
+        self.held = False
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
+
+
+def _row(found: Mapping[str, Any]) -> Row:
+    values = {name: found[name] for name in _FIELDS}
+    values["variables"] = dict(values["variables"] or {})
+    return Row(**values, claim=found["claim_token"])
+
+
+def _problems(found: CampaignInfo, expected: CampaignInfo) -> list[str]:
+    from .journal import campaign_problems
+
+    return campaign_problems(found, expected)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
