@@ -169,7 +169,7 @@ def worker_argv(
 ) -> list[str]:
     argv = [
         sys.executable, "-m", "aioretell", "dial", str(leads),
-        "--from-number", FROM,
+        "--from-number", FROM, "--yes",
         "--journal", dsn, "--campaign", campaign, "--worker-id", f"chaos-{i}",
         "--base-url", base_url,
         "--cps", f"{plan.cps:g}", "--concurrency", str(plan.concurrency),

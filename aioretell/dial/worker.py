@@ -79,6 +79,19 @@ class ReportingPacer:
         self.inner = inner
         self.pause = pause
 
+    @property
+    def idle(self) -> bool:
+        return self.inner.idle
+
+    def on_unpaced_response(self, op: Operation, status: int, headers: Mapping[str, str]) -> None:
+        self._report(status, headers)
+        self.inner.on_unpaced_response(op, status, headers)
+
+    def _report(self, status: int, headers: Mapping[str, str]) -> None:
+        if status == 429:
+            wait = parse_retry_after(headers, now=time.time)
+            self.pause.report(DEFAULT_PAUSE_S if wait is None else wait)
+
     def try_reserve(self, op: Operation) -> Any:
         return self.inner.try_reserve(op)
 
@@ -88,9 +101,7 @@ class ReportingPacer:
     def on_response(
         self, op: Operation, turn: Any, status: int, headers: Mapping[str, str]
     ) -> None:
-        if status == 429:
-            wait = parse_retry_after(headers, now=time.time)
-            self.pause.report(DEFAULT_PAUSE_S if wait is None else wait)
+        self._report(status, headers)
         self.inner.on_response(op, turn, status, headers)
 
     def release(self, op: Operation, turn: Any, *, sent: bool) -> None:

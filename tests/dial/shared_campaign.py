@@ -39,6 +39,7 @@ async def start_worker(
     return await asyncio.create_subprocess_exec(
         *DIAL,
         *(str(csv), "--from-number", from_number, "--journal", dsn, "--campaign", campaign),
+        "--yes",
         *("--worker-id", worker_id, "--base-url", base_url, "--api-key", api_key),
         *("--poll-interval", "0.1", "--lease-ttl", "2", "--lookup-grace", "0.5"),
         *extra,

@@ -197,7 +197,7 @@ def csv(tmp_path: Path) -> Path:
 
 
 def _dial(csv: Path, *args: str) -> list[str]:
-    return ["dial", str(csv), "--from-number", FROM, "--api-key", API_KEY, *args]
+    return ["dial", str(csv), "--from-number", FROM, "--api-key", API_KEY, "--yes", *args]
 
 
 PG = "postgresql://postgres@127.0.0.1:5432/test"
@@ -251,8 +251,10 @@ def test_unreachable_postgresql_is_one_line_exit_1(
     url = f"postgresql://someone:secret@127.0.0.1:{_free_port()}/db"
     assert main(_dial(csv, "--journal", url, "--campaign", "c")) == 1
     err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line]
+    # The plan (server, leads, number, agent) is printed first, as before any real dial.
+    lines = [line for line in err.splitlines() if line.startswith("aioretell dial:")]
     assert len(lines) == 1, err
+    assert "Traceback" not in err
     assert lines[0].startswith(
         "aioretell dial: cannot connect to PostgreSQL at postgresql://someone@127.0.0.1:"
     )
