@@ -50,7 +50,16 @@ from benchmarks.chaos import (
     PrivateRedis,
     kill_mid_create,
 )
-from benchmarks.chaos_checks import CallSpan, Check, Limits, table, verdict
+from benchmarks.chaos_checks import (
+    CallSpan,
+    Check,
+    Limits,
+    Stretch,
+    stretch_table,
+    stretches,
+    table,
+    verdict,
+)
 
 KEY = "key_scale_out_chaos"
 #: The checkout the workers run (``python -m aioretell`` from it, not an installed copy).
@@ -103,6 +112,8 @@ class Result:
     plan: Plan
     checks: list[Check]
     wall_s: float
+    #: CPU seconds of this process (the emulator and the harness) over the run
+    emulator_cpu_s: float
     exit_codes: list[int]
     killed: KilledMidCreate | None
     #: how many calls the killed worker's held create made for its number (1: found, not redialled)
@@ -112,6 +123,8 @@ class Result:
     journal_counts: dict[str, int]
     events: list[str] = field(default_factory=list)
     logs: Path | None = None
+    #: the run in 10 s stretches, from the emulator's record
+    pace: list[Stretch] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -223,6 +236,7 @@ async def _run(plan: Plan, postgres_url: str, workdir: Path) -> Result:
     tracker.install(emulator)
     events: list[str] = []
     started = time.monotonic()
+    cpu_started = time.process_time()
 
     def note(text: str) -> None:
         events.append(f"{time.monotonic() - started:6.1f} s  {text}")
@@ -293,6 +307,7 @@ async def _run(plan: Plan, postgres_url: str, workdir: Path) -> Result:
         exit_codes = codes_task.result()
         note(f"every worker exited: {exit_codes}")
         wall = time.monotonic() - started
+        cpu = time.process_time() - cpu_started
         calls = [c for c in emulator.state.calls.values() if c.dialed]
         arrived = tracker.arrivals()
         spans = [CallSpan.of(c, arrived.get(c.call_id)) for c in calls]
@@ -333,6 +348,7 @@ async def _run(plan: Plan, postgres_url: str, workdir: Path) -> Result:
         plan=plan,
         checks=checks,
         wall_s=wall,
+        emulator_cpu_s=cpu,
         exit_codes=exit_codes,
         killed=killed,
         killed_number_calls=sum(1 for c in calls if c.to_number == held_number),
@@ -341,6 +357,7 @@ async def _run(plan: Plan, postgres_url: str, workdir: Path) -> Result:
         journal_counts=counts,
         events=events,
         logs=workdir / "logs",
+        pace=stretches(spans, timeline),
     )
 
 
@@ -368,6 +385,10 @@ def render_run(result: Result) -> str:
         "",
         table(result.checks),
         "",
+        "The run in 10 s stretches, from the emulator's record:",
+        "",
+        stretch_table(result.pace),
+        "",
     ]
     if result.killed is not None:
         answer = result.killed.create.answer
@@ -378,7 +399,9 @@ def render_run(result: Result) -> str:
             f"{result.killed_number_calls} time(s) in all."
         )
     lines.append(
-        f"Wall time {result.wall_s:.1f} s; worker exit statuses {result.exit_codes}; journal: "
+        f"Wall time {result.wall_s:.1f} s; the emulator's process used {result.emulator_cpu_s:.1f} "
+        f"s of CPU ({result.emulator_cpu_s / result.wall_s:.0%} of one core); worker exit "
+        f"statuses {result.exit_codes}; journal: "
         + ", ".join(f"{n} {s}" for s, n in sorted(result.journal_counts.items()))
         + "."
     )
