@@ -236,6 +236,7 @@ async def _run(plan: Plan, postgres_url: str, workdir: Path) -> Result:
     tracker.install(emulator)
     events: list[str] = []
     started = time.monotonic()
+    started_clock = config.clock()
     cpu_started = time.process_time()
 
     def note(text: str) -> None:
@@ -305,10 +306,18 @@ async def _run(plan: Plan, postgres_url: str, workdir: Path) -> Result:
                 task.cancel()
             await asyncio.gather(fault_task, codes_task, return_exceptions=True)
         exit_codes = codes_task.result()
+        calls = [c for c in emulator.state.calls.values() if c.dialed]
+        if calls:
+            first = min(c.created_at for c in calls) - started_clock
+            last = max(c.created_at for c in calls) - started_clock
+            ended = max(c.end_at for c in calls) - started_clock
+            note(
+                f"(from the emulator's record: first call created at {first:.1f} s, last "
+                f"at {last:.1f} s, last call ended at {ended:.1f} s)"
+            )
         note(f"every worker exited: {exit_codes}")
         wall = time.monotonic() - started
         cpu = time.process_time() - cpu_started
-        calls = [c for c in emulator.state.calls.values() if c.dialed]
         arrived = tracker.arrivals()
         spans = [CallSpan.of(c, arrived.get(c.call_id)) for c in calls]
         requests = tracker.requests()
