@@ -13,8 +13,9 @@ run's own (``--redis``) unless ``--no-redis``. While they work:
 1. once creates flow, the next create the emulator receives is held by a delay fault, and
    the worker that sent it is ``kill -9``-ed while it waits (the create is still made: the
    call exists, and nobody heard the answer);
-2. later, another worker is ``SIGSTOP``-ped for longer than its claims' lease, then
-   ``SIGCONT``-ed;
+2. later, another worker is caught the same way but ``SIGSTOP``-ped, for longer than its
+   claims' lease, then ``SIGCONT``-ed (its held create is made while it is stopped: the claim
+   must be taken over, the call found, and the worker fenced out when it wakes);
 3. later still, the Redis server is killed and started again, empty.
 
 Afterwards, from the emulator's own record: every lead dialled exactly once, never more live
@@ -39,15 +40,16 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from aioretell.dial.journal import TERMINAL
+from aioretell.dial.journal import DISPATCHING, TERMINAL
 from aioretell.dial.journal_postgres import PostgresJournal, redact
 from aioretell.emulator import Emulator, EmulatorConfig
 from benchmarks import sections
 from benchmarks.chaos import (
+    CaughtMidCreate,
     CreateTracker,
     Fleet,
-    KilledMidCreate,
     PrivateRedis,
+    freeze_mid_create,
     kill_mid_create,
 )
 from benchmarks.chaos_checks import (
@@ -115,10 +117,16 @@ class Result:
     #: CPU seconds of this process (the emulator and the harness) over the run
     emulator_cpu_s: float
     exit_codes: list[int]
-    killed: KilledMidCreate | None
+    killed: CaughtMidCreate | None
     #: how many calls the killed worker's held create made for its number (1: found, not redialled)
     killed_number_calls: int
-    frozen: tuple[int, float] | None
+    frozen: CaughtMidCreate | None
+    #: seconds the frozen worker stayed stopped
+    frozen_s: float
+    #: the frozen worker's claim (the lead of its held create) just before it woke:
+    #: ``(state, owner)`` in the journal
+    frozen_claim: tuple[str, str | None] | None
+    frozen_number_calls: int
     redis_restarts: int
     journal_counts: dict[str, int]
     events: list[str] = field(default_factory=list)
@@ -246,8 +254,11 @@ async def _run(plan: Plan, postgres_url: str, workdir: Path) -> Result:
     env["RETELL_API_KEY"] = KEY
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     redis = PrivateRedis() if plan.redis else None
-    killed: KilledMidCreate | None = None
-    frozen: tuple[int, float] | None = None
+    killed: CaughtMidCreate | None = None
+    frozen: CaughtMidCreate | None = None
+    frozen_claim: tuple[str, str | None] | None = None
+    thawed = False
+    stopped_for = plan.lease_ttl_s + plan.freeze_beyond_lease_s
     async with contextlib.AsyncExitStack() as stack:
         dsn = await stack.enter_async_context(own_schema(postgres_url))
         if redis is not None:
@@ -266,7 +277,7 @@ async def _run(plan: Plan, postgres_url: str, workdir: Path) -> Result:
         note(f"{plan.workers} workers started (pids {fleet.pids})")
 
         async def faults() -> None:
-            nonlocal killed, frozen
+            nonlocal killed, frozen, frozen_claim, thawed
             await _until_created(emulator, int(plan.leads * plan.kill_at), fleet)
             killed = await kill_mid_create(
                 emulator, tracker, fleet, candidates=fleet.alive(), hold_s=plan.hold_s
@@ -276,14 +287,24 @@ async def _run(plan: Plan, postgres_url: str, workdir: Path) -> Result:
                 "its create"
             )
             await _until_created(emulator, int(plan.leads * plan.freeze_at), fleet)
-            victim = next(i for i in fleet.alive() if i != killed.index)
-            stopped_for = plan.lease_ttl_s + plan.freeze_beyond_lease_s
-            fleet.freeze(victim)
-            note(f"worker {victim} SIGSTOP for {stopped_for:g} s (lease {plan.lease_ttl_s:g} s)")
+            others = [i for i in fleet.alive() if i != killed.index]
+            frozen = await freeze_mid_create(
+                emulator, tracker, fleet, candidates=others, hold_s=plan.hold_s
+            )
+            note(
+                f"worker {frozen.index} (pid {frozen.pid}) SIGSTOP while the emulator held its "
+                f"create, for {stopped_for:g} s (lease {plan.lease_ttl_s:g} s)"
+            )
             await asyncio.sleep(stopped_for)
-            fleet.thaw(victim)
-            note(f"worker {victim} SIGCONT")
-            frozen = (victim, stopped_for)
+            number = frozen.create.answer.get("to_number")
+            if number is not None:
+                frozen_claim = await _lead_holder(dsn, campaign, number)
+            fleet.thaw(frozen.index)
+            thawed = True
+            note(
+                f"worker {frozen.index} SIGCONT; its claim was then "
+                + ("unknown" if frozen_claim is None else "{} held by {}".format(*frozen_claim))
+            )
             if redis is not None:
                 await _until_created(emulator, int(plan.leads * plan.redis_restart_at), fleet)
                 note(f"redis-server kill -9 (pid {redis.pid}); down {plan.redis_down_s:g} s")
@@ -332,12 +353,12 @@ async def _run(plan: Plan, postgres_url: str, workdir: Path) -> Result:
         limits=Limits(plan.concurrency, plan.cps, min_throughput_share=plan.min_throughput_share),
         requests=requests,
     )
-    wanted = ["kill -9 mid-create", "SIGSTOP past the lease"]
+    wanted = ["kill -9 mid-create", "SIGSTOP mid-create past the lease"]
     played = [
         name
         for name, done in zip(
             [*wanted, "Redis restarted empty"],
-            [killed is not None, frozen is not None, redis is not None and redis.restarts > 0],
+            [killed is not None, thawed, redis is not None and redis.restarts > 0],
             strict=True,
         )
         if done
@@ -352,7 +373,21 @@ async def _run(plan: Plan, postgres_url: str, workdir: Path) -> Result:
             played == wanted,
         )
     )
+    if frozen is not None:
+        owner = f"chaos-{frozen.index}"
+        lost = frozen_claim is not None and frozen_claim != (DISPATCHING, owner)
+        checks.append(
+            Check(
+                "the frozen worker's claim taken over before it woke",
+                "unknown"
+                if frozen_claim is None
+                else f"{frozen_claim[0]}, held by {frozen_claim[1] or 'nobody'}",
+                f"not dispatching by {owner}",
+                lost,
+            )
+        )
     held_number = killed.create.answer.get("to_number") if killed is not None else None
+    frozen_number = frozen.create.answer.get("to_number") if frozen is not None else None
     return Result(
         plan=plan,
         checks=checks,
@@ -362,12 +397,29 @@ async def _run(plan: Plan, postgres_url: str, workdir: Path) -> Result:
         killed=killed,
         killed_number_calls=sum(1 for c in calls if c.to_number == held_number),
         frozen=frozen,
+        frozen_s=stopped_for,
+        frozen_claim=frozen_claim,
+        frozen_number_calls=sum(1 for c in calls if c.to_number == frozen_number),
         redis_restarts=redis.restarts if redis is not None else 0,
         journal_counts=counts,
         events=events,
         logs=workdir / "logs",
         pace=stretches(spans, timeline),
     )
+
+
+async def _lead_holder(dsn: str, campaign: str, number: str) -> tuple[str, str | None] | None:
+    """``(state, owner)`` of the lead dialling ``number``: who holds its claim now. Read in
+    SQL, since the journal's interface does not show owners."""
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        cursor = await conn.execute(
+            "SELECT state, owner FROM aioretell_leads WHERE campaign = %s AND to_number = %s",
+            (campaign, number),
+        )
+        found = await cursor.fetchone()
+    return None if found is None else (str(found[0]), found[1])
 
 
 async def _journal_counts(dsn: str, campaign: str) -> dict[str, int]:
@@ -407,6 +459,14 @@ def render_run(result: Result) -> str:
             f"{result.killed.create.status}); that number was dialled "
             f"{result.killed_number_calls} time(s) in all."
         )
+    if result.frozen is not None:
+        answer = result.frozen.create.answer
+        lines.append(
+            f"The create held when worker {result.frozen.index} was stopped was made for "
+            f"{answer.get('to_number', '?')} while it was stopped (status "
+            f"{result.frozen.create.status}); that number was dialled "
+            f"{result.frozen_number_calls} time(s) in all."
+        )
     lines.append(
         f"Wall time {result.wall_s:.1f} s; the emulator's process used {result.emulator_cpu_s:.1f} "
         f"s of CPU ({result.emulator_cpu_s / result.wall_s:.0%} of one core); worker exit "
@@ -436,8 +496,9 @@ def render(results: Sequence[Result], command: str, load: str) -> str:
         f"answering 429), calls lasting {low:g} to {high:g} s (uniform, seeded, no ringing). "
         "Faults: once creates flow, the emulator holds the next create "
         f"{plan.hold_s:g} s (a delay fault) and the worker that sent it is `kill -9`-ed while "
-        "it waits (the create is still made); later another worker is `SIGSTOP`-ped "
-        f"{plan.freeze_beyond_lease_s:g} s past its lease, then `SIGCONT`-ed; in the Redis "
+        "it waits (the create is still made); later another worker is caught the same way "
+        f"but `SIGSTOP`-ped, until {plan.freeze_beyond_lease_s:g} s past its lease, then "
+        "`SIGCONT`-ed; in the Redis "
         f"variant the `redis-server` is killed and started again empty ({plan.redis_down_s:g} s "
         "down). Every check is computed from the emulator's own record (its calls and its "
         "answers), the last from the journal. " + load,
