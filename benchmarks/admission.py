@@ -10,11 +10,13 @@ fleet can dial. Here worker processes, each with its own journal and connection,
 to back for ``--seconds`` on one campaign whose limits never refuse (calls per second
 1,000,000, no concurrency limit), started together, in two ways:
 
+- **admit only** (the target's measure: the transaction alone): claimed leads stay
+  ``dispatching``, so every admission counts a live-call total that grows through the run
+  to thousands (more than any account's limit allows);
 - **with each call's life**: a worker records each lead it claims created, then ended (two
   more transactions, not timed), as it does over a call's life, so the live calls each
-  admission counts stay about as many as the workers: a campaign in its steady state;
-- **admit only**: claimed leads stay ``dispatching``, so every admission counts a live-call
-  total that grows through the run to thousands (harder than any account's limit allows).
+  admission counts stay about as many as the workers, and the admission shares the database
+  with the other writes of a running campaign.
 
 With 1 worker (the admission's cost without contention) and with ``--workers``. Reports
 claims per second, each admission's latency, and checks through the journal that every claim
@@ -236,14 +238,21 @@ def report(runs: list[dict[str, float]], command: str) -> str:
             f"| {distinct} ({int(r['expected_moved']):,} claims, {int(r['moved']):,} rows "
             f"{'ended' if r['lifecycle'] else 'dispatching'}) |"
         )
-    target = [r for r in runs if r["lifecycle"] and r["workers"] == max(x["workers"] for x in runs)]
-    if target:
-        m = target[0]
-        verdict = "met" if m["claims_per_s"] >= TARGET else "**not met**"
+    most = max(r["workers"] for r in runs)
+    alone = [r for r in runs if not r["lifecycle"] and r["workers"] == most]
+    mixed = [r for r in runs if r["lifecycle"] and r["workers"] == most]
+    if alone:
+        verdict = "met" if alone[0]["claims_per_s"] >= TARGET else "**not met**"
         lines += [
             "",
-            f"Target: at least {TARGET} claims/s with {int(m['workers'])} workers in a running "
-            f"campaign: {m['claims_per_s']:,.0f}, {verdict}.",
+            f"Target: the admission transaction alone sustains at least {TARGET} claims/s with "
+            f"{int(most)} workers: {alone[0]['claims_per_s']:,.0f}, {verdict}."
+            + (
+                f" Beside the other writes of a running campaign (each claim then recorded "
+                f"created and ended), {mixed[0]['claims_per_s']:,.0f} claims/s."
+                if mixed
+                else ""
+            ),
         ]
     return "\n".join(lines)
 
@@ -276,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.workers <= 64 or not 1 <= args.seconds <= 600 or args.leads < 1:
         parser.error("--workers 1 to 64, --seconds 1 to 600, --leads >= 1")
     counts = sorted({1, args.workers}) if args.baseline else [args.workers]
-    modes = [True, False] if args.admit_only else [True]
+    modes = [False, True] if args.admit_only else [True]
     runs = []
     try:
         for lifecycle in modes:
@@ -292,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
                     )
                     return 1
                 runs.append(m)
-                print(report(runs[-1:], "(so far)").splitlines()[-1], file=sys.stderr)
+                row = [line for line in report(runs[-1:], "").splitlines() if line.startswith("| ")]
+                print(row[-1], file=sys.stderr)
     except KeyboardInterrupt:
         print("interrupted; nothing written", file=sys.stderr)
         return 130

@@ -330,27 +330,28 @@ class CreateTracker:
 
 
 @dataclass
-class KilledMidCreate:
-    """A worker ``kill -9``-ed while the emulator was holding one of its creates."""
+class CaughtMidCreate:
+    """A worker signalled (``kill -9`` or ``SIGSTOP``) while the emulator held its create."""
 
     index: int
     pid: int
     create: OpenCreate
 
 
-async def kill_mid_create(
+async def catch_mid_create(
     emulator: Emulator,
     tracker: CreateTracker,
     fleet: Fleet,
+    act: Callable[[int], None],
     *,
     candidates: Sequence[int],
     hold_s: float = 2.0,
     timeout: float = 30.0,
-) -> KilledMidCreate:
+) -> CaughtMidCreate:
     """Hold the next create-phone-call ``hold_s`` seconds in the emulator (a scripted delay
-    fault); when the worker that sent it is one of ``candidates``, ``kill -9`` it while the
-    create is held. The emulator then handles the create anyway, for a client that is gone: the
-    call exists, and no worker saw its answer."""
+    fault); when the worker that sent it is one of ``candidates``, ``act`` on it (by index)
+    while the create is held. The emulator then makes the call anyway and answers a client
+    that is gone or stopped: the call exists, and its worker has not seen the answer."""
     port = int(emulator.base_url.rsplit(":", 1)[1])
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -367,10 +368,48 @@ async def kill_mid_create(
                 continue
             index = fleet.pids.index(pid)
             if index in candidates and fleet.procs[index].returncode is None:
-                fleet.kill(index)
-                return KilledMidCreate(index, pid, held)
+                act(index)
+                return CaughtMidCreate(index, pid, held)
         await asyncio.sleep(hold_s)  # another worker's create: let it go, try again
     raise TimeoutError(f"no create of workers {list(candidates)} was caught within {timeout:g} s")
+
+
+async def kill_mid_create(
+    emulator: Emulator,
+    tracker: CreateTracker,
+    fleet: Fleet,
+    *,
+    candidates: Sequence[int],
+    hold_s: float = 2.0,
+    timeout: float = 30.0,
+) -> CaughtMidCreate:
+    """``kill -9`` a worker while the emulator holds its create (:func:`catch_mid_create`)."""
+    return await catch_mid_create(
+        emulator, tracker, fleet, fleet.kill, candidates=candidates, hold_s=hold_s, timeout=timeout
+    )
+
+
+async def freeze_mid_create(
+    emulator: Emulator,
+    tracker: CreateTracker,
+    fleet: Fleet,
+    *,
+    candidates: Sequence[int],
+    hold_s: float = 2.0,
+    timeout: float = 30.0,
+) -> CaughtMidCreate:
+    """``SIGSTOP`` a worker while the emulator holds its create (:func:`catch_mid_create`):
+    the create is made while the worker is stopped, so it wakes up holding a claim it may
+    have lost."""
+    return await catch_mid_create(
+        emulator,
+        tracker,
+        fleet,
+        fleet.freeze,
+        candidates=candidates,
+        hold_s=hold_s,
+        timeout=timeout,
+    )
 
 
 def _now(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:

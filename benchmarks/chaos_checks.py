@@ -152,6 +152,67 @@ def throughput(starts: Sequence[float]) -> float:
 
 
 @dataclass(frozen=True, slots=True)
+class Stretch:
+    """What the account saw over one stretch of the run."""
+
+    start: float
+    created: int
+    rate_limited: int
+    #: live calls, averaged over the stretch
+    mean_live: float
+
+
+def stretches(
+    spans: Sequence[CallSpan],
+    timeline: Sequence[tuple[float, str, int]],
+    *,
+    every: float = 10.0,
+) -> list[Stretch]:
+    """The run cut into stretches of ``every`` seconds from its first create: calls created,
+    creates answered 429, and the live calls averaged over the stretch."""
+    if not spans:
+        return []
+    origin = min(s.start for s in spans)
+    last = max(max(s.end for s in spans), max((t for t, *_ in timeline), default=origin))
+    count = max(1, math.ceil((last - origin) / every))
+    created = [0] * count
+    limited = [0] * count
+    live = [0.0] * count
+
+    def index(t: float) -> int:
+        return min(count - 1, max(0, int((t - origin) // every)))
+
+    for span in spans:
+        created[index(span.start)] += 1
+    for t, op, status in timeline:
+        if op == CREATE and status == 429 and t >= origin:
+            limited[index(t)] += 1
+    for span in spans:
+        if not span.admitted or span.end <= span.start:
+            continue
+        for i in range(index(span.start), index(span.end) + 1):
+            low = origin + i * every
+            overlap = min(span.end, low + every) - max(span.start, low)
+            if overlap > 0:
+                live[i] += overlap / every
+    return [Stretch(i * every, created[i], limited[i], live[i]) for i in range(count)]
+
+
+def stretch_table(rows: Sequence[Stretch], every: float = 10.0) -> str:
+    lines = [
+        "| seconds from the first create | calls created | per second | creates answered 429 "
+        "| live calls (mean) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| {r.start:.0f}-{r.start + every:.0f} | {r.created} | {r.created / every:.1f} | "
+        f"{r.rate_limited} | {r.mean_live:.1f} |"
+        for r in rows
+    ]
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
 class Check:
     """One line of the verdict: what was measured, what it must be, and whether it is."""
 

@@ -13,8 +13,9 @@ run's own (``--redis``) unless ``--no-redis``. While they work:
 1. once creates flow, the next create the emulator receives is held by a delay fault, and
    the worker that sent it is ``kill -9``-ed while it waits (the create is still made: the
    call exists, and nobody heard the answer);
-2. later, another worker is ``SIGSTOP``-ped for longer than its claims' lease, then
-   ``SIGCONT``-ed;
+2. later, another worker is caught the same way but ``SIGSTOP``-ped, for longer than its
+   claims' lease, then ``SIGCONT``-ed (its held create is made while it is stopped: the claim
+   must be taken over, the call found, and the worker fenced out when it wakes);
 3. later still, the Redis server is killed and started again, empty.
 
 Afterwards, from the emulator's own record: every lead dialled exactly once, never more live
@@ -39,18 +40,28 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from aioretell.dial.journal import TERMINAL
+from aioretell.dial.journal import DISPATCHING, TERMINAL
 from aioretell.dial.journal_postgres import PostgresJournal, redact
 from aioretell.emulator import Emulator, EmulatorConfig
 from benchmarks import sections
 from benchmarks.chaos import (
+    CaughtMidCreate,
     CreateTracker,
     Fleet,
-    KilledMidCreate,
     PrivateRedis,
+    freeze_mid_create,
     kill_mid_create,
 )
-from benchmarks.chaos_checks import CallSpan, Check, Limits, table, verdict
+from benchmarks.chaos_checks import (
+    CallSpan,
+    Check,
+    Limits,
+    Stretch,
+    stretch_table,
+    stretches,
+    table,
+    verdict,
+)
 
 KEY = "key_scale_out_chaos"
 #: The checkout the workers run (``python -m aioretell`` from it, not an installed copy).
@@ -103,15 +114,25 @@ class Result:
     plan: Plan
     checks: list[Check]
     wall_s: float
+    #: CPU seconds of this process (the emulator and the harness) over the run
+    emulator_cpu_s: float
     exit_codes: list[int]
-    killed: KilledMidCreate | None
+    killed: CaughtMidCreate | None
     #: how many calls the killed worker's held create made for its number (1: found, not redialled)
     killed_number_calls: int
-    frozen: tuple[int, float] | None
+    frozen: CaughtMidCreate | None
+    #: seconds the frozen worker stayed stopped
+    frozen_s: float
+    #: the frozen worker's claim (the lead of its held create) just before it woke:
+    #: ``(state, owner)`` in the journal
+    frozen_claim: tuple[str, str | None] | None
+    frozen_number_calls: int
     redis_restarts: int
     journal_counts: dict[str, int]
     events: list[str] = field(default_factory=list)
     logs: Path | None = None
+    #: the run in 10 s stretches, from the emulator's record
+    pace: list[Stretch] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -223,6 +244,8 @@ async def _run(plan: Plan, postgres_url: str, workdir: Path) -> Result:
     tracker.install(emulator)
     events: list[str] = []
     started = time.monotonic()
+    started_clock = config.clock()
+    cpu_started = time.process_time()
 
     def note(text: str) -> None:
         events.append(f"{time.monotonic() - started:6.1f} s  {text}")
@@ -231,8 +254,11 @@ async def _run(plan: Plan, postgres_url: str, workdir: Path) -> Result:
     env["RETELL_API_KEY"] = KEY
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     redis = PrivateRedis() if plan.redis else None
-    killed: KilledMidCreate | None = None
-    frozen: tuple[int, float] | None = None
+    killed: CaughtMidCreate | None = None
+    frozen: CaughtMidCreate | None = None
+    frozen_claim: tuple[str, str | None] | None = None
+    thawed = False
+    stopped_for = plan.lease_ttl_s + plan.freeze_beyond_lease_s
     async with contextlib.AsyncExitStack() as stack:
         dsn = await stack.enter_async_context(own_schema(postgres_url))
         if redis is not None:
@@ -251,7 +277,7 @@ async def _run(plan: Plan, postgres_url: str, workdir: Path) -> Result:
         note(f"{plan.workers} workers started (pids {fleet.pids})")
 
         async def faults() -> None:
-            nonlocal killed, frozen
+            nonlocal killed, frozen, frozen_claim, thawed
             await _until_created(emulator, int(plan.leads * plan.kill_at), fleet)
             killed = await kill_mid_create(
                 emulator, tracker, fleet, candidates=fleet.alive(), hold_s=plan.hold_s
@@ -261,14 +287,24 @@ async def _run(plan: Plan, postgres_url: str, workdir: Path) -> Result:
                 "its create"
             )
             await _until_created(emulator, int(plan.leads * plan.freeze_at), fleet)
-            victim = next(i for i in fleet.alive() if i != killed.index)
-            stopped_for = plan.lease_ttl_s + plan.freeze_beyond_lease_s
-            fleet.freeze(victim)
-            note(f"worker {victim} SIGSTOP for {stopped_for:g} s (lease {plan.lease_ttl_s:g} s)")
+            others = [i for i in fleet.alive() if i != killed.index]
+            frozen = await freeze_mid_create(
+                emulator, tracker, fleet, candidates=others, hold_s=plan.hold_s
+            )
+            note(
+                f"worker {frozen.index} (pid {frozen.pid}) SIGSTOP while the emulator held its "
+                f"create, for {stopped_for:g} s (lease {plan.lease_ttl_s:g} s)"
+            )
             await asyncio.sleep(stopped_for)
-            fleet.thaw(victim)
-            note(f"worker {victim} SIGCONT")
-            frozen = (victim, stopped_for)
+            number = frozen.create.answer.get("to_number")
+            if number is not None:
+                frozen_claim = await _lead_holder(dsn, campaign, number)
+            fleet.thaw(frozen.index)
+            thawed = True
+            note(
+                f"worker {frozen.index} SIGCONT; its claim was then "
+                + ("unknown" if frozen_claim is None else "{} held by {}".format(*frozen_claim))
+            )
             if redis is not None:
                 await _until_created(emulator, int(plan.leads * plan.redis_restart_at), fleet)
                 note(f"redis-server kill -9 (pid {redis.pid}); down {plan.redis_down_s:g} s")
@@ -291,9 +327,18 @@ async def _run(plan: Plan, postgres_url: str, workdir: Path) -> Result:
                 task.cancel()
             await asyncio.gather(fault_task, codes_task, return_exceptions=True)
         exit_codes = codes_task.result()
+        calls = [c for c in emulator.state.calls.values() if c.dialed]
+        if calls:
+            first = min(c.created_at for c in calls) - started_clock
+            last = max(c.created_at for c in calls) - started_clock
+            ended = max(c.end_at for c in calls) - started_clock
+            note(
+                f"(from the emulator's record: first call created at {first:.1f} s, last "
+                f"at {last:.1f} s, last call ended at {ended:.1f} s)"
+            )
         note(f"every worker exited: {exit_codes}")
         wall = time.monotonic() - started
-        calls = [c for c in emulator.state.calls.values() if c.dialed]
+        cpu = time.process_time() - cpu_started
         arrived = tracker.arrivals()
         spans = [CallSpan.of(c, arrived.get(c.call_id)) for c in calls]
         requests = tracker.requests()
@@ -308,12 +353,12 @@ async def _run(plan: Plan, postgres_url: str, workdir: Path) -> Result:
         limits=Limits(plan.concurrency, plan.cps, min_throughput_share=plan.min_throughput_share),
         requests=requests,
     )
-    wanted = ["kill -9 mid-create", "SIGSTOP past the lease"]
+    wanted = ["kill -9 mid-create", "SIGSTOP mid-create past the lease"]
     played = [
         name
         for name, done in zip(
             [*wanted, "Redis restarted empty"],
-            [killed is not None, frozen is not None, redis is not None and redis.restarts > 0],
+            [killed is not None, thawed, redis is not None and redis.restarts > 0],
             strict=True,
         )
         if done
@@ -328,20 +373,53 @@ async def _run(plan: Plan, postgres_url: str, workdir: Path) -> Result:
             played == wanted,
         )
     )
+    if frozen is not None:
+        owner = f"chaos-{frozen.index}"
+        lost = frozen_claim is not None and frozen_claim != (DISPATCHING, owner)
+        checks.append(
+            Check(
+                "the frozen worker's claim taken over before it woke",
+                "unknown"
+                if frozen_claim is None
+                else f"{frozen_claim[0]}, held by {frozen_claim[1] or 'nobody'}",
+                f"not dispatching by {owner}",
+                lost,
+            )
+        )
     held_number = killed.create.answer.get("to_number") if killed is not None else None
+    frozen_number = frozen.create.answer.get("to_number") if frozen is not None else None
     return Result(
         plan=plan,
         checks=checks,
         wall_s=wall,
+        emulator_cpu_s=cpu,
         exit_codes=exit_codes,
         killed=killed,
         killed_number_calls=sum(1 for c in calls if c.to_number == held_number),
         frozen=frozen,
+        frozen_s=stopped_for,
+        frozen_claim=frozen_claim,
+        frozen_number_calls=sum(1 for c in calls if c.to_number == frozen_number),
         redis_restarts=redis.restarts if redis is not None else 0,
         journal_counts=counts,
         events=events,
         logs=workdir / "logs",
+        pace=stretches(spans, timeline),
     )
+
+
+async def _lead_holder(dsn: str, campaign: str, number: str) -> tuple[str, str | None] | None:
+    """``(state, owner)`` of the lead dialling ``number``: who holds its claim now. Read in
+    SQL, since the journal's interface does not show owners."""
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        cursor = await conn.execute(
+            "SELECT state, owner FROM aioretell_leads WHERE campaign = %s AND to_number = %s",
+            (campaign, number),
+        )
+        found = await cursor.fetchone()
+    return None if found is None else (str(found[0]), found[1])
 
 
 async def _journal_counts(dsn: str, campaign: str) -> dict[str, int]:
@@ -368,6 +446,10 @@ def render_run(result: Result) -> str:
         "",
         table(result.checks),
         "",
+        "The run in 10 s stretches, from the emulator's record:",
+        "",
+        stretch_table(result.pace),
+        "",
     ]
     if result.killed is not None:
         answer = result.killed.create.answer
@@ -377,8 +459,18 @@ def render_run(result: Result) -> str:
             f"{result.killed.create.status}); that number was dialled "
             f"{result.killed_number_calls} time(s) in all."
         )
+    if result.frozen is not None:
+        answer = result.frozen.create.answer
+        lines.append(
+            f"The create held when worker {result.frozen.index} was stopped was made for "
+            f"{answer.get('to_number', '?')} while it was stopped (status "
+            f"{result.frozen.create.status}); that number was dialled "
+            f"{result.frozen_number_calls} time(s) in all."
+        )
     lines.append(
-        f"Wall time {result.wall_s:.1f} s; worker exit statuses {result.exit_codes}; journal: "
+        f"Wall time {result.wall_s:.1f} s; the emulator's process used {result.emulator_cpu_s:.1f} "
+        f"s of CPU ({result.emulator_cpu_s / result.wall_s:.0%} of one core); worker exit "
+        f"statuses {result.exit_codes}; journal: "
         + ", ".join(f"{n} {s}" for s, n in sorted(result.journal_counts.items()))
         + "."
     )
@@ -404,8 +496,9 @@ def render(results: Sequence[Result], command: str, load: str) -> str:
         f"answering 429), calls lasting {low:g} to {high:g} s (uniform, seeded, no ringing). "
         "Faults: once creates flow, the emulator holds the next create "
         f"{plan.hold_s:g} s (a delay fault) and the worker that sent it is `kill -9`-ed while "
-        "it waits (the create is still made); later another worker is `SIGSTOP`-ped "
-        f"{plan.freeze_beyond_lease_s:g} s past its lease, then `SIGCONT`-ed; in the Redis "
+        "it waits (the create is still made); later another worker is caught the same way "
+        f"but `SIGSTOP`-ped, until {plan.freeze_beyond_lease_s:g} s past its lease, then "
+        "`SIGCONT`-ed; in the Redis "
         f"variant the `redis-server` is killed and started again empty ({plan.redis_down_s:g} s "
         "down). Every check is computed from the emulator's own record (its calls and its "
         "answers), the last from the journal. " + load,

@@ -1,9 +1,9 @@
 """A short chaos run: four real ``aioretell dial`` worker processes on one PostgreSQL
 campaign, one emulated account with a concurrency and a calls-per-second limit, and the faults
 of ``python -m benchmarks.scale_out``: a worker ``kill -9``-ed while the emulator holds its
-create, another ``SIGSTOP``-ped past its lease then ``SIGCONT``-ed, and (Redis variant) the
-workers' Redis killed and restarted empty. Everything is checked from the emulator's own
-record; no throughput or wall-clock threshold (shared, noisy machine).
+create, another ``SIGSTOP``-ped the same way past its lease then ``SIGCONT``-ed, and (Redis
+variant) the workers' Redis killed and restarted empty. Everything is checked from the
+emulator's own record; no throughput or wall-clock threshold (shared, noisy machine).
 """
 
 from __future__ import annotations
@@ -59,6 +59,10 @@ async def test_workers_survive_kill_freeze_and_redis_restart(redis: bool, tmp_pa
     # The create held when a worker died was made, and its lead was not dialled again.
     assert result.killed is not None and result.killed.create.status == 201, _explain(result)
     assert result.killed_number_calls == 1, _explain(result)
+    # The create held when a worker was stopped was made while it was stopped; its claim was
+    # taken over before it woke (a check above), and its lead was dialled once.
+    assert result.frozen is not None and result.frozen.create.status == 201, _explain(result)
+    assert result.frozen_number_calls == 1, _explain(result)
     names = [c.name for c in result.checks]
     assert names[:5] == [
         "leads dialled exactly once",

@@ -17,6 +17,8 @@ from benchmarks.chaos_checks import (
     dialing,
     mean_hold,
     peak_live_calls,
+    stretch_table,
+    stretches,
     table,
     throughput,
     verdict,
@@ -160,3 +162,14 @@ def test_table_marks_failures() -> None:
     assert "| most create requests in any 1 s window, accepted or refused | 3 |  |  |" in table(
         shown
     )
+
+
+def test_stretches_count_creates_refusals_and_mean_live_calls() -> None:
+    spans = [span(0.0, 10.0, "+1"), span(5.0, 15.0, "+2"), span(12.0, 12.0, "+3", admitted=False)]
+    timeline = [(1.0, "createPhoneCall", 429), (11.0, "createPhoneCall", 429), (11.5, "x", 429)]
+    rows = stretches(spans, timeline, every=10.0)
+    assert [(r.start, r.created, r.rate_limited) for r in rows] == [(0.0, 2, 1), (10.0, 1, 1)]
+    # 0-10: one call all along, another for 5 s; 10-20: one call for 5 s.
+    assert [r.mean_live for r in rows] == [pytest.approx(1.5), pytest.approx(0.5)]
+    assert stretches([], []) == []
+    assert "| 0-10 | 2 | 0.2 | 1 | 1.5 |" in stretch_table(rows)
