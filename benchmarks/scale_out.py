@@ -509,7 +509,7 @@ def render(results: Sequence[Result], command: str, load: str) -> str:
     return "\n".join(lines)
 
 
-def _load() -> str:
+def machine_load() -> str:
     one, five, _ = os.getloadavg()
     return (
         f"Machine: {os.cpu_count()} cores shared with other work (load average {one:.1f} at the "
@@ -559,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
         f" --variant {args.variant}" if args.variant != "both" else ""
     )
     if (args.leads, args.workers, args.variant) == (Plan.leads, Plan.workers, "both"):
-        sections.write("scale-out", render(results, command, _load()))
+        sections.write("scale-out", render(results, command, machine_load()))
         print("wrote the scale-out section of docs/benchmarks.md", file=sys.stderr)
     return 0 if all(r.ok for r in results) else 1
 
