@@ -40,7 +40,14 @@ from aioretell.dial.journal import CampaignInfo, Row, Wait
 from aioretell.dial.journal_postgres import PostgresJournal
 from aioretell.dial.leads import load_leads
 from benchmarks import sections
-from benchmarks.scale_out import POSTGRES_URL, REPO, SetupError, own_schema, write_leads
+from benchmarks.scale_out import (
+    POSTGRES_URL,
+    REPO,
+    SetupError,
+    machine_load,
+    own_schema,
+    write_leads,
+)
 
 CAMPAIGN = "admission-bench"
 ACCOUNT = "acct_admission_bench"
@@ -207,7 +214,7 @@ async def measure(
     }
 
 
-def report(runs: list[dict[str, float]], command: str) -> str:
+def report(runs: list[dict[str, float]], command: str, load: str = "") -> str:
     """``runs``: every measured mode and worker count."""
     seconds, leads = runs[0]["seconds"], int(runs[0]["leads"])
     lines = [
@@ -221,7 +228,7 @@ def report(runs: list[dict[str, float]], command: str) -> str:
         "created and ended (untimed), so the live calls each admission counts stay about as "
         "many as the workers, as in a running campaign. *Admit only*: claimed leads stay "
         "`dispatching`, so the live calls counted grow to the row's claims. PostgreSQL on "
-        "127.0.0.1 on the same 2-core machine, shared with other work.",
+        "127.0.0.1 on the same 2-core machine, shared with other work. " + load,
         "",
         "| mode | workers | claims per second, all workers | claims per worker (fewest / "
         "most) | admission latency p50 / p90 / p99 / max | refused | every claim a "
@@ -309,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     except SetupError as exc:
         print(f"benchmarks.admission: {exc}", file=sys.stderr)
         return 1
-    text = report(runs, "python -m benchmarks.admission")
+    text = report(runs, "python -m benchmarks.admission", machine_load())
     print(text)
     defaults = (8, 10.0, 60_000, True, True)
     if (args.workers, args.seconds, args.leads, args.baseline, args.admit_only) == defaults:

@@ -213,6 +213,39 @@ class Fleet:
             await proc.wait()
 
 
+# -- how late this process's event loop runs ------------------------------------------------
+
+
+class LoopLag:
+    """Samples how late this event loop wakes from a short sleep (a busy loop delays every
+    request it serves, the emulator's included): ``async with LoopLag() as lag: ...``."""
+
+    def __init__(self, every: float = 0.01) -> None:
+        self.every = every
+        self.samples: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _sample(self) -> None:
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(self.every)
+            self.samples.append(max(0.0, time.perf_counter() - before - self.every))
+
+    async def __aenter__(self) -> LoopLag:
+        self._task = asyncio.create_task(self._sample())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def quantile(self, q: float) -> float:
+        ordered = sorted(self.samples)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else 0.0
+
+
 # -- which process sent a request -----------------------------------------------------------
 
 

@@ -48,6 +48,7 @@ from benchmarks.chaos import (
     CaughtMidCreate,
     CreateTracker,
     Fleet,
+    LoopLag,
     PrivateRedis,
     freeze_mid_create,
     kill_mid_create,
@@ -116,6 +117,8 @@ class Result:
     wall_s: float
     #: CPU seconds of this process (the emulator and the harness) over the run
     emulator_cpu_s: float
+    #: how late the emulator's event loop woke (median, p99, max seconds)
+    loop_lag_s: tuple[float, float, float]
     exit_codes: list[int]
     killed: CaughtMidCreate | None
     #: how many calls the killed worker's held create made for its number (1: found, not redialled)
@@ -311,6 +314,7 @@ async def _run(plan: Plan, postgres_url: str, workdir: Path) -> Result:
                 await redis.restart(down_s=plan.redis_down_s)
                 note(f"redis-server started again, empty (pid {redis.pid})")
 
+        lag = await stack.enter_async_context(LoopLag())
         fault_task = asyncio.create_task(faults())
         codes_task = asyncio.create_task(fleet.wait(plan.timeout_s))
         try:
@@ -399,6 +403,7 @@ async def _run(plan: Plan, postgres_url: str, workdir: Path) -> Result:
         checks=checks,
         wall_s=wall,
         emulator_cpu_s=cpu,
+        loop_lag_s=(lag.quantile(0.5), lag.quantile(0.99), lag.quantile(1.0)),
         exit_codes=exit_codes,
         killed=killed,
         killed_number_calls=sum(1 for c in calls if c.to_number == held_number),
@@ -465,6 +470,7 @@ def render_run(result: Result) -> str:
             f"{result.killed.create.status}); that number was dialled "
             f"{result.killed_number_calls} time(s) in all."
         )
+    median, p99, worst = result.loop_lag_s
     if result.frozen is not None:
         answer = result.frozen.create.answer
         lines.append(
@@ -475,8 +481,9 @@ def render_run(result: Result) -> str:
         )
     lines.append(
         f"Wall time {result.wall_s:.1f} s; the emulator's process used {result.emulator_cpu_s:.1f} "
-        f"s of CPU ({result.emulator_cpu_s / result.wall_s:.0%} of one core); worker exit "
-        f"statuses {result.exit_codes}; journal: "
+        f"s of CPU ({result.emulator_cpu_s / result.wall_s:.0%} of one core) and its event loop "
+        f"woke late by {median * 1000:.0f} / {p99 * 1000:.0f} / {worst * 1000:.0f} ms (median / "
+        f"p99 / max); worker exit statuses {result.exit_codes}; journal: "
         + ", ".join(f"{n} {s}" for s, n in sorted(result.journal_counts.items()))
         + "."
     )
@@ -515,7 +522,7 @@ def render(results: Sequence[Result], command: str, load: str) -> str:
     return "\n".join(lines)
 
 
-def _load() -> str:
+def machine_load() -> str:
     one, five, _ = os.getloadavg()
     return (
         f"Machine: {os.cpu_count()} cores shared with other work (load average {one:.1f} at the "
@@ -565,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
         f" --variant {args.variant}" if args.variant != "both" else ""
     )
     if (args.leads, args.workers, args.variant) == (Plan.leads, Plan.workers, "both"):
-        sections.write("scale-out", render(results, command, _load()))
+        sections.write("scale-out", render(results, command, machine_load()))
         print("wrote the scale-out section of docs/benchmarks.md", file=sys.stderr)
     return 0 if all(r.ok for r in results) else 1
 

@@ -7,12 +7,13 @@ import asyncio
 import shutil
 import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from aioretell.emulator import Emulator, EmulatorConfig
-from benchmarks.chaos import CreateTracker, Fleet, PrivateRedis, kill_mid_create
+from benchmarks.chaos import CreateTracker, Fleet, LoopLag, PrivateRedis, kill_mid_create
 
 KEY = "key_chaos_harness"
 
@@ -126,3 +127,13 @@ async def test_fleet_freeze_and_thaw_by_pid(tmp_path: Path) -> None:
     finally:
         await fleet.aclose()
     assert fleet.procs[0].returncode == -signal.SIGKILL
+
+
+async def test_loop_lag_sees_a_blocked_loop() -> None:
+    async with LoopLag(every=0.01) as lag:
+        await asyncio.sleep(0.05)
+        time.sleep(0.2)  # noqa: ASYNC251 - blocking the loop on purpose
+        await asyncio.sleep(0.05)
+    assert lag.samples
+    assert lag.quantile(1.0) >= 0.15  # woke at least that late: the loop was blocked
+    assert lag.quantile(0.5) <= lag.quantile(0.99) <= lag.quantile(1.0)
