@@ -380,20 +380,14 @@ async def _run(plan: Plan, postgres_url: str, workdir: Path) -> Result:
     if frozen is not None:
         owner = f"chaos-{frozen.index}"
         lost = frozen_claim is not None and frozen_claim != (DISPATCHING, owner)
-        # Shown, not judged: whether another worker took the claim over before the frozen one
-        # woke depends on the lease plus the lookup grace against the freeze; what must hold
-        # either way (the woken worker's result fenced out, the lead dialled once) is checked
-        # above and in tests/dial/test_workers.py.
         checks.append(
             Check(
-                "the frozen worker's claim when it woke (taken over: "
-                + ("yes" if lost else "not yet")
-                + ")",
+                "the frozen worker's claim taken over before it woke",
                 "unknown"
                 if frozen_claim is None
                 else f"{frozen_claim[0]}, held by {frozen_claim[1] or 'nobody'}",
-                "",
-                None,
+                f"not dispatching by {owner}",
+                lost,
             )
         )
     held_number = killed.create.answer.get("to_number") if killed is not None else None

@@ -16,7 +16,7 @@ from .._cli_args import UsageError, http_url, integer, non_empty, number, second
 from .._client import DEFAULT_BASE_URL, AsyncRetell
 from . import journal as j
 from . import options, shared_cli
-from .campaign import LEASE_TTL_S, run_campaign
+from .campaign import run_campaign
 from .confirm import Plan, confirm
 from .emulated import (
     EMULATOR_CALL_S,
@@ -213,7 +213,7 @@ async def _dial(args: argparse.Namespace, leads: LeadFile, server: Server) -> in
             target=target,
         )
         try:
-            dead = await journal.acquire_lease(ttl_s=LEASE_TTL_S)
+            dead = await journal.acquire_lease(ttl_s=args.lease_ttl)  # --lease-ttl, 30 s default
         except JournalError as exc:  # held by another dialer, or the database is unreachable
             print(f"aioretell dial: {exc}", file=err)
             return 1

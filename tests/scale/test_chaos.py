@@ -59,8 +59,8 @@ async def test_workers_survive_kill_freeze_and_redis_restart(redis: bool, tmp_pa
     # The create held when a worker died was made, and its lead was not dialled again.
     assert result.killed is not None and result.killed.create.status == 201, _explain(result)
     assert result.killed_number_calls == 1, _explain(result)
-    # The create held when a worker was stopped was made while it was stopped, and its lead
-    # was dialled once: whatever the woken worker then wrote was fenced out.
+    # The create held when a worker was stopped was made while it was stopped; its claim was
+    # taken over before it woke (a check above), and its lead was dialled once.
     assert result.frozen is not None and result.frozen.create.status == 201, _explain(result)
     assert result.frozen_number_calls == 1, _explain(result)
     names = [c.name for c in result.checks]
