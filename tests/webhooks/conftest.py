@@ -12,6 +12,10 @@ from aiohttp import web
 from aioretell.emulator import ManualClock
 from aioretell.webhooks import SIGNATURE_HEADER, WebhookReceiver, sign
 
+# test_redis_store's Redis fixtures ("x as x": imported for pytest, not unused).
+from tests.services import namespace as namespace
+from tests.services import redis_url as redis_url
+
 API_KEY = "key_webhook_secret_7f3a"
 START = 1_700_000_000.0
 PATH = "/retell-webhook"

@@ -3,39 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
 from aioretell.emulator import ManualClock
 from aioretell.webhooks import CallEvent, RedisDedupStore, WebhookReceiver
-from tests.services import REDIS_URL, require
 
 from .conftest import event_body, serving, signed_headers
 from .test_receiver import MakeReceiver, post
-
-
-@pytest.fixture
-def redis_url() -> str:
-    return require("Redis", REDIS_URL, 6379, "AIORETELL_TEST_REDIS")
-
-
-@pytest.fixture
-async def namespace(redis_url: str) -> AsyncIterator[str]:
-    """A key prefix of this test's own, deleted afterwards."""
-    from redis.asyncio import Redis
-
-    name = f"aioretell-test-{uuid.uuid4().hex}"
-    yield name
-    redis = Redis.from_url(redis_url)
-    try:
-        keys = [key async for key in redis.scan_iter(match=f"{name}:*")]
-        if keys:
-            await redis.delete(*keys)
-    finally:
-        await redis.aclose()
 
 
 async def test_claim_is_exclusive_and_expires(redis_url: str, namespace: str) -> None:
