@@ -9,6 +9,7 @@ import msgspec
 import pytest
 from aiohttp import web
 
+from aioretell._serving import http_url, serve_app
 from aioretell.emulator import ManualClock
 from aioretell.webhooks import SIGNATURE_HEADER, WebhookReceiver, sign
 
@@ -29,13 +30,9 @@ def clock() -> ManualClock:
 @asynccontextmanager
 async def serving(app: web.Application) -> AsyncIterator[str]:
     """``app`` on 127.0.0.1, an ephemeral port; yields its base URL and cleans it up."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
+    runner, host, port = await serve_app(app, "127.0.0.1", 0)
     try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        yield f"http://{host}:{port}"
+        yield http_url(host, port)
     finally:
         await runner.cleanup()
 
