@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,25 +22,15 @@ from aioretell.types import (
     PhoneCallResponse,
 )
 
-BASE = "http://retell.test"
-KEY = "key_SECRET_do_not_leak_123"
+from .mocked_api import BASE, KEY
+from .mocked_api import client as client
+from .mocked_api import mocked as mocked
+
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
 
 def fixture(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
-
-
-@pytest.fixture
-def mocked() -> Iterator[aioresponses]:
-    with aioresponses() as m:
-        yield m
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[AsyncRetell]:
-    async with AsyncRetell(api_key=KEY, base_url=BASE, max_retries=0) as c:
-        yield c
 
 
 def sent(m: aioresponses, method: str, path: str) -> list[Any]:
