@@ -10,6 +10,7 @@ import signal
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,8 +25,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SAFETY_TIMEOUT = 60.0
 
 
-async def llm_test(*args: str) -> tuple[int, str, str]:
-    """Run ``python -m aioretell llm-test ARGS``; returns (exit status, stdout, stderr)."""
+async def llm_test(*args: str, **options: Any) -> tuple[int, str, str]:
+    """Run ``python -m aioretell llm-test ARGS``; returns (exit status, stdout, stderr).
+    ``options`` go to :func:`asyncio.create_subprocess_exec`."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -35,6 +37,7 @@ async def llm_test(*args: str) -> tuple[int, str, str]:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
+        **options,
     )
     out, err = await asyncio.wait_for(process.communicate(), SAFETY_TIMEOUT)
     assert process.returncode is not None
@@ -113,23 +116,12 @@ async def test_more_calls_than_open_files_allowed_is_refused_up_front() -> None:
     def few_files() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
 
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "aioretell",
-        "llm-test",
-        "ws://127.0.0.1:9/llm",
-        "--calls",
-        "1000",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        preexec_fn=few_files,
+    status, out, err = await llm_test(
+        "ws://127.0.0.1:9/llm", "--calls", "1000", preexec_fn=few_files
     )
-    out, err = await asyncio.wait_for(process.communicate(), SAFETY_TIMEOUT)
-    assert process.returncode == 2
-    assert out == b""
-    assert err.decode().strip() == (
+    assert status == 2
+    assert out == ""
+    assert err.strip() == (
         "aioretell llm-test: --calls 1000 needs a socket each, but this process may open only "
         "256 files (raise the limit with 'ulimit -n')"
     )
