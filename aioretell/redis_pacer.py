@@ -31,6 +31,7 @@ from . import _redis_scripts as scripts
 from ._exceptions import RetellError
 from ._operation import Operation
 from ._pacing import Pacer
+from ._redis import check_namespace, connect
 from ._sansio import parse_retry_after
 
 if TYPE_CHECKING:
@@ -95,10 +96,7 @@ class RedisPacer:
         lease_ttl_s: float = 30.0,
         on_unavailable: Literal["fail", "local"] = "fail",
     ) -> None:
-        if not isinstance(namespace, str) or not namespace or any(c.isspace() for c in namespace):
-            raise ValueError(
-                f"namespace must be a non-empty string without spaces, got {namespace!r}"
-            )
+        check_namespace(namespace)
         self._fixed = {
             "requests": _rate("rate_limit", rate_limit),
             "creates": _rate("create_rate_limit", create_rate_limit),
@@ -115,20 +113,7 @@ class RedisPacer:
             raise ValueError(f"lease_ttl_s must be at least 1 second, got {lease_ttl_s}")
         if on_unavailable not in ("fail", "local"):
             raise ValueError(f"on_unavailable must be 'fail' or 'local', got {on_unavailable!r}")
-        try:
-            from redis.asyncio import Redis
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError('RedisPacer needs redis-py: pip install "aioretell[redis]"') from exc
-        if isinstance(redis, str):
-            self._redis: Redis = Redis.from_url(redis)
-            self._owns = True
-        elif isinstance(redis, Redis):
-            self._redis = redis
-            self._owns = False
-        else:
-            raise TypeError(
-                f"redis must be a URL or a redis.asyncio.Redis, not {type(redis).__name__}"
-            )
+        self._redis, self._owns = connect(redis, owner="RedisPacer")
         self.namespace = namespace
         self.max_concurrency = max_concurrency
         self.on_unavailable = on_unavailable

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
+from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import pytest
@@ -39,3 +41,28 @@ def require(name: str, url: str, default_port: int, env: str) -> str:
     if REQUIRED:
         pytest.fail(message + " (AIORETELL_REQUIRE_SERVICES is set)", pytrace=False)
     pytest.skip(message)
+
+
+# Fixtures: a conftest imports them where its tests need Redis.
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """:data:`REDIS_URL` if Redis answers there; otherwise as :func:`require`."""
+    return require("Redis", REDIS_URL, 6379, "AIORETELL_TEST_REDIS")
+
+
+@pytest.fixture
+async def namespace(redis_url: str) -> AsyncIterator[str]:
+    """A Redis key prefix of this test's own; its keys are deleted afterwards."""
+    from redis.asyncio import Redis  # the optional "redis" extra
+
+    name = f"aioretell-test-{uuid.uuid4().hex}"
+    yield name
+    redis = Redis.from_url(redis_url)
+    try:
+        keys = [key async for key in redis.scan_iter(match=f"{name}:*")]
+        if keys:
+            await redis.delete(*keys)
+    finally:
+        await redis.aclose()

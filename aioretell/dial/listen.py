@@ -19,11 +19,11 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 
 from aiohttp import web
 
 from .._exceptions import APIError
+from .._serving import StartStop, http_url, serve_app
 from ..redis_pacer import PacerUnavailableError
 from ..webhooks import CallEvent, WebhookReceiver
 from .reconcile import CAMPAIGN_KEY
@@ -50,7 +50,7 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
-class WebhookFollower:
+class WebhookFollower(StartStop):
     """Serves the webhook endpoint and turns the campaign's call ends into ``sink`` calls.
 
     ``sink(end)`` answers whether the end was applied (see
@@ -97,33 +97,14 @@ class WebhookFollower:
         """Bind and serve; raises :class:`OSError` when the address cannot be used."""
         if self._runner is not None:
             raise RuntimeError("already listening")
-        runner = web.AppRunner(self.receiver.app(self.path), access_log=None, handle_signals=False)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, self.host, self.port).start()
-        except BaseException:
-            await runner.cleanup()
-            raise
+        runner, host, port = await serve_app(self.receiver.app(self.path), self.host, self.port)
         self._runner = runner
-        host, port = runner.addresses[0][:2]
-        self._bound = (str(host), int(port))
+        self._bound = (host, port)
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
-
-    async def __aenter__(self) -> WebhookFollower:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     @property
     def url(self) -> str:
@@ -143,9 +124,7 @@ class WebhookFollower:
             host = "127.0.0.1"
         elif local and host == "::":
             host = "::1"
-        if ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{port}{self.path}"
+        return http_url(host, port, self.path)
 
     # -- following ---------------------------------------------------------------------
 

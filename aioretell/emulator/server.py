@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable
-from types import TracebackType
 
 from aiohttp import web
 
+from .._serving import StartStop, http_url, serve_app
 from .app import EmulatorContext, context, create_app
 from .config import EmulatorConfig
 from .custom_llm import LiveCalls
@@ -17,7 +17,7 @@ from .state import EmulatorState
 from .webhooks import WebhookDispatcher
 
 
-class Emulator:
+class Emulator(StartStop):
     """An emulated Retell account served over HTTP on ``config.host``/``config.port``.
 
     ``async with Emulator(config) as emu:`` starts it (port 0 picks a free port, see
@@ -69,13 +69,10 @@ class Emulator:
         if self._runner is not None:
             raise RuntimeError("the emulator is already running")
         # A test server: on stop, give in-flight handlers (e.g. a scripted delay) little grace.
-        runner = web.AppRunner(
-            self.app, access_log=None, handle_signals=False, shutdown_timeout=0.5
+        runner, host, port = await serve_app(
+            self.app, self.config.host, self.config.port, shutdown_timeout=0.5
         )
-        await runner.setup()
         try:
-            site = web.TCPSite(runner, self.config.host, self.config.port)
-            await site.start()
             await self.webhooks.start()
             await self.live_calls.start()
         except BaseException:
@@ -83,10 +80,7 @@ class Emulator:
             await runner.cleanup()
             raise
         self._runner = runner
-        host, port = runner.addresses[0][:2]
-        if ":" in host:
-            host = f"[{host}]"
-        self._base_url = f"http://{host}:{port}"
+        self._base_url = http_url(host, port)
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None
@@ -95,18 +89,6 @@ class Emulator:
             await self.live_calls.stop()
             await self.webhooks.stop()
             await runner.cleanup()
-
-    async def __aenter__(self) -> Emulator:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
 
 async def serve(config: EmulatorConfig) -> None:

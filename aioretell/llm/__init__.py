@@ -5,66 +5,10 @@ per-call session, ``server`` :class:`LLMServer` with its aiohttp.web adapter, an
 Starlette/FastAPI adapter (extra ``aioretell[asgi]``). Not imported by ``import aioretell``.
 """
 
-from .events import (
-    AgentConfig,
-    AgentInterrupt,
-    CallDetails,
-    ConfigEvent,
-    LLMConfig,
-    MalformedEventError,
-    Metadata,
-    PingPong,
-    PingPongReply,
-    ReminderRequired,
-    Response,
-    ResponseRequired,
-    RetellEvent,
-    ServerEvent,
-    ToolCallInvocation,
-    ToolCallResult,
-    UnknownEvent,
-    UpdateAgent,
-    UpdateOnly,
-    Utterance,
-    UtteranceOrToolCall,
-    UtteranceWords,
-    decode_retell_event,
-    decode_server_event,
-    encode_retell_event,
-    encode_server_event,
-)
+from . import events
+from .events import *  # noqa: F403  (re-exports exactly events.__all__, the one list of them)
 from .server import LLMServer
 from .session import CallState, LLMSession, Socket
 
-__all__ = [
-    "AgentConfig",
-    "AgentInterrupt",
-    "CallDetails",
-    "ConfigEvent",
-    "CallState",
-    "LLMConfig",
-    "LLMServer",
-    "LLMSession",
-    "MalformedEventError",
-    "Metadata",
-    "PingPong",
-    "PingPongReply",
-    "ReminderRequired",
-    "Response",
-    "ResponseRequired",
-    "RetellEvent",
-    "ServerEvent",
-    "Socket",
-    "ToolCallInvocation",
-    "ToolCallResult",
-    "UnknownEvent",
-    "UpdateAgent",
-    "UpdateOnly",
-    "Utterance",
-    "UtteranceOrToolCall",
-    "UtteranceWords",
-    "decode_retell_event",
-    "decode_server_event",
-    "encode_retell_event",
-    "encode_server_event",
-]
+__all__ = ["CallState", "LLMServer", "LLMSession", "Socket"]
+__all__ += events.__all__

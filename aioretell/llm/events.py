@@ -17,7 +17,7 @@ default to ``None`` and are left out when ``None``.
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, get_args
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -139,15 +139,10 @@ class ReminderRequired(ResponseRequired, tag="reminder_required"):
     """Like :class:`ResponseRequired`, sent after the user has been silent for a while."""
 
 
-RetellEvent: TypeAlias = (
-    CallDetails | PingPong | UpdateOnly | ResponseRequired | ReminderRequired | UnknownEvent
-)
 _KnownRetellEvent: TypeAlias = (
     CallDetails | PingPong | UpdateOnly | ResponseRequired | ReminderRequired
 )
-RETELL_EVENT_TYPES = frozenset(
-    {"call_details", "ping_pong", "update_only", "response_required", "reminder_required"}
-)
+RetellEvent: TypeAlias = _KnownRetellEvent | UnknownEvent
 
 
 # ---------------------------------------------------------------- server -> Retell
@@ -244,17 +239,6 @@ class UpdateAgent(_ServerEventBase, tag_field="response_type", tag="update_agent
     agent_config: AgentConfig
 
 
-ServerEvent: TypeAlias = (
-    ConfigEvent
-    | PingPongReply
-    | Response
-    | AgentInterrupt
-    | ToolCallInvocation
-    | ToolCallResult
-    | Metadata
-    | UpdateAgent
-    | UnknownEvent
-)
 _KnownServerEvent: TypeAlias = (
     ConfigEvent
     | PingPongReply
@@ -265,23 +249,22 @@ _KnownServerEvent: TypeAlias = (
     | Metadata
     | UpdateAgent
 )
-SERVER_EVENT_TYPES = frozenset(
-    {
-        "config",
-        "ping_pong",
-        "response",
-        "agent_interrupt",
-        "tool_call_invocation",
-        "tool_call_result",
-        "metadata",
-        "update_agent",
-    }
-)
+ServerEvent: TypeAlias = _KnownServerEvent | UnknownEvent
 
 
 # ---------------------------------------------------------------- codecs
 
 Frame: TypeAlias = "bytes | bytearray | memoryview | str"
+
+
+def _wire_names(union: Any) -> frozenset[str]:
+    """The type names on the wire of a union's events (their msgspec tags)."""
+    return frozenset(str(member.__struct_config__.tag) for member in get_args(union))
+
+
+#: The event types this version knows; another type decodes to :class:`UnknownEvent`.
+RETELL_EVENT_TYPES = _wire_names(_KnownRetellEvent)
+SERVER_EVENT_TYPES = _wire_names(_KnownServerEvent)
 
 _retell_decoder = msgspec.json.Decoder(_KnownRetellEvent)
 _server_decoder = msgspec.json.Decoder(_KnownServerEvent)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING, Any
 
+from .._redis import check_namespace, connect
+
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
@@ -30,26 +32,8 @@ class RedisDedupStore:
     """
 
     def __init__(self, redis: str | Redis, *, namespace: str = "aioretell") -> None:
-        if not isinstance(namespace, str) or not namespace or any(c.isspace() for c in namespace):
-            raise ValueError(
-                f"namespace must be a non-empty string without spaces, got {namespace!r}"
-            )
-        try:
-            from redis.asyncio import Redis
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError(
-                'RedisDedupStore needs redis-py: pip install "aioretell[redis]"'
-            ) from exc
-        if isinstance(redis, str):
-            self._redis: Redis = Redis.from_url(redis)
-            self._owns = True
-        elif isinstance(redis, Redis):
-            self._redis = redis
-            self._owns = False
-        else:
-            raise TypeError(
-                f"redis must be a URL or a redis.asyncio.Redis, not {type(redis).__name__}"
-            )
+        check_namespace(namespace)
+        self._redis, self._owns = connect(redis, owner="RedisDedupStore")
         self._prefix = f"{namespace}:webhook-dedup:"
         # One token per store: a release deletes only what this store claimed.
         self._token = secrets.token_hex(8)

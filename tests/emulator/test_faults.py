@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 
 import aiohttp
 import pytest
@@ -18,6 +19,13 @@ DISCONNECTS = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
 def no_server_errors(caplog: pytest.LogCaptureFixture) -> None:
     noisy = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert noisy == [], [r.getMessage() for r in noisy]
+
+
+async def disconnected(request: AbstractAsyncContextManager[aiohttp.ClientResponse]) -> None:
+    """The server drops the connection instead of answering ``request``."""
+    with pytest.raises(DISCONNECTS):
+        async with request as resp:
+            await resp.read()
 
 
 async def test_status_fault_with_retry_after(emu: Emulator, http: aiohttp.ClientSession) -> None:
@@ -58,9 +66,7 @@ async def test_reset_before_request_does_nothing(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     emu.faults.script("createPhoneCall", [Fault.reset_before_request()])
-    with pytest.raises(DISCONNECTS):
-        async with http.post("/v2/create-phone-call", json=PHONE) as resp:
-            await resp.read()
+    await disconnected(http.post("/v2/create-phone-call", json=PHONE))
     assert emu.state.calls == {}
     assert emu.state.dialed_numbers() == []
     async with http.post("/v2/create-phone-call", json=PHONE) as resp:  # the server is fine
@@ -73,9 +79,7 @@ async def test_reset_after_request_creates_the_call(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     emu.faults.script("createPhoneCall", [Fault.reset_after_request()])
-    with pytest.raises(DISCONNECTS):
-        async with http.post("/v2/create-phone-call", json=PHONE) as resp:
-            await resp.read()
+    await disconnected(http.post("/v2/create-phone-call", json=PHONE))
     [call] = emu.state.calls.values()
     assert call.to_number == PHONE["to_number"]
     assert emu.state.dialed_numbers() == [PHONE["to_number"]]
@@ -91,9 +95,7 @@ async def test_reset_on_a_get_is_retried_once_by_aiohttp_itself(
     async with http.get("/get-concurrency") as resp:
         assert resp.status == 200
     emu.faults.script("getConcurrency", [Fault.reset_before_request()] * 2)
-    with pytest.raises(DISCONNECTS):
-        async with http.get("/get-concurrency") as resp:
-            await resp.read()
+    await disconnected(http.get("/get-concurrency"))
     assert [r[0] for r in emu.requests] == ["getConcurrency"] * 4
 
 

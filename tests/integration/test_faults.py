@@ -18,6 +18,19 @@ FROM = "+14155550100"
 TO = "+14155550142"
 
 
+#: Faults after which the client cannot tell whether the create it sent happened.
+each_ambiguous_fault = pytest.mark.parametrize(
+    "fault",
+    [
+        Fault.status(500),
+        Fault.status(503, body=b"<html>upstream down</html>"),
+        Fault.reset_after_request(),
+        Fault.reset_before_request(),
+    ],
+    ids=["500", "503-html", "reset-after", "reset-before"],
+)
+
+
 def count(emu: Emulator, operation_id: str) -> int:
     return sum(1 for op, _, _ in emu.requests if op == operation_id)
 
@@ -42,16 +55,7 @@ async def start_web_call(client: AsyncRetell) -> aioretell.types.CreateWebCallRe
     return await client.call.create_web_call(agent_id=DEFAULT_AGENT_ID, metadata={"k": 1})
 
 
-@pytest.mark.parametrize(
-    "fault",
-    [
-        Fault.status(500),
-        Fault.status(503, body=b"<html>upstream down</html>"),
-        Fault.reset_after_request(),
-        Fault.reset_before_request(),
-    ],
-    ids=["500", "503-html", "reset-after", "reset-before"],
-)
+@each_ambiguous_fault
 async def test_create_ambiguous_failure_raises_and_is_sent_once(
     emu: Emulator, client: AsyncRetell, fault: Fault
 ) -> None:
@@ -94,16 +98,7 @@ async def test_create_answered_with_a_malformed_body_is_not_ambiguous(
 # -- create_phone_call: the client's idempotency key makes its retries safe --------------------
 
 
-@pytest.mark.parametrize(
-    "fault",
-    [
-        Fault.status(500),
-        Fault.status(503, body=b"<html>upstream down</html>"),
-        Fault.reset_after_request(),
-        Fault.reset_before_request(),
-    ],
-    ids=["500", "503-html", "reset-after", "reset-before"],
-)
+@each_ambiguous_fault
 async def test_create_phone_call_is_retried_under_its_key_and_dials_once(
     emu: Emulator, client: AsyncRetell, fault: Fault
 ) -> None:

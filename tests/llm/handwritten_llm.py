@@ -21,6 +21,8 @@ from typing import Any
 import anyio
 from aiohttp import WSMsgType, web
 
+from aioretell._serving import serve_app
+
 JSON = dict[str, Any]
 
 
@@ -67,12 +69,8 @@ class HandwrittenLLM:
     async def __aenter__(self) -> HandwrittenLLM:
         app = web.Application()
         app.router.add_get("/llm/{call_id}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.url = f"ws://127.0.0.1:{port}/llm"
+        self._runner, host, port = await serve_app(app, "127.0.0.1", 0, shutdown_timeout=0.5)
+        self.url = f"ws://{host}:{port}/llm"
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

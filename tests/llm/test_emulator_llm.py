@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 
 from aioretell import AsyncRetell, BadRequestError
+from aioretell._serving import http_url, serve_app
 from aioretell.emulator import Emulator, EmulatorConfig
 from aioretell.llm.retell_side import RetellTimings
 from aioretell.llm.script import ConversationScript, Silence, UserTurn
@@ -283,11 +284,8 @@ async def test_webhooks_carry_the_conversation() -> None:
 
     hooks = web.Application()
     hooks.router.add_post("/hooks", receive)
-    runner = web.AppRunner(hooks, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    hooks_url = f"http://127.0.0.1:{runner.addresses[0][1]}/hooks"
+    runner, host, port = await serve_app(hooks, "127.0.0.1", 0)
+    hooks_url = http_url(host, port, "/hooks")
     try:
         async with (
             handwritten_llm() as llm,

@@ -10,6 +10,7 @@ import pytest
 
 from aioretell.llm import LLMConfig, LLMServer, LLMSession, ResponseRequired
 from aioretell.llm.script import ConversationScript, UserTurn
+from aioretell.types import CallResponse
 
 from .server_harness import ADAPTERS, serving
 from .test_emulator_llm import custom_llm_agent, emulator, finished, spoken
@@ -93,10 +94,9 @@ async def test_a_scripted_call_against_llmserver(adapter: str) -> None:
     assert call.latency.llm_websocket_network_rtt is not None
 
 
-async def test_end_call_from_llmserver_is_agent_hangup(adapter: str) -> None:
-    script = ConversationScript(
-        turns=(UserTurn("Okay bye", pause_s=0.0), UserTurn("Hello?", pause_s=0.0))
-    )
+async def web_call(adapter: str, *said: str) -> CallResponse:
+    """A web call to :func:`echo_server` in which the user says ``said``, once it has ended."""
+    script = ConversationScript(turns=tuple(UserTurn(text, pause_s=0.0) for text in said))
     async with (
         serving(echo_server([]), adapter) as base,
         emulator(llm_script=script) as (
@@ -106,25 +106,17 @@ async def test_end_call_from_llmserver_is_agent_hangup(adapter: str) -> None:
     ):
         agent_id = await custom_llm_agent(client, ws(base))
         created = await client.call.create_web_call(agent_id=agent_id)
-        call = await finished(emu, client, created.call_id)
+        return await finished(emu, client, created.call_id)
+
+
+async def test_end_call_from_llmserver_is_agent_hangup(adapter: str) -> None:
+    call = await web_call(adapter, "Okay bye", "Hello?")
     assert call.disconnection_reason == "agent_hangup"
     assert spoken(call)[-1] == "agent: Goodbye!"
 
 
 async def test_a_handler_that_raises_is_error_llm_websocket_runtime(adapter: str) -> None:
-    script = ConversationScript(
-        turns=(UserTurn("Hi", pause_s=0.0), UserTurn("explode now", pause_s=0.0))
-    )
-    async with (
-        serving(echo_server([]), adapter) as base,
-        emulator(llm_script=script) as (
-            emu,
-            client,
-        ),
-    ):
-        agent_id = await custom_llm_agent(client, ws(base))
-        created = await client.call.create_web_call(agent_id=agent_id)
-        call = await finished(emu, client, created.call_id)
+    call = await web_call(adapter, "Hi", "explode now")
     # LLMServer closes with 1011 when a handler raises, under either adapter.
     assert call.disconnection_reason == "error_llm_websocket_runtime"
     assert spoken(call)[-1] == "user: explode now"

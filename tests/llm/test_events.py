@@ -4,10 +4,13 @@ malformed frames."""
 from __future__ import annotations
 
 import json
+import types
+import typing
 
 import msgspec
 import pytest
 
+import aioretell.llm
 from aioretell.llm import (
     AgentConfig,
     AgentInterrupt,
@@ -36,6 +39,7 @@ from aioretell.llm import (
     encode_retell_event,
     encode_server_event,
 )
+from aioretell.llm import events as events_module
 from aioretell.types import CallResponse
 
 CALL = CallResponse(
@@ -133,6 +137,22 @@ def test_wire_names_match_the_protocol() -> None:
         "metadata",
         "update_agent",
     }
+
+
+def test_the_package_exports_every_class_and_function_of_the_events_module() -> None:
+    # Judged by what the module defines, not by its __all__, from which the package's is derived.
+    defined = {
+        name: value
+        for name, value in vars(events_module).items()
+        if not name.startswith("_")
+        and isinstance(value, type | types.FunctionType)
+        and value.__module__ == events_module.__name__
+    }
+    assert "Response" in defined and "decode_retell_event" in defined
+    for union in (RetellEvent, ServerEvent):
+        defined.update((member.__name__, member) for member in typing.get_args(union))
+    exported = {name: getattr(aioretell.llm, name) for name in aioretell.llm.__all__}
+    assert {name: exported.get(name) for name in defined} == defined
 
 
 def test_unset_options_are_left_out_and_required_fields_always_sent() -> None:

@@ -10,6 +10,7 @@ import signal
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,18 +25,23 @@ ROOT = Path(__file__).resolve().parents[2]
 SAFETY_TIMEOUT = 60.0
 
 
-async def llm_test(*args: str) -> tuple[int, str, str]:
-    """Run ``python -m aioretell llm-test ARGS``; returns (exit status, stdout, stderr)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "aioretell",
-        "llm-test",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+async def start_llm_test(*args: str, **options: Any) -> asyncio.subprocess.Process:
+    """Start ``python -m aioretell llm-test ARGS`` from this checkout, its stdout and stderr
+    piped; ``options`` go to :func:`asyncio.create_subprocess_exec` and win."""
+    settings: dict[str, Any] = {
+        "stdout": asyncio.subprocess.PIPE,
+        "stderr": asyncio.subprocess.PIPE,
+        "env": {**os.environ, "PYTHONPATH": str(ROOT)},
+        **options,
+    }
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "aioretell", "llm-test", *args, **settings
     )
+
+
+async def llm_test(*args: str, **options: Any) -> tuple[int, str, str]:
+    """Run :func:`start_llm_test` to the end; returns (exit status, stdout, stderr)."""
+    process = await start_llm_test(*args, **options)
     out, err = await asyncio.wait_for(process.communicate(), SAFETY_TIMEOUT)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
@@ -113,23 +119,12 @@ async def test_more_calls_than_open_files_allowed_is_refused_up_front() -> None:
     def few_files() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
 
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "aioretell",
-        "llm-test",
-        "ws://127.0.0.1:9/llm",
-        "--calls",
-        "1000",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        preexec_fn=few_files,
+    status, out, err = await llm_test(
+        "ws://127.0.0.1:9/llm", "--calls", "1000", preexec_fn=few_files
     )
-    out, err = await asyncio.wait_for(process.communicate(), SAFETY_TIMEOUT)
-    assert process.returncode == 2
-    assert out == b""
-    assert err.decode().strip() == (
+    assert status == 2
+    assert out == ""
+    assert err.strip() == (
         "aioretell llm-test: --calls 1000 needs a socket each, but this process may open only "
         "256 files (raise the limit with 'ulimit -n')"
     )
@@ -224,20 +219,7 @@ async def test_ctrl_c_prints_what_was_measured_and_exits_130(tmp_path: Path) -> 
     script = tmp_path / "conversation.json"
     script.write_text(json.dumps({"turns": ["Hi", {"silence": 600}]}))
     async with handwritten_llm() as llm:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "aioretell",
-            "llm-test",
-            llm.url,
-            "--calls",
-            "4",
-            "--script",
-            str(script),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
+        process = await start_llm_test(llm.url, "--calls", "4", "--script", str(script))
 
         # Wait until every conversation has been answered once, then press Ctrl-C.
         async def answered() -> None:
@@ -337,16 +319,7 @@ async def test_a_reader_that_goes_away_is_no_error() -> None:
     read_end, write_end = os.pipe()
     os.close(read_end)  # nobody will read the report
     async with handwritten_llm() as llm:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "aioretell",
-            "llm-test",
-            llm.url,
-            stdout=write_end,
-            stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
+        process = await start_llm_test(llm.url, stdout=write_end)
         os.close(write_end)
         _, err = await asyncio.wait_for(process.communicate(), SAFETY_TIMEOUT)
     assert err.decode() == ""

@@ -65,6 +65,32 @@ def echo_server(**kwargs: object) -> LLMServer:
     return llm
 
 
+def stuck_server() -> tuple[LLMServer, asyncio.Event, list[str]]:
+    """A server whose answer waits until it is cancelled: ``blocked`` is set once it waits, and
+    its ``finally`` appends ``"finally"`` to the log."""
+    log: list[str] = []
+    blocked = asyncio.Event()
+    llm = LLMServer()
+
+    @llm.on_response
+    async def respond(request: ResponseRequired, session: LLMSession) -> AsyncIterator[str]:
+        try:
+            blocked.set()
+            await asyncio.Event().wait()
+            yield "unreachable"
+        finally:
+            log.append("finally")
+
+    return llm, blocked, log
+
+
+async def answer_stuck(peer: RetellPeer, blocked: asyncio.Event) -> None:
+    """Open the call and ask for an answer; return once a :func:`stuck_server` waits in it."""
+    await opening(peer)
+    await peer.send(user_says(1, "hi"))
+    await asyncio.wait_for(blocked.wait(), SAFETY_TIMEOUT)
+
+
 # ---------------------------------------------------------------- opening
 
 
@@ -395,24 +421,10 @@ async def test_a_wrong_chunk_from_the_handler_is_refused_and_closes(
 
 
 async def test_the_peer_hanging_up_cancels_a_running_generator(adapter: str) -> None:
-    log: list[str] = []
-    blocked = asyncio.Event()
-    llm = LLMServer()
-
-    @llm.on_response
-    async def respond(request: ResponseRequired, session: LLMSession) -> AsyncIterator[str]:
-        try:
-            blocked.set()
-            await asyncio.Event().wait()
-            yield "unreachable"
-        finally:
-            log.append("finally")
-
+    llm, blocked, log = stuck_server()
     async with serving(llm, adapter) as base:
         async with connect(base) as peer:
-            await opening(peer)
-            await peer.send(user_says(1, "hi"))
-            await asyncio.wait_for(blocked.wait(), SAFETY_TIMEOUT)
+            await answer_stuck(peer, blocked)
         # The client is gone; the session ends and its generator is cancelled.
         for session in llm.sessions:
             await asyncio.wait_for(session.wait_closed(), SAFETY_TIMEOUT)
@@ -531,24 +543,10 @@ async def test_without_a_secret_the_secret_route_does_not_exist(adapter: str) ->
 
 
 async def test_shutdown_closes_calls_left_open_after_the_grace_period(adapter: str) -> None:
-    log: list[str] = []
-    blocked = asyncio.Event()
-    llm = LLMServer()
-
-    @llm.on_response
-    async def respond(request: ResponseRequired, session: LLMSession) -> AsyncIterator[str]:
-        try:
-            blocked.set()
-            await asyncio.Event().wait()
-            yield "unreachable"
-        finally:
-            log.append("finally")
-
+    llm, blocked, log = stuck_server()
     async with serving(llm, adapter) as base:
         async with connect(base) as peer:
-            await opening(peer)
-            await peer.send(user_says(1, "hi"))
-            await asyncio.wait_for(blocked.wait(), SAFETY_TIMEOUT)
+            await answer_stuck(peer, blocked)
             # Retell keeps reading while the server shuts down (and answers its close).
             shutdown = asyncio.create_task(llm.shutdown(timeout=0.05))
             assert await peer.close_code() == 1001
@@ -579,23 +577,9 @@ async def test_shutdown_lets_calls_that_end_in_time_finish(adapter: str) -> None
 async def test_stopping_the_server_ends_open_calls_and_cancels_their_generators(
     adapter: str,
 ) -> None:
-    log: list[str] = []
-    blocked = asyncio.Event()
-    llm = LLMServer()
-
-    @llm.on_response
-    async def respond(request: ResponseRequired, session: LLMSession) -> AsyncIterator[str]:
-        try:
-            blocked.set()
-            await asyncio.Event().wait()
-            yield "unreachable"
-        finally:
-            log.append("finally")
-
+    llm, blocked, log = stuck_server()
     async with serving(llm, adapter) as base, connect(base) as peer:
-        await opening(peer)
-        await peer.send(user_says(1, "hi"))
-        await asyncio.wait_for(blocked.wait(), SAFETY_TIMEOUT)
+        await answer_stuck(peer, blocked)
         stopping = asyncio.create_task(base.stop())
         # aiohttp stops reading sockets before its shutdown hook, which closes calls at once
         # with "going away"; uvicorn closes them itself with "service restart".

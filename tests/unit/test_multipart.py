@@ -5,7 +5,6 @@ from __future__ import annotations
 import email
 import email.message
 import json
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,10 @@ from aioretell import AsyncRetell
 from aioretell._multipart import encode_form
 from aioretell.types.knowledge_base import KnowledgeBaseCreateParams
 
-BASE = "http://retell.test"
+from .mocked_api import BASE, KEY
+from .mocked_api import client as client
+from .mocked_api import mocked as mocked
+
 KB = {"knowledge_base_id": "kb_1", "knowledge_base_name": "Docs", "status": "in_progress"}
 
 
@@ -34,18 +36,6 @@ def field(part: email.message.Message) -> str:
     name = part.get_param("name", header="content-disposition")
     assert isinstance(name, str)
     return name
-
-
-@pytest.fixture
-def mocked() -> Iterator[aioresponses]:
-    with aioresponses() as m:
-        yield m
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[AsyncRetell]:
-    async with AsyncRetell(api_key="key_unit", base_url=BASE, max_retries=0) as c:
-        yield c
 
 
 async def test_form_fields_are_encoded_as_the_official_sdk_does(tmp_path: Path) -> None:
@@ -116,7 +106,7 @@ async def test_upload_through_the_client(
         ("files", "voice.wav"),
     ]
     assert got[2].get_payload(decode=True) == b"RIFF....WAVE"
-    assert headers["Authorization"] == "Bearer key_unit"
+    assert headers["Authorization"] == f"Bearer {KEY}"
     (kb_call,) = mocked.requests[("POST", URL(BASE + "/create-knowledge-base"))]
     kb_parts = parts(kb_call.kwargs["data"], kb_call.kwargs["headers"]["Content-Type"])
     assert kb_parts[-1].get_content_type() == "application/pdf"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -13,21 +12,12 @@ from aioresponses import CallbackResult, aioresponses
 
 from aioretell import AsyncRetell, Pager
 
-BASE = "http://retell.test"
+from .mocked_api import BASE
+from .mocked_api import client as client
+from .mocked_api import mocked as mocked
+
 LIST_CALLS = BASE + "/v3/list-calls"
 LIST_LLMS = re.compile(re.escape(BASE + "/v2/list-retell-llms") + r"(\?.*)?$")
-
-
-@pytest.fixture
-def mocked() -> Iterator[aioresponses]:
-    with aioresponses() as m:
-        yield m
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[AsyncRetell]:
-    async with AsyncRetell(api_key="key_unit", base_url=BASE, max_retries=0) as c:
-        yield c
 
 
 def _call(i: int) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,25 +22,15 @@ from aioretell.types import (
     PhoneCallResponse,
 )
 
-BASE = "http://retell.test"
-KEY = "key_SECRET_do_not_leak_123"
+from .mocked_api import BASE, KEY
+from .mocked_api import client as client
+from .mocked_api import mocked as mocked
+
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
 
 def fixture(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
-
-
-@pytest.fixture
-def mocked() -> Iterator[aioresponses]:
-    with aioresponses() as m:
-        yield m
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[AsyncRetell]:
-    async with AsyncRetell(api_key=KEY, base_url=BASE, max_retries=0) as c:
-        yield c
 
 
 def sent(m: aioresponses, method: str, path: str) -> list[Any]:
@@ -192,66 +181,34 @@ async def test_status_mapping(
 # -- bad input: raised before anything is sent ----------------------------------------------
 
 
+#: A phone call's required arguments; each case below changes or adds one.
+PHONE_CALL = {"from_number": "+14157774444", "to_number": "+12137774445"}
+
+
 @pytest.mark.parametrize(
-    ("kwargs", "exc", "names"),
+    ("changes", "exc", "names"),
     [
-        ({"from_number": "+14157774444", "to_number": "2137774445"}, ValueError, "to_number"),
-        ({"from_number": "14157774444", "to_number": "+12137774445"}, ValueError, "from_number"),
-        ({"from_number": "+14157774444", "to_number": 12137774445}, TypeError, "to_number"),
-        ({"from_number": "+1", "to_number": "+12137774445"}, ValueError, "from_number"),
-        (
-            {"from_number": "+14157774444", "to_number": "+12137774445", "metadata": "x"},
-            TypeError,
-            "metadata",
-        ),
-        (
-            {
-                "from_number": "+14157774444",
-                "to_number": "+12137774445",
-                "retell_llm_dynamic_variables": {"n": 1},
-            },
-            TypeError,
-            "retell_llm_dynamic_variables",
-        ),
-        (
-            {"from_number": "+14157774444", "to_number": "+12137774445", "idempotency_key": "a b"},
-            ValueError,
-            "idempotency_key",
-        ),
-        (
-            {
-                "from_number": "+14157774444",
-                "to_number": "+12137774445",
-                "override_agent_version": -1,
-            },
-            ValueError,
-            "override_agent_version",
-        ),
-        (
-            {
-                "from_number": "+14157774444",
-                "to_number": "+12137774445",
-                "agent_override": {"agent": 5},
-            },
-            TypeError,
-            "agent_override.agent",
-        ),
-        (
-            {"from_number": "+14157774444", "to_number": "+12137774445", "to": "x"},
-            TypeError,
-            "'to'",
-        ),
+        ({"to_number": "2137774445"}, ValueError, "to_number"),
+        ({"from_number": "14157774444"}, ValueError, "from_number"),
+        ({"to_number": 12137774445}, TypeError, "to_number"),
+        ({"from_number": "+1"}, ValueError, "from_number"),
+        ({"metadata": "x"}, TypeError, "metadata"),
+        ({"retell_llm_dynamic_variables": {"n": 1}}, TypeError, "retell_llm_dynamic_variables"),
+        ({"idempotency_key": "a b"}, ValueError, "idempotency_key"),
+        ({"override_agent_version": -1}, ValueError, "override_agent_version"),
+        ({"agent_override": {"agent": 5}}, TypeError, "agent_override.agent"),
+        ({"to": "x"}, TypeError, "'to'"),
     ],
 )
 async def test_bad_phone_call_arguments(
     mocked: aioresponses,
     client: AsyncRetell,
-    kwargs: dict[str, Any],
+    changes: dict[str, Any],
     exc: type[Exception],
     names: str,
 ) -> None:
     with pytest.raises(exc, match=names):
-        await client.call.create_phone_call(**kwargs)
+        await client.call.create_phone_call(**{**PHONE_CALL, **changes})
     assert not mocked.requests
 
 

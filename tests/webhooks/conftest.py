@@ -9,8 +9,13 @@ import msgspec
 import pytest
 from aiohttp import web
 
+from aioretell._serving import http_url, serve_app
 from aioretell.emulator import ManualClock
 from aioretell.webhooks import SIGNATURE_HEADER, WebhookReceiver, sign
+
+# test_redis_store's Redis fixtures ("x as x": imported for pytest, not unused).
+from tests.services import namespace as namespace
+from tests.services import redis_url as redis_url
 
 API_KEY = "key_webhook_secret_7f3a"
 START = 1_700_000_000.0
@@ -25,13 +30,9 @@ def clock() -> ManualClock:
 @asynccontextmanager
 async def serving(app: web.Application) -> AsyncIterator[str]:
     """``app`` on 127.0.0.1, an ephemeral port; yields its base URL and cleans it up."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
+    runner, host, port = await serve_app(app, "127.0.0.1", 0)
     try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        yield f"http://{host}:{port}"
+        yield http_url(host, port)
     finally:
         await runner.cleanup()
 

@@ -70,19 +70,35 @@ class Harness:
         return call.call_id
 
 
+def _answer_first_with(answer: Endpoint) -> Middleware:
+    """A middleware that answers the receiver's first request with ``answer``, and hands every
+    later one to the receiver."""
+    answered = False
+
+    @web.middleware
+    async def first(request: web.Request, handler: Endpoint) -> web.StreamResponse:
+        nonlocal answered
+        if answered:
+            return await handler(request)
+        answered = True
+        return await answer(request)
+
+    return first
+
+
 @asynccontextmanager
 async def harness(
     clock: ManualClock,
     *,
-    middleware: Middleware | None = None,
+    first_answer: Endpoint | None = None,
     receiver_key: str = API_KEY,
     account_webhook: bool = True,
     **config: Any,
 ) -> AsyncIterator[Harness]:
     receiver = WebhookReceiver(api_key=receiver_key, clock=clock)
     app = receiver.app()
-    if middleware is not None:
-        app.middlewares.append(middleware)
+    if first_answer is not None:
+        app.middlewares.append(_answer_first_with(first_answer))
     async with serving(app) as base:
         settings: dict[str, Any] = {
             "api_key": API_KEY,
@@ -152,18 +168,11 @@ async def test_call_lifecycle_is_delivered_once_each_despite_duplicates(
 
 
 async def test_emulator_retries_when_the_receiver_fails_once(clock: ManualClock) -> None:
-    failures = 0
+    async def fail(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        return web.Response(status=500)
 
-    @web.middleware
-    async def fail_first(request: web.Request, handler: Endpoint) -> web.StreamResponse:
-        nonlocal failures
-        if failures == 0:
-            failures += 1
-            await request.read()
-            return web.Response(status=500)
-        return await handler(request)
-
-    async with harness(clock, middleware=fail_first) as h:
+    async with harness(clock, first_answer=fail) as h:
         await h.phone_call()
         clock.advance(1)
         await h.settle()
@@ -176,18 +185,12 @@ async def test_emulator_retries_when_the_receiver_fails_once(clock: ManualClock)
 
 async def test_emulator_retries_after_a_timeout(clock: ManualClock) -> None:
     unblock = asyncio.Event()
-    hung = 0
 
-    @web.middleware
-    async def hang_first(request: web.Request, handler: Endpoint) -> web.StreamResponse:
-        nonlocal hung
-        if hung == 0:
-            hung += 1
-            await unblock.wait()
-            return web.Response(status=204)
-        return await handler(request)
+    async def hang(request: web.Request) -> web.StreamResponse:
+        await unblock.wait()
+        return web.Response(status=204)
 
-    async with harness(clock, middleware=hang_first, webhook_timeout_s=0.05) as h:
+    async with harness(clock, first_answer=hang, webhook_timeout_s=0.05) as h:
         await h.phone_call()
         clock.advance(1)
         await h.settle()

@@ -43,6 +43,13 @@ async def post(http: aiohttp.ClientSession, url: str, body: bytes, headers: dict
         return response.status
 
 
+async def post_signed(
+    http: aiohttp.ClientSession, url: str, body: bytes, clock: ManualClock
+) -> int:
+    """:func:`post` with the signature Retell would send at ``clock``'s time."""
+    return await post(http, url, body, signed_headers(body, clock))
+
+
 async def test_a_signed_event_is_answered_at_once_and_handled(
     make_receiver: MakeReceiver, http: aiohttp.ClientSession, clock: ManualClock
 ) -> None:
@@ -57,7 +64,7 @@ async def test_a_signed_event_is_answered_at_once_and_handled(
 
     async with serving(receiver.app()) as url:
         body = event_body("call_ended", "call_1")
-        assert await post(http, url, body, signed_headers(body, clock)) == 204
+        assert await post_signed(http, url, body, clock) == 204
         assert receiver.pending == 1 and not seen
         release.set()
         await receiver.drain()
@@ -122,14 +129,12 @@ async def test_duplicates_are_handled_once(
     async with serving(receiver.app()) as url:
         started = event_body("call_started", "call_1", call_status="ongoing")
         ended = event_body("call_ended", "call_1")
-        assert await post(http, url, started, signed_headers(started, clock)) == 204
+        assert await post_signed(http, url, started, clock) == 204
         # Retell's retry, signed again a little later.
         clock.advance(11)
-        assert await post(http, url, started, signed_headers(started, clock)) == 200
+        assert await post_signed(http, url, started, clock) == 200
         # Concurrent duplicates while the first is still in flight.
-        statuses = await asyncio.gather(
-            *(post(http, url, ended, signed_headers(ended, clock)) for _ in range(5))
-        )
+        statuses = await asyncio.gather(*(post_signed(http, url, ended, clock) for _ in range(5)))
         assert sorted(statuses) == [200, 200, 200, 200, 204]
         await receiver.drain()
     assert seen == ["call_started:call_1", "call_ended:call_1"]
@@ -159,7 +164,7 @@ async def test_handler_failure_is_logged_and_kept(
     caplog.set_level(logging.DEBUG, logger="aioretell.webhooks")
     body = event_body("call_analyzed", "call_7")
     async with serving(receiver.app()) as url:
-        assert await post(http, url, body, signed_headers(body, clock)) == 204
+        assert await post_signed(http, url, body, clock) == 204
         await receiver.drain()
         assert calls == ["flaky", "steady"]  # the other handler still ran
 
@@ -176,11 +181,11 @@ async def test_handler_failure_is_logged_and_kept(
 
         # Not marked as handled: a redelivery runs the handlers again.
         fail = False
-        assert await post(http, url, body, signed_headers(body, clock)) == 204
+        assert await post_signed(http, url, body, clock) == 204
         await receiver.drain()
         assert calls == ["flaky", "steady", "flaky", "steady"]
         # Once handled, it is a duplicate.
-        assert await post(http, url, body, signed_headers(body, clock)) == 200
+        assert await post_signed(http, url, body, clock) == 200
 
         # A dead letter can also be replayed directly (only its failed handler).
         assert receiver.replay(letter)
@@ -209,7 +214,7 @@ async def test_concurrency_is_bounded(
     async with serving(receiver.app()) as url:
         for i in range(6):
             body = event_body("call_ended", f"call_{i}")
-            assert await post(http, url, body, signed_headers(body, clock)) == 204
+            assert await post_signed(http, url, body, clock) == 204
         await settle(lambda: running == 2)
         for _ in range(20):
             await asyncio.sleep(0)
@@ -235,11 +240,11 @@ async def test_backlog_limit_answers_503_and_releases_the_key(
     async with serving(receiver.app()) as url:
         first = event_body("call_ended", "call_1")
         second = event_body("call_ended", "call_2")
-        assert await post(http, url, first, signed_headers(first, clock)) == 204
-        assert await post(http, url, second, signed_headers(second, clock)) == 503
+        assert await post_signed(http, url, first, clock) == 204
+        assert await post_signed(http, url, second, clock) == 503
         release.set()
         await receiver.drain()
-        assert await post(http, url, second, signed_headers(second, clock)) == 204
+        assert await post_signed(http, url, second, clock) == 204
         await receiver.drain()
     assert seen == ["call_1", "call_2"]
 
@@ -262,7 +267,7 @@ async def test_cleanup_cancels_stuck_handlers_and_keeps_their_events(
 
     async with serving(receiver.app()) as url:
         body = event_body("call_ended", "call_1")
-        assert await post(http, url, body, signed_headers(body, clock)) == 204
+        assert await post_signed(http, url, body, clock) == 204
         await started.wait()
     # Leaving serving() ran the app's cleanup: the handler was cancelled and awaited.
     assert cancelled == ["call_1"]
@@ -280,7 +285,7 @@ async def test_closed_receiver_answers_503(
     async with serving(app) as url:
         await receiver.aclose()
         body = event_body("call_ended")
-        assert await post(http, url, body, signed_headers(body, clock)) == 503
+        assert await post_signed(http, url, body, clock) == 503
 
 
 async def test_undecodable_signed_body_is_400_and_kept(
@@ -289,7 +294,7 @@ async def test_undecodable_signed_body_is_400_and_kept(
     receiver = make_receiver()
     body = b'{"event": "call_ended", "call": {"call_id": 1}}'
     async with serving(receiver.app()) as url:
-        assert await post(http, url, body, signed_headers(body, clock)) == 400
+        assert await post_signed(http, url, body, clock) == 400
     [letter] = receiver.dead_letters
     assert letter.event is None and letter.handler is None and letter.body == body
 
@@ -306,10 +311,10 @@ async def test_catch_all_gets_unknown_events(
 
     body = msgspec.json.encode({"event": "voicemail_left", "call": {"call_id": "call_v"}})
     async with serving(receiver.app()) as url:
-        assert await post(http, url, body, signed_headers(body, clock)) == 204
-        assert await post(http, url, body, signed_headers(body, clock)) == 200
+        assert await post_signed(http, url, body, clock) == 204
+        assert await post_signed(http, url, body, clock) == 200
         other = event_body("call_started")
-        assert await post(http, url, other, signed_headers(other, clock)) == 204
+        assert await post_signed(http, url, other, clock) == 204
         await receiver.drain()
     assert [type(e) for e in seen] == [UnknownEvent, CallEvent]
 
@@ -320,7 +325,7 @@ async def test_events_without_handlers_are_acknowledged(
     receiver = make_receiver()
     body = event_body("transcript_updated")
     async with serving(receiver.app()) as url:
-        assert await post(http, url, body, signed_headers(body, clock)) == 204
+        assert await post_signed(http, url, body, clock) == 204
     assert receiver.pending == 0
 
 
@@ -359,7 +364,7 @@ async def test_pluggable_store_and_key(
     async with serving(receiver.app()) as url:
         for kind in ("call_started", "call_ended"):
             body = event_body(kind, "call_1")
-            await post(http, url, body, signed_headers(body, clock))
+            await post_signed(http, url, body, clock)
         await receiver.drain()
     assert store.keys == {"k:call_1": 60}
     assert store.log == ["claim k:call_1", "claim k:call_1"]
@@ -398,8 +403,8 @@ async def test_the_api_key_never_shows(
     body = event_body("call_ended")
     async with serving(receiver.app()) as url:
         await post(http, url, body, {SIGNATURE_HEADER: "v=1,d=" + "0" * 64})
-        await post(http, url, body, signed_headers(body, clock))
-        await post(http, url, body, signed_headers(body, clock))
+        await post_signed(http, url, body, clock)
+        await post_signed(http, url, body, clock)
         await post(http, url, b"{}", signed_headers(b"{}", clock))
         await receiver.drain()
     texts = [repr(receiver), *map(repr, receiver.dead_letters), caplog.text]

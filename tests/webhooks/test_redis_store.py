@@ -3,39 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
 from aioretell.emulator import ManualClock
 from aioretell.webhooks import CallEvent, RedisDedupStore, WebhookReceiver
-from tests.services import REDIS_URL, require
 
-from .conftest import event_body, serving, signed_headers
-from .test_receiver import MakeReceiver, post
-
-
-@pytest.fixture
-def redis_url() -> str:
-    return require("Redis", REDIS_URL, 6379, "AIORETELL_TEST_REDIS")
-
-
-@pytest.fixture
-async def namespace(redis_url: str) -> AsyncIterator[str]:
-    """A key prefix of this test's own, deleted afterwards."""
-    from redis.asyncio import Redis
-
-    name = f"aioretell-test-{uuid.uuid4().hex}"
-    yield name
-    redis = Redis.from_url(redis_url)
-    try:
-        keys = [key async for key in redis.scan_iter(match=f"{name}:*")]
-        if keys:
-            await redis.delete(*keys)
-    finally:
-        await redis.aclose()
+from .conftest import event_body, serving
+from .test_receiver import MakeReceiver, post_signed
 
 
 async def test_claim_is_exclusive_and_expires(redis_url: str, namespace: str) -> None:
@@ -90,11 +66,7 @@ async def test_two_receivers_handle_each_event_once(
             # Each event delivered to both receivers at once, as a load balancer might after a
             # retry.
             statuses = await asyncio.gather(
-                *(
-                    post(http, url, body, signed_headers(body, clock))
-                    for body in bodies
-                    for url in (url_a, url_b)
-                )
+                *(post_signed(http, url, body, clock) for body in bodies for url in (url_a, url_b))
             )
             for receiver in receivers:
                 await receiver.drain()
@@ -124,7 +96,7 @@ async def test_redis_down_answers_503_and_handles_the_redelivery(
     body = event_body("call_ended", "call_9")
     try:
         async with serving(receiver.app()) as url:
-            assert await post(http, url, body, signed_headers(body, clock)) == 503
+            assert await post_signed(http, url, body, clock) == 503
             await receiver.drain()
     finally:
         await down.aclose()
@@ -133,7 +105,7 @@ async def test_redis_down_answers_503_and_handles_the_redelivery(
         receiver = make_receiver(store=up)
         receiver.on("call_ended")(handle)
         async with serving(receiver.app()) as url:
-            assert await post(http, url, body, signed_headers(body, clock)) == 204
+            assert await post_signed(http, url, body, clock) == 204
             await receiver.drain()
     assert seen == ["call_9"]
 
