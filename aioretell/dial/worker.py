@@ -227,6 +227,11 @@ class SharedRunner(Runner):
             return False  # another worker applied it first
         return True
 
+    def wake(self) -> None:
+        """Ask for an admission now rather than at the next recheck: a get-concurrency
+        reading was recorded, and may have freed slots."""
+        self._changed.set()
+
     def adopt(self, row: Row) -> bool:
         """Look up ``row`` (an expired claim this worker took over) in the run's task group;
         ``False`` before the run has started."""
@@ -324,6 +329,7 @@ async def _leading(
                 current=found.current_concurrency or 0,
                 ours_before=ours_before,
             )
+            runner.wake()
 
     async def follow() -> None:
         watcher.watch_only(await journal.open_call_ids())
