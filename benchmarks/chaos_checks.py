@@ -8,10 +8,11 @@ of it comes from the dialers, so a dialer that miscounts cannot hide a double di
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 import statistics
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from aioretell.emulator.state import CallRecord
@@ -210,6 +211,50 @@ def stretch_table(rows: Sequence[Stretch], every: float = 10.0) -> str:
         for r in rows
     ]
     return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class SlotTime:
+    """Where the time a lead holds one of the fleet's slots goes, in mean seconds per lead:
+    the admission counts a lead live from its claim until the journal records its end."""
+
+    leads: int
+    #: from its claim until its create reached the account
+    to_account: float
+    #: from its create until its call ended (the account's own slot)
+    on_line: float
+    #: from its call's end until the journal recorded it
+    to_journal: float
+    #: ``to_journal``'s 90th percentile
+    to_journal_p90: float
+
+    @property
+    def held(self) -> float:
+        return self.to_account + self.on_line + self.to_journal
+
+
+def slot_time(
+    spans: Iterable[CallSpan], journal: Mapping[str, tuple[float, float]]
+) -> SlotTime | None:
+    """:class:`SlotTime` of the calls in ``spans`` that got a line, matched by number to
+    ``journal``: ``to_number -> (claimed at, end recorded at)`` (epoch seconds)."""
+    rows = [(journal[s.to_number], s) for s in spans if s.admitted and s.to_number in journal]
+    if not rows:
+        return None
+    lags = sorted(recorded - span.end for (_, recorded), span in rows)
+    return SlotTime(
+        leads=len(rows),
+        to_account=statistics.fmean(span.start - claimed for (claimed, _), span in rows),
+        on_line=statistics.fmean(span.end - span.start for _, span in rows),
+        to_journal=statistics.fmean(lags),
+        to_journal_p90=lags[min(len(lags) - 1, int(len(lags) * 0.9))],
+    )
+
+
+def answer_gaps(timeline: Iterable[tuple[float, str, int]], operation: str) -> list[float]:
+    """Seconds between consecutive answers to ``operation`` in the emulator's timeline."""
+    times = sorted(t for t, op, _ in timeline if op == operation)
+    return [b - a for a, b in itertools.pairwise(times)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -57,7 +58,10 @@ from benchmarks.chaos_checks import (
     CallSpan,
     Check,
     Limits,
+    SlotTime,
     Stretch,
+    answer_gaps,
+    slot_time,
     stretch_table,
     stretches,
     table,
@@ -136,6 +140,11 @@ class Result:
     logs: Path | None = None
     #: the run in 10 s stretches, from the emulator's record
     pace: list[Stretch] = field(default_factory=list)
+    #: where a lead's slot time went (the journal's rows against the emulator's calls)
+    slot: SlotTime | None = None
+    #: seconds between the emulator's answers to get-concurrency, and to list-calls
+    reading_gaps: list[float] = field(default_factory=list)
+    listing_gaps: list[float] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -348,6 +357,7 @@ async def _run(plan: Plan, postgres_url: str, workdir: Path) -> Result:
         requests = tracker.requests()
         timeline = list(emulator.timeline)
         counts = await _journal_counts(dsn, campaign)
+        slot = slot_time(spans, await _claimed_and_recorded(dsn, campaign))
     unfinished = sum(n for state, n in counts.items() if state not in TERMINAL)
     checks = verdict(
         leads=numbers,
@@ -410,6 +420,9 @@ async def _run(plan: Plan, postgres_url: str, workdir: Path) -> Result:
         events=events,
         logs=workdir / "logs",
         pace=stretches(spans, timeline),
+        slot=slot,
+        reading_gaps=answer_gaps(timeline, "getConcurrency"),
+        listing_gaps=answer_gaps(timeline, "listCalls"),
     )
 
 
@@ -425,6 +438,21 @@ async def _lead_holder(dsn: str, campaign: str, number: str) -> tuple[str, str |
         )
         found = await cursor.fetchone()
     return None if found is None else (str(found[0]), found[1])
+
+
+async def _claimed_and_recorded(dsn: str, campaign: str) -> dict[str, tuple[float, float]]:
+    """``to_number -> (claimed at, end recorded at)`` of the leads that ended, in epoch
+    seconds. Read in SQL: the journal's interface does not show these times."""
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        cursor = await conn.execute(
+            "SELECT to_number, dispatched_at, EXTRACT(EPOCH FROM updated_at)::float8"
+            " FROM aioretell_leads WHERE campaign = %s AND state = 'ended'"
+            " AND dispatched_at IS NOT NULL",
+            (campaign,),
+        )
+        return {str(n): (float(a), float(b)) for n, a, b in await cursor.fetchall()}
 
 
 async def _journal_counts(dsn: str, campaign: str) -> dict[str, int]:
@@ -473,6 +501,22 @@ def render_run(result: Result) -> str:
             f"{result.frozen.create.status}); that number was dialled "
             f"{result.frozen_number_calls} time(s) in all."
         )
+    if result.slot is not None:
+        slot = result.slot
+        lines.append(
+            f"Where a slot's time went (the fleet counts a lead live from its claim until the "
+            f"journal records its end; means over {slot.leads:,} leads, from the journal's "
+            f"rows and the emulator's calls): {slot.to_account * 1000:.0f} ms from the claim "
+            f"until the create reached the account, {slot.on_line:.2f} s on the line, "
+            f"{slot.to_journal * 1000:.0f} ms (p90 {slot.to_journal_p90 * 1000:.0f} ms) from "
+            f"the call's end until the journal recorded it: {slot.held:.2f} s in all, so "
+            f"{plan.concurrency} slots allow {plan.concurrency / slot.held:.1f}/s."
+        )
+    lines.append(
+        f"The emulator answered get-concurrency every {_gaps(result.reading_gaps)} and "
+        f"list-calls (the leader's polls for ends, and lookups) every "
+        f"{_gaps(result.listing_gaps)}."
+    )
     lines.append(
         f"Wall time {result.wall_s:.1f} s; the emulator's process used {result.emulator_cpu_s:.1f} "
         f"s of CPU ({result.emulator_cpu_s / result.wall_s:.0%} of one core) and its event loop "
@@ -485,6 +529,12 @@ def render_run(result: Result) -> str:
     if problems:
         lines.append("Workers: " + "; ".join(problems) + ".")
     return "\n".join(lines)
+
+
+def _gaps(gaps: Sequence[float]) -> str:
+    if not gaps:
+        return "(never)"
+    return f"{statistics.fmean(gaps) * 1000:.0f} ms on average (longest {max(gaps) * 1000:.0f} ms)"
 
 
 def render(results: Sequence[Result], command: str, load: str) -> str:

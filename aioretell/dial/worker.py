@@ -227,6 +227,11 @@ class SharedRunner(Runner):
             return False  # another worker applied it first
         return True
 
+    def wake(self) -> None:
+        """Ask for an admission now rather than at the next recheck: a get-concurrency
+        reading was recorded, and may have freed slots."""
+        self._changed.set()
+
     def adopt(self, row: Row) -> bool:
         """Look up ``row`` (an expired claim this worker took over) in the run's task group;
         ``False`` before the run has started."""
@@ -303,53 +308,69 @@ async def _leading(
     hold_every: float,
     notify: Callable[[str], None] | None,
 ) -> None:
-    """The leader's rounds: keep the lock's session alive, read get-concurrency, follow the
-    open calls, take over expired claims. Returns only by raising."""
+    """The leader's work, each part at its own pace so that a slow one delays no other: keep
+    the lock's session alive, read get-concurrency (the admission's count of the account's
+    live calls), follow the open calls to their end, take over expired claims. Returns only
+    by raising: the first part to fail ends the others."""
     stats = runner.stats
-    due = {"hold": 0.0, "reading": 0.0, "follow": 0.0, "reconcile": 0.0}
-    while True:
-        now = time.monotonic()
-        if now >= due["hold"]:
-            await hold()
-            due["hold"] = now + hold_every
-        if now >= due["reading"]:
-            due["reading"] = now + poll_interval
-            ours_before = await journal.account_created()
+
+    async def reading() -> None:
+        ours_before = await journal.account_created()
+        try:
+            found = await client.concurrency.retrieve()
+        except (AuthenticationError, PermissionDeniedError) as exc:
+            raise AccountError(f"Retell refused the API key ({exc})") from None
+        except (APIError, PacerUnavailableError) as exc:
+            stats.note_error("get-concurrency", exc)
+        else:
+            await journal.record_reading(
+                concurrency_limit=found.concurrency_limit,
+                reserved_inbound=found.reserved_inbound_concurrency or 0,
+                current=found.current_concurrency or 0,
+                ours_before=ours_before,
+            )
+            runner.wake()
+
+    async def follow() -> None:
+        watcher.watch_only(await journal.open_call_ids())
+        if watcher.watching:
             try:
-                reading = await client.concurrency.retrieve()
-            except (AuthenticationError, PermissionDeniedError) as exc:
-                raise AccountError(f"Retell refused the API key ({exc})") from None
+                await watcher.poll_once()
+            except AccountError:
+                raise
             except (APIError, PacerUnavailableError) as exc:
-                stats.note_error("get-concurrency", exc)
-            else:
-                await journal.record_reading(
-                    concurrency_limit=reading.concurrency_limit,
-                    reserved_inbound=reading.reserved_inbound_concurrency or 0,
-                    current=reading.current_concurrency or 0,
-                    ours_before=ours_before,
-                )
-        if now >= due["follow"]:
-            due["follow"] = now + follow_every
-            watcher.watch_only(await journal.open_call_ids())
-            if watcher.watching:
-                try:
-                    await watcher.poll_once()
-                except AccountError:
-                    raise
-                except (APIError, PacerUnavailableError) as exc:
-                    watcher.failed(exc)
-        if now >= due["reconcile"] and runner.running:
-            due["reconcile"] = now + poll_interval
-            taken = await journal.expired_claims()
-            for row in taken:
-                runner.adopt(row)
-            if taken and notify is not None:
-                notify(
-                    f"Took over {len(taken)} expired claims of stopped workers "
-                    f"({', '.join(row.ref for row in taken[:10])}"
-                    f"{', ...' if len(taken) > 10 else ''}): looking their calls up"
-                )
-        await asyncio.sleep(max(0.0, min(due.values()) - time.monotonic()))
+                watcher.failed(exc)
+
+    async def reconcile() -> None:
+        if not runner.running:
+            return
+        taken = await journal.expired_claims()
+        for row in taken:
+            runner.adopt(row)
+        if taken and notify is not None:
+            notify(
+                f"Took over {len(taken)} expired claims of stopped workers "
+                f"({', '.join(row.ref for row in taken[:10])}"
+                f"{', ...' if len(taken) > 10 else ''}): looking their calls up"
+            )
+
+    await owned(
+        lambda: _every(hold_every, hold),
+        {
+            "get-concurrency reading": lambda: _every(poll_interval, reading),
+            "call ends": lambda: _every(follow_every, follow),
+            "expired claims": lambda: _every(poll_interval, reconcile),
+        },
+    )
+
+
+async def _every(seconds: float, job: Callable[[], Awaitable[None]]) -> None:
+    """Run ``job`` every ``seconds`` (from the start of one run to the next; at once again
+    when a run took longer), until it raises."""
+    while True:
+        started = time.monotonic()
+        await job()
+        await asyncio.sleep(max(0.0, started + seconds - time.monotonic()))
 
 
 async def run_worker(

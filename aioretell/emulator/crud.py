@@ -11,7 +11,7 @@ conformed to each operation's response type by the app, so records may hold extr
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Reversible
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,7 +89,7 @@ class Collection:
         del self.records(state)[record[self.id_field]]
 
 
-def list_reply(req: Request, operation_id: str, items: Iterable[JSON], id_field: str) -> Reply:
+def list_reply(req: Request, operation_id: str, items: Reversible[JSON], id_field: str) -> Reply:
     """A list operation's answer: a page for paged lists (POST body or query), else an array."""
     op = OPERATIONS[operation_id]
     if op.http_method == "POST":

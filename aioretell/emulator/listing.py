@@ -5,15 +5,24 @@ the store's creation order, reversed for ``descending`` (the default). Which ``s
 values an operation takes (``ascending``/``descending``, or ``asc``/``desc`` for contacts)
 and whether ``skip`` may come with a cursor is the spec's to say: requests are checked
 against it before they get here (:mod:`.validation`).
+
+Calls and chats are filtered, ordered and paged as records, and only the page is rendered:
+filters read a :class:`Lazy` rendering, whose cheap fields need no full rendering (a
+list-calls poll over thousands of ended calls renders the few it returns, not all of them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+import itertools
+import operator
+from collections.abc import Callable, Iterator, Mapping, Reversible
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from .registry import ApiError
 from .state import JSON
+
+T = TypeVar("T")
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 50
@@ -58,7 +67,7 @@ def match_filter(spec: Mapping[str, Any], value: Any) -> bool:
     return False
 
 
-def match_criteria(criteria: Mapping[str, Any], item: JSON) -> bool:
+def match_criteria(criteria: Mapping[str, Any], item: Mapping[str, Any]) -> bool:
     """Whether a rendered call or chat passes ``filter_criteria`` (all conditions ANDed).
 
     Supported: ``agent`` (list of agent ids, ORed), ``metadata`` / ``dynamic_variables`` /
@@ -81,7 +90,7 @@ def match_criteria(criteria: Mapping[str, Any], item: JSON) -> bool:
     return True
 
 
-def _field(item: JSON, name: str) -> Any:
+def _field(item: Mapping[str, Any], name: str) -> Any:
     if name in item:
         return item[name]
     analysis = item.get("call_analysis") or item.get("chat_analysis") or {}
@@ -94,8 +103,95 @@ def _field(item: JSON, name: str) -> Any:
     return None
 
 
+class Lazy(Mapping[str, Any]):
+    """A record as a list answer would render it, for filtering: the cheap part (``head``)
+    answers first, and the whole rendering is made only when a criterion asks for a field
+    the head lacks. ``head``'s fields must be exactly those of the whole rendering."""
+
+    __slots__ = ("_head", "_render", "_whole")
+
+    def __init__(self, head: JSON, render: Callable[[], JSON]) -> None:
+        self._head = head
+        self._render = render
+        self._whole: JSON | None = None
+
+    def _all(self) -> JSON:
+        if self._whole is None:
+            self._whole = self._render()
+        return self._whole
+
+    def __getitem__(self, name: str) -> Any:
+        head = self._head
+        return head[name] if name in head else self._all()[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._head or name in self._all()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of records: the records themselves, not yet rendered."""
+
+    items: list[T]
+    has_more: bool
+    #: every record that matched, on any page (counted only when asked for)
+    total: int | None = None
+
+
+def select(
+    records: Reversible[T],
+    item_id: Callable[[T], str],
+    *,
+    keep: Callable[[T], bool] | None = None,
+    limit: Any = None,
+    sort_order: Any = None,
+    pagination_key: Any = None,
+    skip: Any = None,
+    total: bool = False,
+) -> Page[T]:
+    """The page of ``records`` (in creation order) that ``keep`` passes, reading no more of
+    them than the page needs: the cursor's position, the page, and one more for
+    ``has_more`` (all of them only for ``total``)."""
+    limit = DEFAULT_LIMIT if limit is None else _int(limit, "limit")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ApiError(400, f"limit must be between 1 and {MAX_LIMIT}")
+    ordered = iter(records) if sort_order in _ASCENDING else reversed(records)
+    matching = ordered if keep is None else filter(keep, ordered)
+    before = 0  # matches up to the cursor (the cursor included)
+    if pagination_key is not None:
+        for record in matching:
+            before += 1
+            if item_id(record) == pagination_key:
+                break
+        else:
+            raise ApiError(400, "pagination_key is not a valid cursor")
+    skipped = 0
+    if skip is not None:  # after the cursor, when both are given
+        skipped = sum(1 for _ in itertools.islice(matching, max(0, _int(skip, "skip"))))
+    page = list(itertools.islice(matching, limit))
+    # One more match says there is another page; ``total`` counts every one.
+    rest = sum(1 for _ in (matching if total else itertools.islice(matching, 1)))
+    return Page(page, rest > 0, before + skipped + len(page) + rest if total else None)
+
+
+def page_body(page: Page[T], items: list[JSON], id_field: str) -> JSON:
+    """A paginated response: ``page``'s records rendered as ``items``."""
+    out: JSON = {"items": items, "has_more": page.has_more}
+    if page.has_more and items:
+        out["pagination_key"] = items[-1][id_field]
+    if page.total is not None:
+        out["total"] = page.total
+    return out
+
+
 def paginate(
-    items: Iterable[JSON],
+    items: Reversible[JSON],
     id_field: str,
     *,
     limit: Any = None,
@@ -104,46 +200,55 @@ def paginate(
     skip: Any = None,
 ) -> JSON:
     """One page of ``items`` (already filtered, in creation order) as a paginated response."""
-    limit = DEFAULT_LIMIT if limit is None else _int(limit, "limit")
-    if not 1 <= limit <= MAX_LIMIT:
-        raise ApiError(400, f"limit must be between 1 and {MAX_LIMIT}")
-    ordered = list(items)
-    if sort_order not in _ASCENDING:
-        ordered.reverse()
-    start = 0
-    if pagination_key is not None:
-        ids = [item[id_field] for item in ordered]
-        if pagination_key not in ids:
-            raise ApiError(400, "pagination_key is not a valid cursor")
-        start = ids.index(pagination_key) + 1
-    if skip is not None:  # after the cursor, when both are given
-        start += _int(skip, "skip")
-    page = ordered[start : start + limit]
-    has_more = start + limit < len(ordered)
-    out: JSON = {"items": page, "has_more": has_more}
-    if has_more and page:
-        out["pagination_key"] = page[-1][id_field]
-    return out
+    page = select(
+        items,
+        operator.itemgetter(id_field),
+        limit=limit,
+        sort_order=sort_order,
+        pagination_key=pagination_key,
+        skip=skip,
+    )
+    return page_body(page, page.items, id_field)
 
 
-def list_response(body: JSON, items: Iterable[JSON], id_field: str) -> JSON:
-    """The answer of a POST list endpoint (list-calls, list-chats) for its request ``body``."""
+def list_records(
+    body: JSON,
+    records: Reversible[T],
+    id_field: str,
+    *,
+    item_id: Callable[[T], str],
+    view: Callable[[T], Mapping[str, Any]],
+    render: Callable[[T], JSON],
+) -> JSON:
+    """The answer of a POST list endpoint for its request ``body``: ``view`` is what
+    ``filter_criteria`` reads of a record (a :class:`Lazy` rendering, say), and only the
+    page's records are rendered."""
     criteria = body.get("filter_criteria") or {}
-    matching = [item for item in items if match_criteria(criteria, item)]
-    page = paginate(
-        matching,
-        id_field,
+    page = select(
+        records,
+        item_id,
+        keep=(lambda record: match_criteria(criteria, view(record))) if criteria else None,
         limit=body.get("limit"),
         sort_order=body.get("sort_order"),
         pagination_key=body.get("pagination_key"),
         skip=body.get("skip"),
+        total=bool(body.get("include_total")),
     )
-    if body.get("include_total"):
-        page["total"] = len(matching)
-    return page
+    return page_body(page, [render(record) for record in page.items], id_field)
 
 
-def query_response(query: Mapping[str, str], items: Iterable[JSON], id_field: str) -> JSON:
+def list_response(body: JSON, items: Reversible[JSON], id_field: str) -> JSON:
+    """:func:`list_records` of records that are their own rendering."""
+    return list_records(
+        body, items, id_field, item_id=operator.itemgetter(id_field), view=_same, render=_same
+    )
+
+
+def _same(item: JSON) -> JSON:
+    return item
+
+
+def query_response(query: Mapping[str, str], items: Reversible[JSON], id_field: str) -> JSON:
     """The answer of a list endpoint paged by query parameters (list-agents, list-retell-llms)."""
     return paginate(
         items,

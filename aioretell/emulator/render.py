@@ -10,6 +10,7 @@ import random
 
 from aioretell.llm.latency import latency_stats
 
+from .listing import Lazy
 from .state import JSON, CallRecord, ChatRecord, EmulatorState
 
 _SCRIPT = (
@@ -40,6 +41,22 @@ def render_call(
     ``at``: render the call as it was at that clock time instead of now (webhook payloads).
     """
     status = call.status(state.now() if at is None else at)
+    out = _call_head(call, state, status)
+    out.update(_call_rest(call, status, transcript))
+    return out
+
+
+def call_view(call: CallRecord, state: EmulatorState, at: float) -> Lazy:
+    """What list-calls' filters read of ``call`` at clock time ``at``: its cheap fields at
+    once, the rest of its list-calls rendering only when a filter asks for one of them."""
+    status = call.status(at)
+    head = _call_head(call, state, status)
+    return Lazy(head, lambda: {**head, **_call_rest(call, status, False)})
+
+
+def _call_head(call: CallRecord, state: EmulatorState, status: str) -> JSON:
+    """The fields of a rendered call that cost nothing to make; the rest of the rendering
+    adds fields to them and changes none."""
     out: JSON
     if call.call_type == "phone_call":
         out = {
@@ -65,19 +82,37 @@ def render_call(
         out["custom_attributes"] = call.custom_attributes
     out["data_storage_setting"] = call.data_storage_setting
     out["opt_in_signed_url"] = False
-    connected = call.rejected_reason is None and call.end_at > call.connect_at
-    if status in ("ongoing", "ended") and connected:
+    if status in ("ongoing", "ended") and _connected(call):
         out["start_timestamp"] = _ms(call.connect_at)
-    if status == "not_connected":
+    if status in ("not_connected", "ended"):
         out["end_timestamp"] = _ms(call.end_at)
+    if status == "not_connected":
         out["disconnection_reason"] = call.rejected_reason
-    elif status == "ended":
-        out.update(_ended_fields(call, connected, transcript))
-    elif status == "ongoing" and call.conversation is not None:
+    return out
+
+
+def _call_rest(call: CallRecord, status: str, transcript: bool) -> JSON:
+    """The fields a rendered call has beyond its head: what a call that ended reports, or
+    what its live conversation has said so far."""
+    if status == "ended":
+        if transcript or call.conversation is not None:
+            return _ended_fields(call, _connected(call), transcript)
+        # The same for as long as these times stay (the rest of what it is made from is
+        # fixed at creation): made once, not at every poll.
+        made_from = (call.connect_at, call.end_at, call.stopped_at)
+        kept = call.listed_report
+        if kept is None or kept[0] != made_from:
+            kept = call.listed_report = (made_from, _ended_fields(call, _connected(call), False))
+        return kept[1]
+    if status == "ongoing" and call.conversation is not None:
         live = call.conversation.call_fields(transcript=transcript)
         live.pop("disconnection_reason", None)  # decided, but the call has not ended yet
-        out.update(live)
-    return out
+        return live
+    return {}
+
+
+def _connected(call: CallRecord) -> bool:
+    return call.rejected_reason is None and call.end_at > call.connect_at
 
 
 def _ended_fields(call: CallRecord, connected: bool, with_transcript: bool) -> JSON:
@@ -89,11 +124,7 @@ def _ended_fields(call: CallRecord, connected: bool, with_transcript: bool) -> J
         reason = "manual_stopped" if call.stopped_at == call.end_at else rng.choice(_HANGUPS)
     start = call.connect_at if connected else call.end_at
     duration_ms = _ms(call.end_at) - _ms(start)
-    out: JSON = {
-        "end_timestamp": _ms(call.end_at),
-        "duration_ms": duration_ms,
-        "disconnection_reason": reason,
-    }
+    out: JSON = {"duration_ms": duration_ms, "disconnection_reason": reason}
     if live is not None:
         turns = live["transcript_object"]
         if not with_transcript:
@@ -172,7 +203,20 @@ def render_web_call_created(call: CallRecord) -> JSON:
 
 
 def render_chat(chat: ChatRecord) -> JSON:
-    out: JSON = {
+    out = _chat_head(chat)
+    out.update(_chat_rest(chat))
+    return out
+
+
+def chat_view(chat: ChatRecord) -> Lazy:
+    """What list-chats' filters read of ``chat``: its cheap fields at once, the rest of its
+    rendering (the transcript, what an ended chat reports) only when a filter asks for it."""
+    head = _chat_head(chat)
+    return Lazy(head, lambda: {**head, **_chat_rest(chat)})
+
+
+def _chat_head(chat: ChatRecord) -> JSON:
+    return {
         "chat_id": chat.chat_id,
         "agent_id": chat.agent_id,
         "version": chat.agent_version,
@@ -181,6 +225,11 @@ def render_chat(chat: ChatRecord) -> JSON:
         "retell_llm_dynamic_variables": chat.dynamic_variables,
         "metadata": chat.metadata,
         "start_timestamp": chat.start_ms,
+    }
+
+
+def _chat_rest(chat: ChatRecord) -> JSON:
+    out: JSON = {
         "transcript": "".join(f"{m['role'].capitalize()}: {m['content']}\n" for m in chat.messages),
         "message_with_tool_calls": chat.messages,
     }

@@ -68,6 +68,9 @@ class CallRecord:
     idempotency_key: str | None = None
     #: placed outbound by create-phone-call (its ``to_number`` counts as dialled)
     dialed: bool = False
+    #: What the call reported at its end in the list-calls shape, kept by the renderer with
+    #: the times it was made from (list-calls polls read ended calls over and over)
+    listed_report: tuple[tuple[float, float, float | None], JSON] | None = None
 
     @property
     def end_at(self) -> float:

@@ -11,12 +11,14 @@ from aioretell.emulator.state import EmulatorState
 from benchmarks.chaos_checks import (
     CallSpan,
     Limits,
+    answer_gaps,
     binding_rate,
     busiest_second,
     create_answers,
     dialing,
     mean_hold,
     peak_live_calls,
+    slot_time,
     stretch_table,
     stretches,
     table,
@@ -173,3 +175,30 @@ def test_stretches_count_creates_refusals_and_mean_live_calls() -> None:
     assert [r.mean_live for r in rows] == [pytest.approx(1.5), pytest.approx(0.5)]
     assert stretches([], []) == []
     assert "| 0-10 | 2 | 0.2 | 1 | 1.5 |" in stretch_table(rows)
+
+
+def test_slot_time_splits_claim_to_recorded_end() -> None:
+    """Claimed at 0, created at 0.1, ended at 2.1, recorded at 2.4 (and a second lead): the
+    three parts are means over the leads the journal and the emulator both know."""
+    spans = [
+        span(0.1, 2.1, "+1"),
+        span(1.2, 2.2, "+2"),
+        span(3.0, 3.0, "+3", admitted=False),  # refused a line: held no slot
+        span(4.0, 5.0, "+4"),  # not in the journal's ended rows
+    ]
+    journal = {"+1": (0.0, 2.4), "+2": (1.0, 2.3), "+3": (2.9, 3.5)}
+    got = slot_time(spans, journal)
+    assert got is not None and got.leads == 2
+    assert got.to_account == pytest.approx(0.15)
+    assert got.on_line == pytest.approx(1.5)
+    assert got.to_journal == pytest.approx(0.2)
+    assert got.to_journal_p90 == pytest.approx(0.3)
+    assert got.held == pytest.approx(1.85)
+    assert slot_time(spans, {}) is None
+
+
+def test_answer_gaps_between_answers_to_one_operation() -> None:
+    timeline = [(3.0, "getConcurrency", 200), (1.0, "getConcurrency", 200), (2.0, "x", 200)]
+    timeline.append((3.5, "getConcurrency", 500))
+    assert answer_gaps(timeline, "getConcurrency") == [2.0, 0.5]
+    assert answer_gaps(timeline, "listCalls") == []

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..listing import list_response
+from ..listing import list_records
 from ..registry import Reply, Request, found, handles
-from ..render import render_call, render_concurrency, render_web_call_created
+from ..render import call_view, render_call, render_concurrency, render_web_call_created
 from ..state import DEFAULT_AGENT_ID, CallRecord
 from ._shared import session_fields
 
@@ -93,8 +93,20 @@ def stop_call(req: Request) -> Reply:
 @handles("listCalls", shaped=True)
 def list_calls(req: Request) -> Reply:
     state = req.state
-    items = [render_call(c, state, transcript=False) for c in state.calls.values()]
-    return Reply(200, list_response(req.body, items, "call_id"))
+    now = state.now()  # one instant for the filters and the page alike
+    body = list_records(
+        req.body,
+        state.calls.values(),
+        "call_id",
+        item_id=_call_id,
+        view=lambda call: call_view(call, state, now),
+        render=lambda call: render_call(call, state, transcript=False, at=now),
+    )
+    return Reply(200, body)
+
+
+def _call_id(call: CallRecord) -> str:
+    return call.call_id
 
 
 @handles("getConcurrency", shaped=True)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..listing import list_response
+from ..listing import list_records
 from ..registry import ApiError, Reply, Request, found, handles
-from ..render import render_chat
+from ..render import chat_view, render_chat
 from ..state import DEFAULT_CHAT_AGENT_ID, ChatRecord
 from ._shared import session_fields
 
@@ -77,5 +77,16 @@ def delete_chat(req: Request) -> Reply:
 
 @handles("listChats", shaped=True)
 def list_chats(req: Request) -> Reply:
-    items = [render_chat(c) for c in req.state.chats.values()]
-    return Reply(200, list_response(req.body, items, "chat_id"))
+    body = list_records(
+        req.body,
+        req.state.chats.values(),
+        "chat_id",
+        item_id=_chat_id,
+        view=chat_view,
+        render=render_chat,
+    )
+    return Reply(200, body)
+
+
+def _chat_id(chat: ChatRecord) -> str:
+    return chat.chat_id
