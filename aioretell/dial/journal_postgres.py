@@ -23,6 +23,7 @@ two schemas never share a lock. Needs ``pip install "aioretell[postgres]"``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import secrets
@@ -801,44 +802,16 @@ class PostgresJournal(Journal):
         """The fenced update of one move, one statement: a dispatching row only while it
         carries ``row.claim``, a created one only while it holds ``row.call_id``; a call
         created also counts on this worker's row."""
-        from psycopg import sql
-
         source = row.state
         values = dict(fields)
         if to != DISPATCHING:
             values["claim_token"] = None
             values["lease_until"] = None
-        assignments: list[sql.Composable] = [
-            sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder()) for name in values
-        ]
-        if to == CREATED:
-            assignments.append(sql.SQL("created_at = clock_timestamp()"))
-        if source == DISPATCHING:
-            fence = sql.SQL("claim_token IS NOT DISTINCT FROM {}").format(sql.Placeholder())
-            fenced_by: str | None = row.claim
-        else:
-            fence = sql.SQL("call_id IS NOT DISTINCT FROM {}").format(sql.Placeholder())
-            fenced_by = row.call_id
-        query: sql.Composed = sql.SQL(
-            "UPDATE aioretell_leads SET state = {}, updated_at = clock_timestamp(), {}"
-            " WHERE campaign = {} AND ref = {} AND state = {} AND {} RETURNING ref"
-        ).format(
-            sql.Placeholder(),
-            sql.SQL(", ").join(assignments),
-            sql.Placeholder(),
-            sql.Placeholder(),
-            sql.Placeholder(),
-            fence,
-        )
+        counted = to == CREATED and self._worker_token is not None
+        query = _move_query(source, to, tuple(values), counted)
+        fenced_by = row.claim if source == DISPATCHING else row.call_id
         params: list[Any] = [to, *values.values(), self.name, row.ref, source, fenced_by]
-        if to == CREATED and self._worker_token is not None:
-            # ``counted`` is read by nobody, so it runs after the main query has read
-            # ``moved``: the lead is locked before the worker row, as in heartbeat().
-            query = sql.SQL(
-                "WITH moved AS ({}), counted AS (UPDATE aioretell_workers"
-                " SET placed = placed + 1 WHERE campaign = {} AND worker_id = {}"
-                " AND EXISTS (SELECT 1 FROM moved)) SELECT ref FROM moved"
-            ).format(query, sql.Placeholder(), sql.Placeholder())
+        if counted:
             params += [self.name, self.worker_id]
         async with self._connection() as conn:
             cursor = await conn.execute(query, params)
@@ -1305,6 +1278,42 @@ class LeaderLock:
         conn, self._conn = self._conn, None
         if conn is not None:
             await conn.close()
+
+
+@functools.lru_cache(maxsize=64)
+def _move_query(source: str, to: str, names: tuple[str, ...], counted: bool) -> bytes:
+    """The statement of :meth:`PostgresJournal._store_move` for one shape of move, composed
+    once (composing it costs more than running it)."""
+    from psycopg import sql
+
+    assignments: list[sql.Composable] = [
+        sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder()) for name in names
+    ]
+    if to == CREATED:
+        assignments.append(sql.SQL("created_at = clock_timestamp()"))
+    fence = "claim_token" if source == DISPATCHING else "call_id"
+    query = sql.SQL(
+        "UPDATE aioretell_leads SET state = {}, updated_at = clock_timestamp(), {}"
+        " WHERE campaign = {} AND ref = {} AND state = {} AND {} IS NOT DISTINCT FROM {}"
+        " RETURNING ref"
+    ).format(
+        sql.Placeholder(),
+        sql.SQL(", ").join(assignments),
+        sql.Placeholder(),
+        sql.Placeholder(),
+        sql.Placeholder(),
+        sql.Identifier(fence),
+        sql.Placeholder(),
+    )
+    if counted:
+        # ``counted`` is read by nobody, so it runs after the main query has read ``moved``:
+        # the lead is locked before the worker row, as in heartbeat().
+        query = sql.SQL(
+            "WITH moved AS ({}), counted AS (UPDATE aioretell_workers"
+            " SET placed = placed + 1 WHERE campaign = {} AND worker_id = {}"
+            " AND EXISTS (SELECT 1 FROM moved)) SELECT ref FROM moved"
+        ).format(query, sql.Placeholder(), sql.Placeholder())
+    return query.as_bytes(None)
 
 
 async def _add_columns(conn: AsyncConnection[Any]) -> None:
