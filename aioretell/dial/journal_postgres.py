@@ -144,8 +144,10 @@ CREATE INDEX IF NOT EXISTS aioretell_leads_call
     ON aioretell_leads (call_id) WHERE call_id IS NOT NULL;
 -- Live calls (leads dispatching or created) per campaign, kept by a trigger (see _LIVE_DDL).
 CREATE TABLE IF NOT EXISTS aioretell_live (
-    campaign TEXT PRIMARY KEY,
-    calls BIGINT NOT NULL DEFAULT 0
+    campaign TEXT NOT NULL,
+    slot SMALLINT NOT NULL,
+    calls BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (campaign, slot)
 );
 CREATE TABLE IF NOT EXISTS aioretell_workers (
     campaign TEXT NOT NULL,
@@ -179,19 +181,26 @@ _ADMIT_CALL = f"SELECT * FROM {ADMIT_FUNCTION}(%s, %s, %s, %s, %s, %s, %s, %s, %
 
 _LIVE = f"('{DISPATCHING}', '{CREATED}')"
 
+#: Slots of ``aioretell_live`` that count calls leaving the live states, one picked per session.
+_OUT_SLOTS = 8
+
 #: ``aioretell_live`` counts each campaign's leads dispatching or created, so the admission reads
 #: a number instead of counting rows (thousands of them when claims pile up). A trigger keeps
 #: it in the transaction of every change (whoever writes it, old code included); installing
-#: the trigger locks the leads against writes until the recount below commits with it.
+#: the trigger locks the leads against writes until the recount below commits with it. Slot 0
+#: counts leads entering (claims: one admission at a time), slots 1 to _OUT_SLOTS leads leaving
+#: (negative), so an admission never waits for the commit of a call's end to count its claim.
 _LIVE_DDL = f"""
 CREATE OR REPLACE FUNCTION aioretell_count_live() RETURNS trigger LANGUAGE plpgsql AS $live$
 BEGIN
     IF TG_OP <> 'INSERT' AND OLD.state IN {_LIVE} THEN
-        UPDATE aioretell_live SET calls = calls - 1 WHERE campaign = OLD.campaign;
+        INSERT INTO aioretell_live AS v (campaign, slot, calls)
+        VALUES (OLD.campaign, 1 + pg_backend_pid() % {_OUT_SLOTS}, -1)
+        ON CONFLICT (campaign, slot) DO UPDATE SET calls = v.calls - 1;
     END IF;
     IF TG_OP <> 'DELETE' AND NEW.state IN {_LIVE} THEN
-        INSERT INTO aioretell_live AS v (campaign, calls) VALUES (NEW.campaign, 1)
-        ON CONFLICT (campaign) DO UPDATE SET calls = v.calls + 1;
+        INSERT INTO aioretell_live AS v (campaign, slot, calls) VALUES (NEW.campaign, 0, 1)
+        ON CONFLICT (campaign, slot) DO UPDATE SET calls = v.calls + 1;
     END IF;
     RETURN NULL;
 END
@@ -207,11 +216,11 @@ CREATE TRIGGER aioretell_live_update AFTER UPDATE OF state, campaign ON aioretel
     EXECUTE FUNCTION aioretell_count_live();
 CREATE TRIGGER aioretell_live_delete AFTER DELETE ON aioretell_leads
     FOR EACH ROW WHEN (OLD.state IN {_LIVE}) EXECUTE FUNCTION aioretell_count_live();
-INSERT INTO aioretell_live (campaign, calls)
-    SELECT c.name, COUNT(l.ref) FROM aioretell_campaigns c
+DELETE FROM aioretell_live;
+INSERT INTO aioretell_live (campaign, slot, calls)
+    SELECT c.name, 0, COUNT(l.ref) FROM aioretell_campaigns c
     LEFT JOIN aioretell_leads l ON l.campaign = c.name AND l.state IN {_LIVE}
-    GROUP BY c.name
-ON CONFLICT (campaign) DO UPDATE SET calls = EXCLUDED.calls;
+    GROUP BY c.name;
 """
 
 #: The whole admission of :meth:`PostgresJournal.admit` as one server-side call: one round trip

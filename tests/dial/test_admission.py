@@ -55,7 +55,9 @@ async def sql(journal: PostgresJournal, query: str, *params: Any) -> list[tuple[
 
 async def live_counted(journal: PostgresJournal) -> dict[str, int]:
     """What the admission reads (the trigger's counts) and what the rows say, per campaign."""
-    kept = dict(await sql(journal, "SELECT campaign, calls FROM aioretell_live"))
+    kept = dict(
+        await sql(journal, "SELECT campaign, SUM(calls) FROM aioretell_live GROUP BY campaign")
+    )
     rows = await sql(
         journal,
         "SELECT c.name, COUNT(l.ref) FROM aioretell_campaigns c LEFT JOIN aioretell_leads l"
