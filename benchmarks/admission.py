@@ -6,9 +6,10 @@ Every create of a campaign shared by many workers first passes one admission tra
 (:meth:`aioretell.dial.journal_postgres.PostgresJournal.admit`, one call of a database
 function: the account's advisory lock, its 429 pause, calls per second by GCRA, live calls
 against the limit, then one lead claimed ``FOR UPDATE SKIP LOCKED``). It serialises the whole
-account, so its length bounds how fast a fleet can dial. Here worker processes, each with its own journal and connection, call it back
-to back for ``--seconds`` on one campaign whose limits never refuse (calls per second
-1,000,000, no concurrency limit), started together, in two ways:
+account, so its length bounds how fast a fleet can dial. Here worker processes, each with its
+own journal and connection, call it back to back for ``--seconds`` on one campaign whose
+limits never refuse (calls per second 1,000,000, no concurrency limit), started together, in
+two ways:
 
 - **admit only** (the target's measure: the transaction alone): claimed leads stay
   ``dispatching``, so the live-call total every admission weighs grows through the run to
