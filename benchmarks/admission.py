@@ -3,16 +3,17 @@
 ``python -m benchmarks.admission [--workers 8] [--seconds 10] [--leads 60000]``
 
 Every create of a campaign shared by many workers first passes one admission transaction
-(:meth:`aioretell.dial.journal_postgres.PostgresJournal.admit`: the account's advisory lock,
-its 429 pause, calls per second by GCRA, live calls against the limit, then one lead claimed
-``FOR UPDATE SKIP LOCKED``). It serialises the whole account, so its length bounds how fast a
-fleet can dial. Here worker processes, each with its own journal and connection, call it back
-to back for ``--seconds`` on one campaign whose limits never refuse (calls per second
-1,000,000, no concurrency limit), started together, in two ways:
+(:meth:`aioretell.dial.journal_postgres.PostgresJournal.admit`, one call of a database
+function: the account's advisory lock, its 429 pause, calls per second by GCRA, live calls
+against the limit, then one lead claimed ``FOR UPDATE SKIP LOCKED``). It serialises the whole
+account, so its length bounds how fast a fleet can dial. Here worker processes, each with its
+own journal and connection, call it back to back for ``--seconds`` on one campaign whose
+limits never refuse (calls per second 1,000,000, no concurrency limit), started together, in
+two ways:
 
 - **admit only** (the target's measure: the transaction alone): claimed leads stay
-  ``dispatching``, so every admission counts a live-call total that grows through the run
-  to thousands (more than any account's limit allows);
+  ``dispatching``, so the live-call total every admission weighs grows through the run to
+  thousands (more than any account's limit allows);
 - **with each call's life**: a worker records each lead it claims created, then ended (two
   more transactions, not timed), as it does over a call's life, so the live calls each
   admission counts stay about as many as the workers, and the admission shares the database

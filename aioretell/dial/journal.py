@@ -28,9 +28,14 @@ Every write checks the lease is still ours (a fence), so a dialer that lost it s
 from __future__ import annotations
 
 import abc
+import os
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Any, Protocol
+
+import msgspec
 
 from .leads import LeadFile
 
@@ -109,6 +114,46 @@ class Row:
         return self.state in TERMINAL
 
 
+#: The fields of :class:`Row` every journal stores as columns of the same names.
+ROW_FIELDS = (
+    "ref",
+    "line",
+    "to_number",
+    "variables",
+    "state",
+    "attempt",
+    "requeues",
+    "redials",
+    "retries",
+    "not_before",
+    "dispatched_at",
+    "placed",
+    "call_id",
+    "call_status",
+    "disconnection_reason",
+    "reason",
+    "create_ms",
+)
+
+
+class Record(Protocol):
+    """A stored row's columns by name (a mapping, a ``sqlite3.Row``)."""
+
+    def __getitem__(self, name: str, /) -> Any: ...
+
+
+def stored_row(found: Record, *, claim: str | None = None) -> Row:
+    """A :class:`Row` from a stored record of :data:`ROW_FIELDS` (``variables`` as JSON text
+    or already decoded, ``placed`` as a boolean or 0/1)."""
+    values = {name: found[name] for name in ROW_FIELDS}
+    variables = values["variables"]
+    if isinstance(variables, str | bytes):
+        variables = msgspec.json.decode(variables or "{}")
+    values["variables"] = dict(variables or {})
+    values["placed"] = bool(values["placed"])
+    return Row(**values, claim=claim)
+
+
 @dataclass(frozen=True, slots=True)
 class CampaignInfo:
     """What a journal belongs to. A run with another number, agent or server is refused."""
@@ -178,8 +223,6 @@ class CampaignStatus:
     #: leads by state, and ended leads by ``disconnection_reason`` (failed ones by reason)
     states: dict[str, int]
     outcomes: dict[str, int]
-    #: calls being created or live, as the journal counts them
-    live: int
     #: calls recorded created in the last ``window_s`` seconds
     recent_creates: int
     window_s: float
@@ -189,6 +232,11 @@ class CampaignStatus:
     #: the account's shared pause after a 429, until then (epoch seconds), if any
     paused_until: float | None = None
     concurrency_limit: int | None = None
+
+    @property
+    def live(self) -> int:
+        """Calls being created or live, as the journal counts them."""
+        return self.states.get(DISPATCHING, 0) + self.states.get(CREATED, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +261,54 @@ def campaign_problems(found: CampaignInfo, expected: CampaignInfo) -> list[str]:
     return problems
 
 
+class NewRefs:
+    """Refs for rows added to a journal: a lead's ``L<line>`` unless an earlier row has it,
+    then ``L<line>_2``, ``_3``... (refs go into idempotency keys: ``[A-Za-z0-9_-]``)."""
+
+    def __init__(self, taken: set[str]) -> None:
+        self._taken = set(taken)
+        #: the leads' refs given anew, old -> new
+        self.renamed: dict[str, str] = {}
+
+    def free(self, ref: str, *, note: bool = True) -> str:
+        """``ref``, or the first free one after it (``note``: remember it in :attr:`renamed`)."""
+        fresh, n = ref, 1
+        while fresh in self._taken:
+            n += 1
+            fresh = f"{ref}_{n}"
+        self._taken.add(fresh)
+        if fresh != ref and note:
+            self.renamed[ref] = fresh
+        return fresh
+
+
+def lead_changes(
+    leads: LeadFile, known: AbstractSet[str | None], renamed: dict[str, str]
+) -> LeadChanges:
+    """What adding ``leads`` did to a campaign that had the numbers ``known``."""
+    in_file = {lead.to_number for lead in leads.leads}
+    added = sum(1 for lead in leads.leads if lead.to_number not in known)
+    return LeadChanges(
+        added=added,
+        known=len(leads.leads) - added,
+        missing=len(known - in_file),
+        renamed=renamed,
+    )
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with ``pid`` exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    except OSError:
+        return False
+    return True
+
+
 def check_move(row: Row, source: str, to: str) -> None:
     """Refuse a transition method's move unless ``row`` is in the state it moves rows from
     (``source``) and :data:`TRANSITIONS` allows ``source -> to`` (or it stays in place)."""
@@ -220,6 +316,13 @@ def check_move(row: Row, source: str, to: str) -> None:
         raise TransitionError(
             f"{row.ref}: {row.state} -> {to} is not allowed (this move is from {source})"
         )
+
+
+def apply_move(row: Row, to: str, fields: Mapping[str, Any]) -> None:
+    """Update ``row`` in place with a move that was stored."""
+    row.state = to
+    for name, value in fields.items():
+        setattr(row, name, value)
 
 
 class Journal(abc.ABC):
@@ -326,30 +429,45 @@ class Journal(abc.ABC):
         moved to ``dispatching`` and committed durably (it survives a power loss) before
         it is returned; ``None`` when no row is due."""
 
-    @abc.abstractmethod
     async def mark_created(self, row: Row, call_id: str, *, create_ms: float | None) -> None:
         """dispatching -> created: the call exists."""
+        await self._move(
+            row, DISPATCHING, CREATED, {"call_id": call_id, "create_ms": create_ms, "reason": None}
+        )
 
-    @abc.abstractmethod
     async def mark_placed(self, row: Row) -> None:
         """The create answered 2xx but unreadably: stays dispatching, flagged as placed."""
+        await self._move(row, DISPATCHING, DISPATCHING, {"placed": True})
 
-    @abc.abstractmethod
     async def mark_ended(
         self, row: Row, *, call_status: str, disconnection_reason: str | None
     ) -> None:
         """created -> ended, with the call's outcome."""
+        await self._move(
+            row,
+            CREATED,
+            ENDED,
+            {"call_status": call_status, "disconnection_reason": disconnection_reason},
+        )
 
-    @abc.abstractmethod
     async def mark_failed(self, row: Row, reason: str) -> None:
         """dispatching -> failed: no call, and none will be made for this lead."""
+        await self._move(row, DISPATCHING, FAILED, {"reason": reason})
 
-    @abc.abstractmethod
     async def release(self, row: Row, *, not_before: float, reason: str, retry: bool) -> None:
         """dispatching -> pending with the same attempt (same idempotency key): the create
         placed nothing. ``retry`` counts it in ``retries`` (account-wide stops do not)."""
+        await self._move(
+            row,
+            DISPATCHING,
+            PENDING,
+            {
+                "not_before": not_before,
+                "reason": reason,
+                "retries": row.retries + (1 if retry else 0),
+            },
+        )
 
-    @abc.abstractmethod
     async def requeue(
         self,
         row: Row,
@@ -361,6 +479,31 @@ class Journal(abc.ABC):
     ) -> None:
         """created -> pending with ``attempt + 1``: a new call is wanted, counted in
         ``redials`` (``redial``) or ``requeues`` (the call never got a line)."""
+        counter = "redials" if redial else "requeues"
+        await self._move(
+            row,
+            CREATED,
+            PENDING,
+            {
+                "not_before": not_before,
+                "attempt": row.attempt + 1,
+                "call_status": call_status,
+                "disconnection_reason": disconnection_reason,
+                "placed": False,
+                counter: getattr(row, counter) + 1,
+            },
+        )
+
+    async def _move(self, row: Row, source: str, to: str, fields: dict[str, Any]) -> None:
+        """Check the move of a transition method, store it, then apply it to ``row``."""
+        check_move(row, source, to)
+        await self._store_move(row, to, fields)
+        apply_move(row, to, fields)
+
+    @abc.abstractmethod
+    async def _store_move(self, row: Row, to: str, fields: dict[str, Any]) -> None:
+        """Commit ``row``'s move from ``row.state`` to ``to`` with ``fields``, only while the
+        stored row is still in ``row.state``; :class:`TransitionError` otherwise."""
 
     @abc.abstractmethod
     async def status(self, *, window_s: float = 60.0) -> CampaignStatus | None:

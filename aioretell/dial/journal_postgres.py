@@ -23,10 +23,13 @@ two schemas never share a lock. Needs ``pip install "aioretell[postgres]"``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import secrets
 import socket
+import time
+import weakref
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -36,9 +39,9 @@ from .journal import (
     CREATED,
     DISPATCHING,
     ENDED,
-    FAILED,
     PENDING,
     REJECTED,
+    ROW_FIELDS,
     CampaignInfo,
     CampaignStatus,
     ClaimLostError,
@@ -49,12 +52,16 @@ from .journal import (
     LeaseHeldError,
     LeaseHolder,
     LeaseLostError,
+    NewRefs,
     Opened,
     Row,
     TransitionError,
     Wait,
     WorkerInfo,
-    check_move,
+    campaign_problems,
+    lead_changes,
+    process_alive,
+    stored_row,
 )
 from .leads import LeadFile
 
@@ -72,6 +79,10 @@ CONNECT_TIMEOUT_S = 5
 #: Seconds a session may sit inside a transaction doing nothing before the server ends it
 #: (ours take milliseconds).
 IDLE_IN_TRANSACTION_S = 10
+#: A pooled connection idle longer than this is checked (an empty query) before it is used;
+#: one used more recently is not (a round trip saved on every call of a busy worker): if it
+#: broke since, its next statement fails as one that breaks mid-statement does.
+CHECK_IDLE_S = 1.0
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS aioretell_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -82,7 +93,9 @@ CREATE TABLE IF NOT EXISTS aioretell_accounts (
     concurrency_limit INTEGER,
     reserved_inbound INTEGER,
     others INTEGER,
-    read_at TIMESTAMPTZ
+    read_at TIMESTAMPTZ,
+    current_concurrency INTEGER,
+    read_requested_at TIMESTAMPTZ
 );
 CREATE TABLE IF NOT EXISTS aioretell_campaigns (
     name TEXT PRIMARY KEY,
@@ -129,6 +142,13 @@ CREATE INDEX IF NOT EXISTS aioretell_leads_due
     ON aioretell_leads (campaign, state, not_before, line);
 CREATE INDEX IF NOT EXISTS aioretell_leads_call
     ON aioretell_leads (call_id) WHERE call_id IS NOT NULL;
+-- Live calls (leads dispatching or created) per campaign, kept by a trigger (see _LIVE_DDL).
+CREATE TABLE IF NOT EXISTS aioretell_live (
+    campaign TEXT NOT NULL,
+    slot SMALLINT NOT NULL,
+    calls BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (campaign, slot)
+);
 CREATE TABLE IF NOT EXISTS aioretell_workers (
     campaign TEXT NOT NULL,
     worker_id TEXT NOT NULL,
@@ -143,26 +163,191 @@ CREATE TABLE IF NOT EXISTS aioretell_workers (
 );
 """
 
-_FIELDS = (
-    "ref",
-    "line",
-    "to_number",
-    "variables",
-    "state",
-    "attempt",
-    "requeues",
-    "redials",
-    "retries",
-    "not_before",
-    "dispatched_at",
-    "placed",
-    "call_id",
-    "call_status",
-    "disconnection_reason",
-    "reason",
-    "create_ms",
+_ROW_COLUMNS = ", ".join((*ROW_FIELDS, "claim_token"))
+
+#: Columns added to an existing schema when it is opened (schema 1 started without them).
+_ADDED_COLUMNS = {
+    "aioretell_accounts": (
+        ("current_concurrency", "INTEGER"),
+        ("read_requested_at", "TIMESTAMPTZ"),
+    ),
+}
+
+#: The admission function's name carries its version: a schema without it gets it (and the
+#: live-call trigger it relies on) when first opened by this code; workers still running older
+#: code keep calling theirs.
+ADMIT_FUNCTION = "aioretell_admit_v1"
+_ADMIT_CALL = f"SELECT * FROM {ADMIT_FUNCTION}(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)".encode()
+
+_LIVE = f"('{DISPATCHING}', '{CREATED}')"
+
+#: Slots of ``aioretell_live`` that count calls leaving the live states, one picked per session.
+_OUT_SLOTS = 8
+
+#: ``aioretell_live`` counts each campaign's leads dispatching or created, so the admission reads
+#: a number instead of counting rows (thousands of them when claims pile up). A trigger keeps
+#: it in the transaction of every change (whoever writes it, old code included); installing
+#: the trigger locks the leads against writes until the recount below commits with it. Slot 0
+#: counts leads entering (claims: one admission at a time), slots 1 to _OUT_SLOTS leads leaving
+#: (negative), so an admission never waits for the commit of a call's end to count its claim.
+_LIVE_DDL = f"""
+CREATE OR REPLACE FUNCTION aioretell_count_live() RETURNS trigger LANGUAGE plpgsql AS $live$
+BEGIN
+    IF TG_OP <> 'INSERT' AND OLD.state IN {_LIVE} THEN
+        INSERT INTO aioretell_live AS v (campaign, slot, calls)
+        VALUES (OLD.campaign, 1 + pg_backend_pid() % {_OUT_SLOTS}, -1)
+        ON CONFLICT (campaign, slot) DO UPDATE SET calls = v.calls - 1;
+    END IF;
+    IF TG_OP <> 'DELETE' AND NEW.state IN {_LIVE} THEN
+        INSERT INTO aioretell_live AS v (campaign, slot, calls) VALUES (NEW.campaign, 0, 1)
+        ON CONFLICT (campaign, slot) DO UPDATE SET calls = v.calls + 1;
+    END IF;
+    RETURN NULL;
+END
+$live$;
+DROP TRIGGER IF EXISTS aioretell_live_insert ON aioretell_leads;
+DROP TRIGGER IF EXISTS aioretell_live_update ON aioretell_leads;
+DROP TRIGGER IF EXISTS aioretell_live_delete ON aioretell_leads;
+CREATE TRIGGER aioretell_live_insert AFTER INSERT ON aioretell_leads
+    FOR EACH ROW WHEN (NEW.state IN {_LIVE}) EXECUTE FUNCTION aioretell_count_live();
+CREATE TRIGGER aioretell_live_update AFTER UPDATE OF state, campaign ON aioretell_leads
+    FOR EACH ROW WHEN ((OLD.state IN {_LIVE}) <> (NEW.state IN {_LIVE})
+        OR OLD.campaign <> NEW.campaign)
+    EXECUTE FUNCTION aioretell_count_live();
+CREATE TRIGGER aioretell_live_delete AFTER DELETE ON aioretell_leads
+    FOR EACH ROW WHEN (OLD.state IN {_LIVE}) EXECUTE FUNCTION aioretell_count_live();
+DELETE FROM aioretell_live;
+INSERT INTO aioretell_live (campaign, slot, calls)
+    SELECT c.name, 0, COUNT(l.ref) FROM aioretell_campaigns c
+    LEFT JOIN aioretell_leads l ON l.campaign = c.name AND l.state IN {_LIVE}
+    GROUP BY c.name;
+"""
+
+#: The whole admission of :meth:`PostgresJournal.admit` as one server-side call: one round trip
+#: and no client in the middle of the account's lock (the lock is held for the function's
+#: run alone, and a client frozen mid-call cannot keep it).
+_ADMIT_DDL = """
+CREATE OR REPLACE FUNCTION {name}(
+    p_account TEXT, p_campaign TEXT, p_worker TEXT, p_token TEXT, p_now DOUBLE PRECISION,
+    p_interval DOUBLE PRECISION, p_cap BIGINT, p_recheck DOUBLE PRECISION,
+    p_pause DOUBLE PRECISION, p_lease DOUBLE PRECISION)
+RETURNS TABLE (
+    wait_s DOUBLE PRECISION, why TEXT, ref TEXT, line INTEGER, to_number TEXT, variables JSONB,
+    state TEXT, attempt INTEGER, requeues INTEGER, redials INTEGER, retries INTEGER,
+    not_before DOUBLE PRECISION, dispatched_at DOUBLE PRECISION, placed BOOLEAN, call_id TEXT,
+    call_status TEXT, disconnection_reason TEXT, reason TEXT, create_ms DOUBLE PRECISION,
+    claim_token TEXT)
+LANGUAGE plpgsql AS $admit$
+#variable_conflict use_column
+DECLARE
+    acct aioretell_accounts%ROWTYPE;
+    db_now TIMESTAMPTZ;
+    turn TIMESTAMPTZ;
+    live_campaign BIGINT;
+    live_account BIGINT;
+    known_campaign BIGINT;
+    known_account BIGINT;
+    total BIGINT;
+    due DOUBLE PRECISION;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended(
+        current_schema() || ':account:' || p_account, 0));
+    IF p_pause > 0 THEN
+        UPDATE aioretell_accounts SET paused_until = GREATEST(paused_until,
+            clock_timestamp() + make_interval(secs => p_pause)) WHERE account = p_account;
+    END IF;
+    SELECT * INTO acct FROM aioretell_accounts WHERE account = p_account;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'the campaign has not been opened';
+    END IF;
+    db_now := clock_timestamp();
+    IF acct.paused_until > db_now THEN
+        wait_s := EXTRACT(EPOCH FROM acct.paused_until - db_now);
+        why := 'paused after a 429';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    -- GCRA without burst: the next turn is the stored one, or now if that has passed.
+    turn := GREATEST(COALESCE(acct.tat, db_now), db_now);
+    IF p_interval > 0 AND turn > db_now THEN
+        wait_s := EXTRACT(EPOCH FROM turn - db_now);
+        why := 'calls per second';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    -- Live calls, from above (other traffic is taken not to grow after a reading).
+    -- The journal: every lead dispatching or created may hold a slot (live_*).
+    -- The leader's reading: current_concurrency counts every live call of the account Retell
+    -- had, ours and others alike; a call of ours it may have missed is one not recorded
+    -- created before the reading was requested (known_*: those that were, still open), so
+    -- current + live - known bounds all live calls, each counted once.
+    -- The campaign takes the smaller of the two. The account must add other traffic to the
+    -- journal's count: from the same reading that is current - known_account, which gives
+    -- the reading's bound again. (Others estimated once, at the reading, would come out low
+    -- by each call of known that had ended at Retell before it, once the journal learns so.)
+    -- A reading that does not say when it was requested knows no call of ours to be in it:
+    -- the account counts the journal's calls plus the others it estimated (see
+    -- record_reading). So a call that ends at Retell frees its slot with the next reading,
+    -- before the journal learns it ended; one created after the reading, when it learns so.
+    SELECT COALESCE(SUM(v.calls) FILTER (WHERE v.campaign = p_campaign), 0),
+        COALESCE(SUM(v.calls), 0)
+      INTO live_campaign, live_account
+      FROM aioretell_live v JOIN aioretell_campaigns c ON c.name = v.campaign
+      WHERE c.account = p_account;
+    total := live_account + COALESCE(acct.others, 0);
+    IF acct.read_requested_at IS NOT NULL AND acct.current_concurrency IS NOT NULL THEN
+        SELECT COUNT(*) FILTER (WHERE l.campaign = p_campaign), COUNT(*)
+          INTO known_campaign, known_account
+          FROM aioretell_leads l JOIN aioretell_campaigns c ON c.name = l.campaign
+          WHERE c.account = p_account AND l.state = '{created}'
+            AND l.created_at < acct.read_requested_at;
+        live_campaign := LEAST(live_campaign,
+            acct.current_concurrency + live_campaign - known_campaign);
+        total := acct.current_concurrency + live_account - known_account;
+    END IF;
+    IF live_campaign >= p_cap
+            OR total + COALESCE(acct.reserved_inbound, 0) >= acct.concurrency_limit THEN
+        wait_s := p_recheck;
+        why := 'concurrency';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    UPDATE aioretell_leads l SET state = '{dispatching}', dispatched_at = p_now,
+        owner = p_worker, claim_token = p_token,
+        lease_until = clock_timestamp() + make_interval(secs => p_lease),
+        updated_at = clock_timestamp()
+    WHERE l.campaign = p_campaign AND l.ref = (
+        SELECT d.ref FROM aioretell_leads d
+        WHERE d.campaign = p_campaign AND d.state = '{pending}' AND d.not_before <= p_now
+        ORDER BY d.not_before, d.line LIMIT 1
+        FOR UPDATE SKIP LOCKED)
+    RETURNING {returning}
+    INTO {into};
+    IF NOT FOUND THEN
+        SELECT MIN(d.not_before) INTO due FROM aioretell_leads d
+        WHERE d.campaign = p_campaign AND d.state = '{pending}';
+        IF due IS NOT NULL THEN
+            wait_s := GREATEST(0, due - p_now);
+            why := 'no lead due yet';
+            RETURN NEXT;
+        END IF;
+        RETURN;  -- no row: no lead pending at all
+    END IF;
+    IF p_interval > 0 THEN
+        UPDATE aioretell_accounts SET tat = turn + make_interval(secs => p_interval)
+        WHERE account = p_account;
+    END IF;
+    RETURN NEXT;
+END
+$admit$
+""".format(
+    name=ADMIT_FUNCTION,
+    pending=PENDING,
+    dispatching=DISPATCHING,
+    created=CREATED,
+    returning=", ".join(f"l.{name}" for name in (*ROW_FIELDS, "claim_token")),
+    into=_ROW_COLUMNS,
 )
-_ROW_COLUMNS = ", ".join((*_FIELDS, "claim_token"))
 
 
 def redact(dsn: str) -> str:
@@ -196,12 +381,6 @@ def check_dsn(dsn: str) -> None:
 def default_worker_id() -> str:
     """The host, the process and a random tag: unique among the campaign's workers."""
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
-
-
-def _process_alive(pid: int) -> bool:
-    from .journal_sqlite import process_alive
-
-    return process_alive(pid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +434,10 @@ class PostgresJournal(Journal):
         self._lease_ttl_s = CLAIM_TTL_S
         #: claim tokens of the rows this worker holds dispatching (renewed by its heartbeat)
         self._claims: set[str] = set()
+        #: when each pooled connection was last given back (monotonic clock)
+        self._used_at: weakref.WeakKeyDictionary[AsyncConnection[DictRow], float] = (
+            weakref.WeakKeyDictionary()
+        )
 
     # -- connections ---------------------------------------------------------------------
 
@@ -287,6 +470,16 @@ class PostgresJournal(Journal):
                     "current_schema() || ':aioretell-schema', 0))"
                 )
                 await conn.execute(_DDL.encode())
+                await _add_columns(conn)
+                found_admit = await (
+                    await conn.execute(
+                        "SELECT to_regproc(quote_ident(current_schema()) || '.' || %s)",
+                        (ADMIT_FUNCTION,),
+                    )
+                ).fetchone()
+                if found_admit is None or found_admit[0] is None:
+                    await conn.execute(_LIVE_DDL.encode())
+                    await conn.execute(_ADMIT_DDL.encode())
                 await conn.execute(
                     "INSERT INTO aioretell_meta (key, value) VALUES ('schema', %s)"
                     " ON CONFLICT (key) DO NOTHING",
@@ -307,8 +500,9 @@ class PostgresJournal(Journal):
 
         async def configure(connection: AsyncConnection[DictRow]) -> None:
             await connection.set_autocommit(True)
-            # A worker frozen inside a transaction (SIGSTOP mid-admission) would hold the
-            # account's lock, and every other worker with it: the server ends such a session.
+            # A worker frozen inside a transaction (SIGSTOP while it loads leads) would hold
+            # its locks (the campaign's), and every other worker with them: the server ends
+            # such a session. (The admission is one statement: no client can freeze in it.)
             await connection.execute(
                 "SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
                 (f"{IDLE_IN_TRANSACTION_S}s",),
@@ -324,7 +518,7 @@ class PostgresJournal(Journal):
                 "application_name": self.application_name,
             },
             configure=configure,
-            check=AsyncConnectionPool.check_connection,
+            check=self._check,
             open=False,
             name=f"aioretell-{self.worker_id}",
         )
@@ -333,9 +527,9 @@ class PostgresJournal(Journal):
         return pool
 
     @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[AsyncCursor[DictRow]]:
-        """A cursor in one transaction, committed on exit; a database failure is a
-        :class:`JournalError` (one line, no password)."""
+    async def _connection(self) -> AsyncIterator[AsyncConnection[DictRow]]:
+        """A connection of the pool (autocommit: each statement commits alone); a database
+        failure is a :class:`JournalError` (one line, no password)."""
         import psycopg
         from psycopg_pool import PoolTimeout
 
@@ -344,12 +538,11 @@ class PostgresJournal(Journal):
         # off) wait a second each, not the full timeout.
         timeout = 1.0 if self._down else CONNECT_TIMEOUT_S * 2
         try:
-            async with (
-                pool.connection(timeout=timeout) as conn,
-                conn.transaction(),
-                conn.cursor() as cursor,
-            ):
-                yield cursor
+            async with pool.connection(timeout=timeout) as conn:
+                try:
+                    yield conn
+                finally:
+                    self._used_at[conn] = time.monotonic()
         except PoolTimeout:
             self._down = True
             raise JournalUnavailableError(
@@ -365,6 +558,19 @@ class PostgresJournal(Journal):
             raise JournalError(f"{self.where}: {_first_line(exc)}") from None
         else:
             self._down = False
+
+    async def _check(self, conn: AsyncConnection[DictRow]) -> None:
+        """The pool's check of a connection it gives out (see :data:`CHECK_IDLE_S`)."""
+        from psycopg_pool import AsyncConnectionPool
+
+        if time.monotonic() - self._used_at.get(conn, -math.inf) > CHECK_IDLE_S:
+            await AsyncConnectionPool.check_connection(conn)
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[AsyncCursor[DictRow]]:
+        """A cursor in one transaction, committed on exit (errors as :meth:`_connection`)."""
+        async with self._connection() as conn, conn.transaction(), conn.cursor() as cursor:
+            yield cursor
 
     async def close(self) -> None:
         self._closed = True
@@ -395,7 +601,7 @@ class PostgresJournal(Journal):
             if found is None:
                 await self._start(cur, expected, leads)
                 return Opened(expected, new=True)
-            problems = _problems(found, expected)
+            problems = campaign_problems(found, expected)
             if problems:
                 called = await self._count_called(cur)
                 raise JournalError(self.refusal(found, problems, called))
@@ -451,14 +657,7 @@ class PostgresJournal(Journal):
             "UPDATE aioretell_campaigns SET csv_sha256 = %s, csv_name = %s WHERE name = %s",
             (leads.sha256, leads.path.name, self.name),
         )
-        in_file = {lead.to_number for lead in leads.leads}
-        added = sum(1 for lead in leads.leads if lead.to_number not in known)
-        return LeadChanges(
-            added=added,
-            known=len(leads.leads) - added,
-            missing=len(known - in_file),
-            renamed=renamed,
-        )
+        return lead_changes(leads, known, renamed)
 
     async def _insert_leads(
         self, cur: AsyncCursor[DictRow], leads: LeadFile, known: set[str], taken: set[str]
@@ -466,18 +665,7 @@ class PostgresJournal(Journal):
         """COPY the file's new leads and its rejected lines in; returns refs given anew."""
         from psycopg.types.json import Jsonb
 
-        renamed: dict[str, str] = {}
-
-        def free(ref: str, *, note: bool = True) -> str:
-            fresh, n = ref, 1
-            while fresh in taken:
-                n += 1
-                fresh = f"{ref}_{n}"  # refs go into idempotency keys: [A-Za-z0-9_-]
-            taken.add(fresh)
-            if fresh != ref and note:
-                renamed[ref] = fresh
-            return fresh
-
+        refs = NewRefs(taken)
         async with cur.copy(
             "COPY aioretell_leads (campaign, ref, line, to_number, variables, state, reason)"
             " FROM STDIN"
@@ -488,7 +676,7 @@ class PostgresJournal(Journal):
                 await copy.write_row(
                     (
                         self.name,
-                        free(lead.ref),
+                        refs.free(lead.ref),
                         lead.line,
                         lead.to_number,
                         Jsonb(lead.variables),
@@ -500,7 +688,7 @@ class PostgresJournal(Journal):
                 await copy.write_row(
                     (
                         self.name,
-                        free(bad.ref, note=False),
+                        refs.free(bad.ref, note=False),
                         bad.line,
                         bad.raw_number,
                         Jsonb({}),
@@ -508,7 +696,7 @@ class PostgresJournal(Journal):
                         bad.reason,
                     )
                 )
-        return renamed
+        return refs.renamed
 
     # -- reading -------------------------------------------------------------------------
 
@@ -619,113 +807,25 @@ class PostgresJournal(Journal):
         self._claims.add(token)
         return _row(found)
 
-    async def mark_created(self, row: Row, call_id: str, *, create_ms: float | None) -> None:
-        await self._move(
-            row,
-            DISPATCHING,
-            CREATED,
-            {"call_id": call_id, "create_ms": create_ms, "reason": None},
-            created=True,
-        )
-
-    async def mark_placed(self, row: Row) -> None:
-        await self._move(row, DISPATCHING, DISPATCHING, {"placed": True})
-
-    async def mark_ended(
-        self, row: Row, *, call_status: str, disconnection_reason: str | None
-    ) -> None:
-        await self._move(
-            row,
-            CREATED,
-            ENDED,
-            {"call_status": call_status, "disconnection_reason": disconnection_reason},
-        )
-
-    async def mark_failed(self, row: Row, reason: str) -> None:
-        await self._move(row, DISPATCHING, FAILED, {"reason": reason})
-
-    async def release(self, row: Row, *, not_before: float, reason: str, retry: bool) -> None:
-        await self._move(
-            row,
-            DISPATCHING,
-            PENDING,
-            {
-                "not_before": not_before,
-                "reason": reason,
-                "retries": row.retries + (1 if retry else 0),
-            },
-        )
-
-    async def requeue(
-        self,
-        row: Row,
-        *,
-        not_before: float,
-        call_status: str,
-        disconnection_reason: str | None,
-        redial: bool,
-    ) -> None:
-        counter = "redials" if redial else "requeues"
-        await self._move(
-            row,
-            CREATED,
-            PENDING,
-            {
-                "not_before": not_before,
-                "attempt": row.attempt + 1,
-                "call_status": call_status,
-                "disconnection_reason": disconnection_reason,
-                "placed": False,
-                counter: getattr(row, counter) + 1,
-            },
-        )
-
-    async def _move(
-        self,
-        row: Row,
-        source: str,
-        to: str,
-        fields: Mapping[str, Any],
-        *,
-        created: bool = False,
-    ) -> None:
-        """The fenced update of one move: a dispatching row only while it carries
-        ``row.claim``, a created one only while it holds ``row.call_id``."""
-        from psycopg import sql
-
-        check_move(row, source, to)
+    async def _store_move(self, row: Row, to: str, fields: dict[str, Any]) -> None:
+        """The fenced update of one move, one statement: a dispatching row only while it
+        carries ``row.claim``, a created one only while it holds ``row.call_id``; a call
+        created also counts on this worker's row."""
+        source = row.state
         values = dict(fields)
         if to != DISPATCHING:
             values["claim_token"] = None
             values["lease_until"] = None
-        assignments: list[sql.Composable] = [
-            sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder()) for name in values
-        ]
-        if created:
-            assignments.append(sql.SQL("created_at = clock_timestamp()"))
-        if source == DISPATCHING:
-            fence = sql.SQL("claim_token IS NOT DISTINCT FROM {}").format(sql.Placeholder())
-            fenced_by: str | None = row.claim
-        else:
-            fence = sql.SQL("call_id IS NOT DISTINCT FROM {}").format(sql.Placeholder())
-            fenced_by = row.call_id
-        query = sql.SQL(
-            "UPDATE aioretell_leads SET state = {}, updated_at = clock_timestamp(), {}"
-            " WHERE campaign = {} AND ref = {} AND state = {} AND {}"
-        ).format(
-            sql.Placeholder(),
-            sql.SQL(", ").join(assignments),
-            sql.Placeholder(),
-            sql.Placeholder(),
-            sql.Placeholder(),
-            fence,
-        )
-        async with self._tx() as cur:
-            await cur.execute(
-                query, (to, *values.values(), self.name, row.ref, row.state, fenced_by)
-            )
-            if cur.rowcount != 1:
-                stored = await self._get(cur, row.ref)
+        counted = to == CREATED and self._worker_token is not None
+        query = _move_query(source, to, tuple(values), counted)
+        fenced_by = row.claim if source == DISPATCHING else row.call_id
+        params: list[Any] = [to, *values.values(), self.name, row.ref, source, fenced_by]
+        if counted:
+            params += [self.name, self.worker_id]
+        async with self._connection() as conn:
+            cursor = await conn.execute(query, params)
+            if await cursor.fetchone() is None:
+                stored = await self._get(conn.cursor(), row.ref)
                 if source == DISPATCHING and stored is not None and stored.claim != row.claim:
                     raise ClaimLostError(
                         f"{row.ref}: the journal does not hold it as {row.state} under this "
@@ -733,18 +833,8 @@ class PostgresJournal(Journal):
                         "and it was reconciled); nothing recorded"
                     )
                 raise TransitionError(f"{row.ref}: the journal does not hold it as {row.state}")
-            if created and self._worker_token is not None:
-                await cur.execute(
-                    "UPDATE aioretell_workers SET placed = placed + 1"
-                    " WHERE campaign = %s AND worker_id = %s",
-                    (self.name, self.worker_id),
-                )
         if to != DISPATCHING and row.claim is not None:
             self._claims.discard(row.claim)
-        row.state = to
-        for name, value in fields.items():
-            setattr(row, name, value)
-        if to != DISPATCHING:
             row.claim = None
 
     # -- admission, shared by every worker ------------------------------------------------
@@ -758,79 +848,54 @@ class PostgresJournal(Journal):
         recheck_s: float,
         pause_s: float = 0.0,
     ) -> Row | Wait | None:
-        """The admission of one create, in one short transaction on the account's advisory
-        lock (two workers never both take the last slot):
+        """The admission of one create: one call of the database function ``ADMIT_FUNCTION``
+        (one round trip, one transaction on the account's advisory lock, so two workers never
+        both take the last slot):
 
         0. ``pause_s`` > 0 (this worker saw a 429): the account's pause is pushed to at least
            that long from now;
         1. while the account is paused (``paused_until > clock_timestamp()``): wait until then;
         2. ``cps``: calls-per-second by GCRA on the account row, on the database clock (no
            burst): wait for the theoretical arrival time;
-        3. live calls (rows dispatching or created) against ``cap`` for this campaign and
-           against ``concurrency_limit - reserved_inbound - others`` for the account, from the
-           leader's latest get-concurrency reading: when full, wait ``recheck_s``;
+        3. live calls against ``cap`` for this campaign and against ``concurrency_limit -
+           reserved_inbound`` for the account, from the journal (rows dispatching or
+           created) and the leader's latest get-concurrency reading (its
+           ``current_concurrency`` plus our calls it may not have counted, see
+           :meth:`record_reading`; the function's comments say how): when full, wait
+           ``recheck_s``;
         4. claim the next due pending lead (``FOR UPDATE SKIP LOCKED``) with a fresh claim
            token and lease, and only then spend the GCRA turn.
 
         Returns the claimed row, a :class:`Wait`, or ``None`` when no lead is pending at all.
         ``now`` is the caller's clock, for the leads' ``not_before`` only.
         """
-        async with self._tx() as cur:
-            await self._lock(cur, "account", self.account)
-            if pause_s > 0:
-                await self._pause(cur, pause_s)
-            await cur.execute(
-                "SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8 AS db_now,"
-                " EXTRACT(EPOCH FROM paused_until)::float8 AS paused_until,"
-                " EXTRACT(EPOCH FROM tat)::float8 AS tat,"
-                " concurrency_limit, reserved_inbound, others"
-                " FROM aioretell_accounts WHERE account = %s",
-                (self.account,),
+        from psycopg.types.numeric import Int8
+
+        token = secrets.token_hex(12)
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                _ADMIT_CALL,
+                (
+                    self.account,
+                    self.name,
+                    self.worker_id,
+                    token,
+                    float(now),
+                    1.0 / cps if cps else 0.0,
+                    Int8(cap),
+                    float(recheck_s),
+                    float(pause_s),
+                    float(self._lease_ttl_s),
+                ),
+                prepare=True,
             )
-            account = await cur.fetchone()
-            if account is None:
-                raise JournalError(f"{self.where}: the campaign has not been opened")
-            db_now = float(account["db_now"])
-            if account["paused_until"] is not None and account["paused_until"] > db_now:
-                return Wait(account["paused_until"] - db_now, "paused after a 429")
-            interval = 1.0 / cps if cps else 0.0
-            tat = max(account["tat"] or db_now, db_now)
-            if interval and tat > db_now:
-                return Wait(tat - db_now, "calls per second")
-            await cur.execute(
-                "SELECT COUNT(*) FILTER (WHERE l.campaign = %s) AS campaign, COUNT(*) AS account"
-                " FROM aioretell_leads l JOIN aioretell_campaigns c ON c.name = l.campaign"
-                " WHERE c.account = %s AND l.state IN (%s, %s)",
-                (self.name, self.account, DISPATCHING, CREATED),
-            )
-            live = await cur.fetchone()
-            assert live is not None
-            allowed = math.inf
-            if account["concurrency_limit"] is not None:
-                allowed = (
-                    account["concurrency_limit"]
-                    - (account["reserved_inbound"] or 0)
-                    - (account["others"] or 0)
-                )
-            if live["campaign"] >= cap or live["account"] >= allowed:
-                return Wait(recheck_s, "concurrency")
-            row = await self._claim(cur, now)
-            if row is None:
-                await cur.execute(
-                    "SELECT MIN(not_before) AS due FROM aioretell_leads"
-                    " WHERE campaign = %s AND state = %s",
-                    (self.name, PENDING),
-                )
-                due = await cur.fetchone()
-                if due is None or due["due"] is None:
-                    return None
-                return Wait(max(0.0, float(due["due"]) - now), "no lead due yet")
-            if interval:
-                await cur.execute(
-                    "UPDATE aioretell_accounts SET tat = to_timestamp(%s) WHERE account = %s",
-                    (tat + interval, self.account),
-                )
-            return row
+            found = await cursor.fetchone()
+        if found is None:
+            return None
+        if found["why"] is not None:
+            return Wait(float(found["wait_s"]), found["why"])
+        self._claims.add(token)
+        return _row(found)
 
     async def pause(self, seconds: float) -> None:
         """A 429: every worker of the account waits ``seconds`` from now (at least)."""
@@ -847,13 +912,27 @@ class PostgresJournal(Journal):
     async def account_created(self) -> int:
         """Calls of the account's campaigns recorded created and not seen ended."""
         async with self._tx() as cur:
-            await cur.execute(
-                "SELECT COUNT(*) AS n FROM aioretell_leads l JOIN aioretell_campaigns c"
-                " ON c.name = l.campaign WHERE c.account = %s AND l.state = %s",
-                (self.account, CREATED),
-            )
-            found = await cur.fetchone()
+            return await self._account_created(cur)
+
+    async def _account_created(self, cur: AsyncCursor[DictRow]) -> int:
+        await cur.execute(
+            "SELECT COUNT(*) AS n FROM aioretell_leads l JOIN aioretell_campaigns c"
+            " ON c.name = l.campaign WHERE c.account = %s AND l.state = %s",
+            (self.account, CREATED),
+        )
+        found = await cur.fetchone()
         return 0 if found is None else int(found["n"])
+
+    async def clock(self) -> float:
+        """The database clock, in epoch seconds. Read it just before a get-concurrency request
+        and give it to :meth:`record_reading` as ``requested_at``."""
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                "SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8 AS now", prepare=True
+            )
+            found = await cursor.fetchone()
+        assert found is not None
+        return float(found["now"])
 
     async def record_reading(
         self,
@@ -861,24 +940,44 @@ class PostgresJournal(Journal):
         concurrency_limit: int | None,
         reserved_inbound: int,
         current: int,
-        ours_before: int,
+        ours_before: int | None = None,
+        requested_at: float | None = None,
     ) -> Reading:
-        """Store a get-concurrency reading on the account row. ``others`` (live calls that
-        are not the journal's: inbound, other dialers) is ``current`` less the account's
-        created calls, counted before the request and now, whichever is fewer."""
+        """Store a get-concurrency reading on the account row, for :meth:`admit`.
+
+        ``requested_at``: the database clock (:meth:`clock`) read before the request was sent.
+        Our calls recorded created before then were on Retell when it answered, so
+        ``current`` counts those still live; any other call of ours may be missing from it.
+        With it the admission bounds live calls by ``current`` plus those, so a call that
+        ended at Retell frees its slot with the reading, before the journal learns the end.
+        Without it (``ours_before``: :meth:`account_created` before the request), the
+        admission counts the journal's live calls plus ``others``, the live calls that are
+        not the journal's (inbound, other dialers): ``current`` less the account's created
+        calls counted before the request and now, whichever is fewer. The returned
+        :class:`Reading` has ``others`` either way (with ``requested_at``: less our calls
+        recorded created before it and still open).
+        """
+        if requested_at is None and ours_before is None:
+            raise ValueError("record_reading needs requested_at (or ours_before)")
         async with self._tx() as cur:
-            await cur.execute(
-                "SELECT COUNT(*) AS n FROM aioretell_leads l JOIN aioretell_campaigns c"
-                " ON c.name = l.campaign WHERE c.account = %s AND l.state = %s",
-                (self.account, CREATED),
-            )
-            found = await cur.fetchone()
-            ours = min(ours_before, 0 if found is None else int(found["n"]))
+            if requested_at is not None:
+                await cur.execute(
+                    "SELECT COUNT(*) AS n FROM aioretell_leads l JOIN aioretell_campaigns c"
+                    " ON c.name = l.campaign WHERE c.account = %s AND l.state = %s"
+                    " AND l.created_at < to_timestamp(%s)",
+                    (self.account, CREATED, requested_at),
+                )
+                found = await cur.fetchone()
+                ours = 0 if found is None else int(found["n"])
+            else:
+                assert ours_before is not None
+                ours = min(ours_before, await self._account_created(cur))
             others = max(0, current - ours)
             await cur.execute(
                 "UPDATE aioretell_accounts SET concurrency_limit = %s, reserved_inbound = %s,"
-                " others = %s, read_at = clock_timestamp() WHERE account = %s",
-                (concurrency_limit, reserved_inbound, others, self.account),
+                " others = %s, current_concurrency = %s, read_requested_at = to_timestamp(%s),"
+                " read_at = clock_timestamp() WHERE account = %s",
+                (concurrency_limit, reserved_inbound, others, current, requested_at, self.account),
             )
         return Reading(concurrency_limit, reserved_inbound, others)
 
@@ -975,7 +1074,6 @@ class PostgresJournal(Journal):
             where=self.where,
             states=states,
             outcomes=outcomes,
-            live=states.get(DISPATCHING, 0) + states.get(CREATED, 0),
             recent_creates=sum(int(r["recent"]) for r in by_state),
             window_s=window_s,
             workers=workers,
@@ -1008,7 +1106,7 @@ class PostgresJournal(Journal):
                     found["pid"], found["host"], found["started_at"], found["heartbeat_at"]
                 )
                 fresh = found["silent_s"] < ttl_s
-                alive = found["host"] != host or _process_alive(found["pid"])
+                alive = found["host"] != host or process_alive(found["pid"])
                 if fresh and alive:
                     raise LeaseHeldError(
                         f"worker {self.worker_id!r} of {self.where} is in use by another dialer "
@@ -1191,16 +1289,58 @@ class LeaderLock:
             await conn.close()
 
 
+@functools.lru_cache(maxsize=64)
+def _move_query(source: str, to: str, names: tuple[str, ...], counted: bool) -> bytes:
+    """The statement of :meth:`PostgresJournal._store_move` for one shape of move, composed
+    once (composing it costs more than running it)."""
+    from psycopg import sql
+
+    assignments: list[sql.Composable] = [
+        sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder()) for name in names
+    ]
+    if to == CREATED:
+        assignments.append(sql.SQL("created_at = clock_timestamp()"))
+    fence = "claim_token" if source == DISPATCHING else "call_id"
+    query = sql.SQL(
+        "UPDATE aioretell_leads SET state = {}, updated_at = clock_timestamp(), {}"
+        " WHERE campaign = {} AND ref = {} AND state = {} AND {} IS NOT DISTINCT FROM {}"
+        " RETURNING ref"
+    ).format(
+        sql.Placeholder(),
+        sql.SQL(", ").join(assignments),
+        sql.Placeholder(),
+        sql.Placeholder(),
+        sql.Placeholder(),
+        sql.Identifier(fence),
+        sql.Placeholder(),
+    )
+    if counted:
+        # ``counted`` is read by nobody, so it runs after the main query has read ``moved``:
+        # the lead is locked before the worker row, as in heartbeat().
+        query = sql.SQL(
+            "WITH moved AS ({}), counted AS (UPDATE aioretell_workers"
+            " SET placed = placed + 1 WHERE campaign = {} AND worker_id = {}"
+            " AND EXISTS (SELECT 1 FROM moved)) SELECT ref FROM moved"
+        ).format(query, sql.Placeholder(), sql.Placeholder())
+    return query.as_bytes(None)
+
+
+async def _add_columns(conn: AsyncConnection[Any]) -> None:
+    """Add the columns a schema made by older code lacks (:data:`_ADDED_COLUMNS`)."""
+    for table, columns in _ADDED_COLUMNS.items():
+        cursor = await conn.execute(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name = %s",
+            (table,),
+        )
+        have = {found[0] for found in await cursor.fetchall()}
+        for name, kind in columns:
+            if name not in have:
+                await conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}".encode())
+
+
 def _row(found: Mapping[str, Any]) -> Row:
-    values = {name: found[name] for name in _FIELDS}
-    values["variables"] = dict(values["variables"] or {})
-    return Row(**values, claim=found["claim_token"])
-
-
-def _problems(found: CampaignInfo, expected: CampaignInfo) -> list[str]:
-    from .journal import campaign_problems
-
-    return campaign_problems(found, expected)
+    return stored_row(found, claim=found["claim_token"])
 
 
 def _first_line(exc: BaseException) -> str:

@@ -28,7 +28,6 @@ from .journal import (
     CREATED,
     DISPATCHING,
     ENDED,
-    FAILED,
     PENDING,
     REJECTED,
     CampaignInfo,
@@ -39,10 +38,14 @@ from .journal import (
     LeaseHeldError,
     LeaseHolder,
     LeaseLostError,
+    NewRefs,
     Row,
     TransitionError,
     WorkerInfo,
-    check_move,
+    apply_move,
+    lead_changes,
+    process_alive,
+    stored_row,
 )
 from .leads import LeadFile
 
@@ -92,39 +95,6 @@ _INDEXES = """
 CREATE INDEX IF NOT EXISTS leads_due ON leads (state, not_before, line);
 CREATE UNIQUE INDEX IF NOT EXISTS leads_number ON leads (to_number) WHERE state != 'rejected';
 """
-
-_FIELDS = (
-    "ref",
-    "line",
-    "to_number",
-    "variables",
-    "state",
-    "attempt",
-    "requeues",
-    "redials",
-    "retries",
-    "not_before",
-    "dispatched_at",
-    "placed",
-    "call_id",
-    "call_status",
-    "disconnection_reason",
-    "reason",
-    "create_ms",
-)
-
-
-def process_alive(pid: int) -> bool:
-    """Whether a process with ``pid`` exists on this host."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    except OSError:
-        return False
-    return True
 
 
 class SQLiteJournal(Journal):
@@ -215,43 +185,24 @@ class SQLiteJournal(Journal):
             self._db.execute("DELETE FROM leads WHERE state = ?", (REJECTED,))
             taken = {ref for (ref,) in self._db.execute("SELECT ref FROM leads")}
             renamed = self._insert_leads(leads, known, now, taken)
-            in_file = {lead.to_number for lead in leads.leads}
             self._db.executemany(
                 "UPDATE campaign SET value = ? WHERE key = ?",
                 [(leads.sha256, "csv_sha256"), (leads.path.name, "csv_name")],
             )
-        added = sum(1 for lead in leads.leads if lead.to_number not in known)
-        return LeadChanges(
-            added=added,
-            known=len(leads.leads) - added,
-            missing=len(known - in_file),
-            renamed=renamed,
-        )
+        return lead_changes(leads, known, renamed)
 
     def _insert_leads(
         self, leads: LeadFile, known: set[str | None], now: float, taken: set[str] | None = None
     ) -> dict[str, str]:
         """Insert the file's new leads and its rejected lines; returns refs given anew."""
-        taken = set() if taken is None else taken
-        renamed: dict[str, str] = {}
-
-        def free(ref: str, *, note: bool = True) -> str:
-            fresh, n = ref, 1
-            while fresh in taken:
-                n += 1
-                fresh = f"{ref}_{n}"  # refs go into idempotency keys: [A-Za-z0-9_-]
-            taken.add(fresh)
-            if fresh != ref and note:
-                renamed[ref] = fresh
-            return fresh
-
+        refs = NewRefs(set() if taken is None else taken)
         new = [lead for lead in leads.leads if lead.to_number not in known]
         self._db.executemany(
             "INSERT INTO leads (ref, line, to_number, variables, state, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             [
                 (
-                    free(lead.ref),
+                    refs.free(lead.ref),
                     lead.line,
                     lead.to_number,
                     msgspec.json.encode(lead.variables).decode(),
@@ -265,11 +216,11 @@ class SQLiteJournal(Journal):
             "INSERT INTO leads (ref, line, to_number, state, reason, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             [
-                (free(r.ref, note=False), r.line, r.raw_number, REJECTED, r.reason, now)
+                (refs.free(r.ref, note=False), r.line, r.raw_number, REJECTED, r.reason, now)
                 for r in leads.rejected
             ],
         )
-        return renamed
+        return refs.renamed
 
     # -- reading -----------------------------------------------------------------------
 
@@ -340,7 +291,6 @@ class SQLiteJournal(Journal):
             where=self.where,
             states=states,
             outcomes=outcomes,
-            live=states.get(DISPATCHING, 0) + states.get(CREATED, 0),
             recent_creates=int(recent),
             window_s=window_s,
             workers=workers,
@@ -362,66 +312,19 @@ class SQLiteJournal(Journal):
                 if found is None:
                     return None
                 row = self._row(found)
-                self._update(row, DISPATCHING, {"dispatched_at": now})
+                claimed = {"dispatched_at": now}
+                self._store(row, DISPATCHING, claimed)
         finally:
             self._db.execute("PRAGMA synchronous=NORMAL")
+        apply_move(row, DISPATCHING, claimed)
         return row
 
-    async def mark_created(self, row: Row, call_id: str, *, create_ms: float | None) -> None:
-        self._move(row, DISPATCHING, CREATED, call_id=call_id, create_ms=create_ms, reason=None)
-
-    async def mark_placed(self, row: Row) -> None:
-        self._move(row, DISPATCHING, DISPATCHING, placed=True)
-
-    async def mark_ended(
-        self, row: Row, *, call_status: str, disconnection_reason: str | None
-    ) -> None:
-        self._move(
-            row, CREATED, ENDED, call_status=call_status, disconnection_reason=disconnection_reason
-        )
-
-    async def mark_failed(self, row: Row, reason: str) -> None:
-        self._move(row, DISPATCHING, FAILED, reason=reason)
-
-    async def release(self, row: Row, *, not_before: float, reason: str, retry: bool) -> None:
-        self._move(
-            row,
-            DISPATCHING,
-            PENDING,
-            not_before=not_before,
-            reason=reason,
-            retries=row.retries + (1 if retry else 0),
-        )
-
-    async def requeue(
-        self,
-        row: Row,
-        *,
-        not_before: float,
-        call_status: str,
-        disconnection_reason: str | None,
-        redial: bool,
-    ) -> None:
-        counter = "redials" if redial else "requeues"
-        self._move(
-            row,
-            CREATED,
-            PENDING,
-            not_before=not_before,
-            attempt=row.attempt + 1,
-            call_status=call_status,
-            disconnection_reason=disconnection_reason,
-            placed=False,
-            **{counter: getattr(row, counter) + 1},
-        )
-
-    def _move(self, row: Row, source: str, to: str, **fields: Any) -> None:
-        check_move(row, source, to)
+    async def _store_move(self, row: Row, to: str, fields: dict[str, Any]) -> None:
         with self._write():
-            self._update(row, to, fields)
+            self._store(row, to, fields)
 
-    def _update(self, row: Row, to: str, fields: dict[str, Any]) -> None:
-        """Inside a write: store the move, then apply it to ``row``."""
+    def _store(self, row: Row, to: str, fields: dict[str, Any]) -> None:
+        """Inside a write: store the move of ``row`` (still in ``row.state``) to ``to``."""
         columns = "".join(f", {name} = ?" for name in fields)
         cursor = self._db.execute(
             f"UPDATE leads SET state = ?, updated_at = ?{columns} WHERE ref = ? AND state = ?",
@@ -429,9 +332,6 @@ class SQLiteJournal(Journal):
         )
         if cursor.rowcount != 1:
             raise TransitionError(f"{row.ref}: the journal does not hold it as {row.state}")
-        row.state = to
-        for name, value in fields.items():
-            setattr(row, name, value)
 
     # -- the lease ---------------------------------------------------------------------
 
@@ -506,7 +406,4 @@ class SQLiteJournal(Journal):
 
     @staticmethod
     def _row(record: sqlite3.Row) -> Row:
-        values = {name: record[name] for name in _FIELDS}
-        values["variables"] = msgspec.json.decode(values["variables"] or "{}")
-        values["placed"] = bool(values["placed"])
-        return Row(**values)
+        return stored_row(record)

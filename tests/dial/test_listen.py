@@ -50,8 +50,9 @@ class SpyJournal(SQLiteJournal):
             self.moves[row.ref].append((j.PENDING, j.DISPATCHING))
         return row
 
-    def _move(self, row: Row, source: str, to: str, **fields: Any) -> None:
-        super()._move(row, source, to, **fields)
+    async def _store_move(self, row: Row, to: str, fields: dict[str, Any]) -> None:
+        source = row.state
+        await super()._store_move(row, to, fields)
         self.moves[row.ref].append((source, to))
 
 

@@ -446,8 +446,9 @@ async def test_redis_going_away_mid_run_holds_the_creates_until_it_is_back(
 async def test_a_session_frozen_in_a_transaction_does_not_hold_the_others(
     workers: Callable[[str], Any],
 ) -> None:
-    """A worker stopped mid-admission holds the account's lock until the server ends its
-    session: every connection of the journal asks for that after 10 s idle in a transaction."""
+    """A worker stopped inside a transaction (loading leads) holds the campaign's lock until
+    the server ends its session: every connection of the journal asks for that after 10 s idle
+    in a transaction."""
     journal = await workers("w1")
     async with journal._tx() as cur:
         await cur.execute("SHOW idle_in_transaction_session_timeout")
