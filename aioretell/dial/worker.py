@@ -315,7 +315,9 @@ async def _leading(
     stats = runner.stats
 
     async def reading() -> None:
-        ours_before = await journal.account_created()
+        # On the database clock, before the request: our calls recorded created before it
+        # are in the answer, so the admission may free their slots by it (record_reading).
+        requested_at = await journal.clock()
         try:
             found = await client.concurrency.retrieve()
         except (AuthenticationError, PermissionDeniedError) as exc:
@@ -327,7 +329,7 @@ async def _leading(
                 concurrency_limit=found.concurrency_limit,
                 reserved_inbound=found.reserved_inbound_concurrency or 0,
                 current=found.current_concurrency or 0,
-                ours_before=ours_before,
+                requested_at=requested_at,
             )
             runner.wake()
 
