@@ -30,10 +30,10 @@ import secrets
 import socket
 import time
 import weakref
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from .journal import (
     CREATED,
@@ -393,6 +393,36 @@ class Reading:
     others: int
 
 
+class _SessionLostError(JournalUnavailableError):
+    """The server ended this connection's session while a transaction of ours was open on it:
+    the transaction was rolled back, so it may run again on another connection."""
+
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def _again_if_session_lost(
+    method: Callable[_P, Coroutine[Any, Any, _T]],
+) -> Callable[_P, Coroutine[Any, Any, _T]]:
+    """Run a one-transaction method once more when its session was ended under it.
+
+    A worker stopped (SIGSTOP, a long GC, a paused VM) inside a transaction has its session
+    ended by ``idle_in_transaction_session_timeout``, so that it holds no lock meanwhile; when
+    it wakes, its next statement fails. The transaction never committed, so running it again
+    on a fresh connection is what it would have done. A second failure is a real outage.
+    """
+
+    @functools.wraps(method)
+    async def again(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            return await method(*args, **kwargs)
+        except _SessionLostError:
+            return await method(*args, **kwargs)
+
+    return again
+
+
 class PostgresJournal(Journal):
     """One campaign (``campaign``, its name) of a PostgreSQL database, as one worker sees it.
 
@@ -541,6 +571,12 @@ class PostgresJournal(Journal):
             async with pool.connection(timeout=timeout) as conn:
                 try:
                     yield conn
+                except psycopg.OperationalError as exc:
+                    if not conn.broken:
+                        raise
+                    raise _SessionLostError(
+                        f"PostgreSQL at {redact(self.dsn)} ended the session: {_first_line(exc)}"
+                    ) from None
                 finally:
                     self._used_at[conn] = time.monotonic()
         except PoolTimeout:
@@ -580,6 +616,7 @@ class PostgresJournal(Journal):
 
     # -- the campaign --------------------------------------------------------------------
 
+    @_again_if_session_lost
     async def campaign(self) -> CampaignInfo | None:
         async with self._tx() as cur:
             return await self._campaign(cur)
@@ -593,6 +630,7 @@ class PostgresJournal(Journal):
         found = await cur.fetchone()
         return None if found is None else CampaignInfo(**found)
 
+    @_again_if_session_lost
     async def open_campaign(self, expected: CampaignInfo, leads: LeadFile) -> Opened:
         # Every worker may open (and load) the campaign at the same moment: one at a time.
         async with self._tx() as cur:
@@ -610,6 +648,7 @@ class PostgresJournal(Journal):
             changes = await self._add_leads(cur, leads)
             return Opened(await self._campaign(cur) or found, new=False, changes=changes)
 
+    @_again_if_session_lost
     async def start(self, info: CampaignInfo, leads: LeadFile) -> None:
         async with self._tx() as cur:
             await self._lock(cur, "campaign")
@@ -636,6 +675,7 @@ class PostgresJournal(Journal):
         )
         await self._insert_leads(cur, leads, set(), set())
 
+    @_again_if_session_lost
     async def add_leads(self, leads: LeadFile) -> LeadChanges:
         async with self._tx() as cur:
             await self._lock(cur, "campaign")
@@ -700,6 +740,7 @@ class PostgresJournal(Journal):
 
     # -- reading -------------------------------------------------------------------------
 
+    @_again_if_session_lost
     async def rows(self) -> list[Row]:
         async with self._tx() as cur:
             await cur.execute(
@@ -709,6 +750,7 @@ class PostgresJournal(Journal):
             )
             return [_row(found) for found in await cur.fetchall()]
 
+    @_again_if_session_lost
     async def get(self, ref: str) -> Row:
         async with self._tx() as cur:
             found = await self._get(cur, ref)
@@ -724,6 +766,7 @@ class PostgresJournal(Journal):
         found = await cur.fetchone()
         return None if found is None else _row(found)
 
+    @_again_if_session_lost
     async def by_call_id(self, call_id: str) -> Row | None:
         """The row whose latest call is ``call_id``, if this campaign has one."""
         async with self._tx() as cur:
@@ -735,6 +778,7 @@ class PostgresJournal(Journal):
             found = await cur.fetchone()
         return None if found is None else _row(found)
 
+    @_again_if_session_lost
     async def counts(self) -> dict[str, int]:
         async with self._tx() as cur:
             await cur.execute(
@@ -744,6 +788,7 @@ class PostgresJournal(Journal):
             )
             return {r["state"]: int(r["n"]) for r in await cur.fetchall()}
 
+    @_again_if_session_lost
     async def count_called(self) -> int:
         async with self._tx() as cur:
             return await self._count_called(cur)
@@ -757,6 +802,7 @@ class PostgresJournal(Journal):
         found = await cur.fetchone()
         return 0 if found is None else int(found["n"])
 
+    @_again_if_session_lost
     async def next_due(self) -> float | None:
         async with self._tx() as cur:
             await cur.execute(
@@ -769,6 +815,7 @@ class PostgresJournal(Journal):
 
     # -- transitions ---------------------------------------------------------------------
 
+    @_again_if_session_lost
     async def claim(self, now: float) -> Row | None:
         async with self._tx() as cur:
             return await self._claim(cur, now)
@@ -897,6 +944,7 @@ class PostgresJournal(Journal):
         self._claims.add(token)
         return _row(found)
 
+    @_again_if_session_lost
     async def pause(self, seconds: float) -> None:
         """A 429: every worker of the account waits ``seconds`` from now (at least)."""
         async with self._tx() as cur:
@@ -909,6 +957,7 @@ class PostgresJournal(Journal):
             (seconds, self.account),
         )
 
+    @_again_if_session_lost
     async def account_created(self) -> int:
         """Calls of the account's campaigns recorded created and not seen ended."""
         async with self._tx() as cur:
@@ -934,6 +983,7 @@ class PostgresJournal(Journal):
         assert found is not None
         return float(found["now"])
 
+    @_again_if_session_lost
     async def record_reading(
         self,
         *,
@@ -981,6 +1031,7 @@ class PostgresJournal(Journal):
             )
         return Reading(concurrency_limit, reserved_inbound, others)
 
+    @_again_if_session_lost
     async def open_call_ids(self) -> list[str]:
         """Every call of the campaign recorded created and not seen ended."""
         async with self._tx() as cur:
@@ -991,6 +1042,7 @@ class PostgresJournal(Journal):
             )
             return [found["call_id"] for found in await cur.fetchall()]
 
+    @_again_if_session_lost
     async def expired_claims(self, *, limit: int = 100) -> list[Row]:
         """Claim for this worker the dispatching rows whose lease expired (their worker died,
         froze or lost the database): each gets a fresh token, so the old owner can no longer
@@ -1014,6 +1066,7 @@ class PostgresJournal(Journal):
         self._claims.update(row.claim for row in rows if row.claim is not None)
         return rows
 
+    @_again_if_session_lost
     async def finished(self) -> bool:
         """Every lead of the campaign is in a final state."""
         async with self._tx() as cur:
@@ -1028,6 +1081,7 @@ class PostgresJournal(Journal):
     def leader_lock(self, *, idle_s: float) -> LeaderLock:
         return LeaderLock(self, idle_s=idle_s)
 
+    @_again_if_session_lost
     async def status(self, *, window_s: float = 60.0) -> CampaignStatus | None:
         async with self._tx() as cur:
             info = await self._campaign(cur)
@@ -1084,6 +1138,7 @@ class PostgresJournal(Journal):
 
     # -- the worker's lease --------------------------------------------------------------
 
+    @_again_if_session_lost
     async def acquire_lease(self, *, ttl_s: float) -> LeaseHolder | None:
         """Register this worker (many may work on the campaign). Refused only while another
         live process holds the same worker id; a dead one's claims expire at once."""
@@ -1133,6 +1188,7 @@ class PostgresJournal(Journal):
         self._worker_token = token
         return previous
 
+    @_again_if_session_lost
     async def heartbeat(self) -> None:
         """Renew this worker's row and the leases of the rows it holds dispatching."""
         # Lead rows before the worker row, as every transaction here takes them (mark_created
@@ -1162,6 +1218,7 @@ class PostgresJournal(Journal):
                     "heard nothing from this one for too long); this one stops"
                 )
 
+    @_again_if_session_lost
     async def release_lease(self) -> None:
         """Sign this worker off; the rows it still holds dispatching are reconciled at once."""
         token, self._worker_token = self._worker_token, None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -353,3 +353,49 @@ async def test_the_live_count_follows_every_move(
     assert await live_counted(journal) == {NAME: 2}
     assert await journal.claim(now=0.0) is not None  # a claim outside the admission counts
     assert await live_counted(journal) == {NAME: 3}
+
+
+async def test_a_transaction_whose_session_the_server_ended_runs_again(
+    tmp_path: Path, workers: Callable[..., Any]
+) -> None:
+    """A worker stopped inside a transaction past ``idle_in_transaction_session_timeout``
+    wakes to a session the server ended: that transaction never committed, so it runs once
+    more on a fresh connection instead of ending the run. The server really ends the session
+    here (``pg_terminate_backend`` from another connection, between BEGIN and the first
+    statement)."""
+    journal = await workers("w1")
+    await opened(journal, tmp_path, 3)
+    real_tx = journal._tx
+    ended: list[int] = []
+
+    @asynccontextmanager
+    async def tx_ended_once() -> AsyncIterator[Any]:
+        async with real_tx() as cur:
+            if not ended:
+                pid = cur.connection.info.backend_pid
+                await sql(journal, "SELECT pg_terminate_backend(%s)", pid)
+                ended.append(pid)
+            yield cur
+
+    journal._tx = tx_ended_once  # type: ignore[method-assign]
+    reading = await journal.record_reading(
+        concurrency_limit=20, reserved_inbound=0, current=0, requested_at=await journal.clock()
+    )
+    assert ended and reading.others == 0
+    counts = await journal.counts()
+    assert counts["pending"] == 3 and sum(counts.values()) == 3
+
+    # A second ended session in one call is an outage: said as one, not retried forever.
+    ended.clear()
+
+    @asynccontextmanager
+    async def tx_always_ended() -> AsyncIterator[Any]:
+        async with real_tx() as cur:
+            await sql(journal, "SELECT pg_terminate_backend(%s)", cur.connection.info.backend_pid)
+            ended.append(1)
+            yield cur
+
+    journal._tx = tx_always_ended  # type: ignore[method-assign]
+    with pytest.raises(j.JournalUnavailableError, match="ended the session"):
+        await journal.counts()
+    assert len(ended) == 2
