@@ -40,6 +40,7 @@ class Failure:
 
 #: Resolved with the response, or with why there is none.
 Waiter = asyncio.Future[HTTPResponse | Failure]
+_Future = asyncio.Future
 
 
 class ResponseHeaders(Mapping[str, str]):
@@ -169,17 +170,19 @@ class Connection(asyncio.Protocol):
     def start(
         self,
         data: bytes,
-        waiter: Waiter,
         now: float,
         read_timeout: float | None,
         deadline: float | None,
         head: bool,
-    ) -> None:
-        """Write one request; its response (or failure, or timeout) resolves ``waiter``.
+    ) -> Waiter:
+        """Write one request; the future returned resolves to its response (or failure).
 
         ``read_timeout``: longest silence while waiting for the response; ``deadline``: loop
         time by which it must be complete. Either may be None.
         """
+        # The future itself rather than ``loop.create_future()``: asyncio's is a Python method
+        # around it (uvloop's makes the same class).
+        waiter: Waiter = _Future(loop=self.loop)
         self._waiter = waiter
         self._head_only = head
         self._headers = []
@@ -199,6 +202,7 @@ class Connection(asyncio.Protocol):
                     timer.cancel()
                 self._arm(due)  # type: ignore[arg-type]
         self.transport.write(data)  # type: ignore[union-attr]
+        return waiter
 
     def close(self) -> None:
         """Close now; a response still awaited is dropped (its waiter is left to its owner)."""

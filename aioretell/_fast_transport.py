@@ -30,7 +30,7 @@ import asyncio
 import collections
 import math
 import ssl as ssl_module
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Coroutine, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -276,10 +276,11 @@ class FastTransport:
             self._blocks[key] = block
         return block
 
-    def _prepare(self, request: HTTPRequest) -> tuple[_Origin, str, bytes]:
-        """Where ``request`` goes: its origin, its request target, and its header block
+    def _prepare(
+        self, url: str, params: Mapping[str, str] | None, headers: Mapping[str, str]
+    ) -> tuple[_Origin, str, bytes]:
+        """Where a request goes: its origin, its request target, and its header block
         (checked, so a bad header fails here, before a connection is taken)."""
-        url = request.url
         end = url.find("/", 8)  # past "https://" and at least one character of host
         query = url.find("?", 8)
         if query != -1 and (end == -1 or query < end):
@@ -291,18 +292,41 @@ class FastTransport:
             if target[0] == "?":
                 target = "/" + target
         origin = self._origin(prefix)
-        params = request.params
         if params:
             target += ("&" if "?" in target else "?") + urlencode(params, quote_via=quote)
         if not (target.isascii() and target.isprintable()) or " " in target or "#" in target:
             target = quote(target.partition("#")[0], safe=_TARGET_SAFE)
-        return origin, target, self._header_block(origin, request.headers)
+        return origin, target, self._header_block(origin, headers)
 
     # -- sending -----------------------------------------------------------------------------
 
-    async def send(
+    def send(
         self, request: HTTPRequest, timeout: aiohttp.ClientTimeout, info: RequestInfo
+    ) -> Coroutine[Any, Any, HTTPResponse]:
+        """:meth:`exchange` of ``request`` (its errors describe it as ``info`` does)."""
+        return self.exchange(
+            info.operation_id,
+            request.method,
+            request.url,
+            request.headers,
+            request.body,
+            request.params,
+            timeout,
+        )
+
+    async def exchange(
+        self,
+        operation_id: str,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        params: Mapping[str, str] | None,
+        timeout: aiohttp.ClientTimeout,
+        /,
     ) -> HTTPResponse:
+        """Send one request, given as its parts; its :class:`RequestInfo` is built only when
+        it has to open a connection, or for an error."""
         loop = self._loop
         if loop is None:
             loop = await self._bind()
@@ -316,7 +340,7 @@ class FastTransport:
             )
         if self._closed:
             raise ClientClosedError("This AsyncRetell client is closed; create a new one.")
-        origin, target, block = self._prepare(request)
+        origin, target, block = self._prepare(url, params, headers)
         now = loop.time()
         if timeout is not self._timeout:  # a client sends the same one with every request
             self._limits = (_limit(timeout.total), _limit(timeout.sock_read))
@@ -332,6 +356,7 @@ class FastTransport:
                 break
             self._discard(candidate)
         if conn is None:
+            info = RequestInfo(operation_id, method, url)
             # aiohttp's ``connect`` bounds waiting for the pool and connecting together,
             # ``sock_connect`` the connecting alone.
             acquire = _limit(timeout.connect)
@@ -362,9 +387,8 @@ class FastTransport:
                         self._discard(got)  # closed by the server before this request woke up
                 else:
                     raise self._unsent(got, origin, info)
-        waiter: asyncio.Future[HTTPResponse | Failure] = loop.create_future()
-        conn.start(
-            _wire(request, target, block), waiter, now, read, deadline, request.method == "HEAD"
+        waiter = conn.start(
+            _wire(method, target, block, body), now, read, deadline, method == "HEAD"
         )
         # From here on the request may have reached the server.
         try:
@@ -383,18 +407,17 @@ class FastTransport:
             return result
         self._discard(conn)
         assert isinstance(result, Failure)
+        info = RequestInfo(operation_id, method, url)
         if result.timed_out:
             # Worded as AiohttpTransport words them.
             if result.reason == "total":
-                raise APITimeoutError(
-                    f"{info.operation_id} exceeded its total timeout", request=info
-                )
+                raise APITimeoutError(f"{operation_id} exceeded its total timeout", request=info)
             raise APITimeoutError(
-                f"Timed out reading the response of {info.operation_id} ({result.reason})",
+                f"Timed out reading the response of {operation_id} ({result.reason})",
                 request=info,
             )
         raise APIConnectionError(
-            f"Connection failed during {info.operation_id}: {result.reason}", request=info
+            f"Connection failed during {operation_id}: {result.reason}", request=info
         )
 
     async def _bind(self) -> asyncio.AbstractEventLoop:
@@ -601,14 +624,12 @@ async def _closed_with_its_loop(transport: FastTransport) -> AsyncGenerator[None
         transport._shut_down()
 
 
-def _wire(request: HTTPRequest, target: str, block: bytes) -> bytes:
+def _wire(method: str, target: str, block: bytes, body: bytes | None) -> bytes:
     """The request's bytes: made once it has a connection, so a queued request holds none."""
-    method = request.method
-    head = b"%s %s HTTP/1.1\r\n" % (method.encode("ascii"), target.encode("ascii"))
-    body = request.body
+    head = (method + " " + target + " HTTP/1.1\r\n").encode("ascii")
     if body is None:
         tail = b"Content-Length: 0\r\n\r\n" if method in _BODY_METHODS else b"\r\n"
-        return head + block + tail
+        return b"".join((head, block, tail))
     return b"".join((head, block, b"Content-Length: %d\r\n\r\n" % len(body), body))
 
 

@@ -18,7 +18,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -79,6 +79,10 @@ class Transport(Protocol):
     ``request.headers`` are all the headers of the request (credentials included), except
     when the client built the transport itself with its fixed headers (see
     :class:`AiohttpTransport`): then they are only the request's own (its Content-Type).
+
+    A transport may also offer ``exchange`` (:class:`Exchange`): ``send`` with the request
+    given as its parts, so that a request with nothing to pace is sent without building its
+    :class:`HTTPRequest` and :class:`RequestInfo` first (see :func:`direct_exchange`).
     """
 
     async def send(
@@ -86,6 +90,46 @@ class Transport(Protocol):
     ) -> HTTPResponse: ...
 
     async def aclose(self) -> None: ...
+
+
+class Exchange(Protocol):
+    """A transport's ``exchange``: what its ``send`` does, given the request's parts.
+
+    It raises the errors ``send`` raises, with ``RequestInfo(operation_id, method, url)``
+    built only then.
+    """
+
+    def __call__(
+        self,
+        operation_id: str,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        params: Mapping[str, str] | None,
+        timeout: aiohttp.ClientTimeout,
+        /,
+    ) -> Coroutine[Any, Any, HTTPResponse]: ...
+
+
+def direct_exchange(transport: object) -> Exchange | None:
+    """``transport.exchange`` when a request may bypass ``send`` through it, else None.
+
+    Only when the class whose ``send`` the transport has defines ``exchange`` too (its
+    ``send`` is then that ``exchange`` of the request): a subclass that overrides ``send``
+    (to count, delay or fail requests) still sees every request, as does one that overrides
+    ``exchange``.
+    """
+    if "send" in getattr(transport, "__dict__", ()):
+        return None  # replaced on the instance
+    for cls in type(transport).__mro__:
+        defined = vars(cls)
+        if "send" in defined:
+            if "exchange" not in defined:
+                return None
+            exchange: Exchange = getattr(transport, "exchange")  # noqa: B009
+            return exchange
+    return None
 
 
 class _Connector(aiohttp.TCPConnector):
@@ -178,16 +222,6 @@ class AiohttpTransport:
         await anext(self._closer)
         return session
 
-    def ready_session(self) -> aiohttp.ClientSession | None:
-        """The open session, for a caller that runs an exchange itself, as :meth:`send` does
-        (``session._request``, ``read``, ``release``; :data:`ERRORS` described by
-        :func:`describe_failure`). ``None`` until the first :meth:`send` opened it, from
-        another loop, and with debug logging on (:meth:`send` logs each exchange).
-        """
-        if self._loop is not asyncio.get_running_loop() or log.isEnabledFor(logging.DEBUG):
-            return None
-        return self._session
-
     def _wrong_loop(self, loop: asyncio.AbstractEventLoop) -> WrongEventLoopError:
         state = "has since closed" if loop.is_closed() else "is another one"
         return WrongEventLoopError(
@@ -197,9 +231,33 @@ class AiohttpTransport:
             "asyncio.run(), one client per loop."
         )
 
-    async def send(
+    def send(
         self, request: HTTPRequest, timeout: aiohttp.ClientTimeout, info: RequestInfo
+    ) -> Coroutine[Any, Any, HTTPResponse]:
+        """:meth:`exchange` of ``request`` (its errors describe it as ``info`` does)."""
+        return self.exchange(
+            info.operation_id,
+            request.method,
+            request.url,
+            request.headers,
+            request.body,
+            request.params,
+            timeout,
+        )
+
+    async def exchange(
+        self,
+        operation_id: str,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        params: Mapping[str, str] | None,
+        timeout: aiohttp.ClientTimeout,
+        /,
     ) -> HTTPResponse:
+        """Send one request, given as its parts; its :class:`RequestInfo` is built only for
+        an error."""
         session = self._session
         if session is None:
             session = await self._open()
@@ -212,29 +270,24 @@ class AiohttpTransport:
             # ``session.request`` is ``_request`` wrapped in a context manager we do not use
             # (tests/unit/test_transport.py checks that aiohttp still has it).
             resp = await session._request(
-                request.method,
-                request.url,
-                data=request.body,
-                params=request.params,
-                headers=request.headers,
-                timeout=timeout,
+                method, url, data=body, params=params, headers=headers, timeout=timeout
             )
             try:
-                body = await resp.read()
+                data = await resp.read()
             finally:
                 resp.release()
         except ERRORS as exc:
-            error = describe_failure(exc, info)
+            error = describe_failure(exc, RequestInfo(operation_id, method, url))
         else:
             if debug:
                 log.debug(
                     "%s %s -> %d in %.1f ms",
-                    request.method,
-                    request.url,
+                    method,
+                    url,
                     resp.status,
                     (time.perf_counter() - started) * 1000,
                 )
-            return HTTPResponse(resp.status, resp.headers, body)
+            return HTTPResponse(resp.status, resp.headers, data)
         # Raised outside the except block, so aiohttp's exception is not its __context__ either.
         raise error
 
