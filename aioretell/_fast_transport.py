@@ -30,7 +30,8 @@ import asyncio
 import collections
 import math
 import ssl as ssl_module
-from collections.abc import AsyncGenerator, Coroutine, Mapping
+import time
+from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -42,7 +43,7 @@ from ._exceptions import (
     RequestInfo,
     WrongEventLoopError,
 )
-from ._fast_http import Connection, Failure
+from ._fast_http import Connection, Failure, loop_clock
 from ._sansio import HTTPRequest, HTTPResponse
 from ._transport import PoolConfig
 
@@ -178,6 +179,8 @@ class FastTransport:
         self._accept_encoding = accept_encoding.encode("ascii")
         self._ssl = ssl
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: the loop's clock (see :func:`loop_clock`), set with ``_loop``
+        self._clock: Callable[[], float] = time.monotonic
         self._closer: AsyncGenerator[None, None] | None = None
         self._closed = False
         #: connections open, being opened, or promised to a waiter (never above ``_limit``)
@@ -341,7 +344,7 @@ class FastTransport:
         if self._closed:
             raise ClientClosedError("This AsyncRetell client is closed; create a new one.")
         origin, target, block = self._prepare(url, params, headers)
-        now = loop.time()
+        now = self._clock()
         if timeout is not self._timeout:  # a client sends the same one with every request
             self._limits = (_limit(timeout.total), _limit(timeout.sock_read))
             self._timeout = timeout
@@ -382,7 +385,7 @@ class FastTransport:
                 if isinstance(got, Connection):
                     if got.reusable:
                         conn = got
-                        now = loop.time()  # the wait for a connection took time
+                        now = self._clock()  # the wait for a connection took time
                     else:
                         self._discard(got)  # closed by the server before this request woke up
                 else:
@@ -425,6 +428,7 @@ class FastTransport:
         if self._closed:
             raise ClientClosedError("This AsyncRetell client is closed; create a new one.")
         loop = self._loop = asyncio.get_running_loop()
+        self._clock = loop_clock(loop)
         self._closer = _closed_with_its_loop(self)
         await anext(self._closer)
         return loop
