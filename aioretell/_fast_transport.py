@@ -31,7 +31,7 @@ import collections
 import math
 import ssl as ssl_module
 import time
-from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -44,8 +44,8 @@ from ._exceptions import (
     WrongEventLoopError,
 )
 from ._fast_http import Connection, Failure, loop_clock
-from ._sansio import HTTPRequest, HTTPResponse
-from ._transport import PoolConfig
+from ._sansio import HTTPResponse
+from ._transport import ExchangeTransport, PoolConfig
 
 if TYPE_CHECKING:
     import aiohttp
@@ -102,7 +102,7 @@ class _Origin:
         self.idle: list[Connection] = []
 
 
-class FastTransport:
+class FastTransport(ExchangeTransport):
     """HTTP/1.1 over a keep-alive pool on ``asyncio.Protocol``, parsed with ``httptools``.
 
     ``connection_limit`` and ``keepalive_timeout`` mean what they mean to ``AsyncRetell``;
@@ -303,20 +303,6 @@ class FastTransport:
 
     # -- sending -----------------------------------------------------------------------------
 
-    def send(
-        self, request: HTTPRequest, timeout: aiohttp.ClientTimeout, info: RequestInfo
-    ) -> Coroutine[Any, Any, HTTPResponse]:
-        """:meth:`exchange` of ``request`` (its errors describe it as ``info`` does)."""
-        return self.exchange(
-            info.operation_id,
-            request.method,
-            request.url,
-            request.headers,
-            request.body,
-            request.params,
-            timeout,
-        )
-
     async def exchange(
         self,
         operation_id: str,
@@ -328,8 +314,7 @@ class FastTransport:
         timeout: aiohttp.ClientTimeout,
         /,
     ) -> HTTPResponse:
-        """Send one request, given as its parts; its :class:`RequestInfo` is built only when
-        it has to open a connection, or for an error."""
+        # Its RequestInfo is built only when it has to open a connection, or for an error.
         loop = self._loop
         if loop is None:
             loop = await self._bind()

@@ -14,11 +14,12 @@ read from its traceback when it fails rather than tracked for every request.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import functools
 import logging
 import time
-from collections.abc import AsyncGenerator, Coroutine, Mapping
+from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -79,10 +80,6 @@ class Transport(Protocol):
     ``request.headers`` are all the headers of the request (credentials included), except
     when the client built the transport itself with its fixed headers (see
     :class:`AiohttpTransport`): then they are only the request's own (its Content-Type).
-
-    A transport may also offer ``exchange`` (:class:`Exchange`): ``send`` with the request
-    given as its parts, so that a request with nothing to pace is sent without building its
-    :class:`HTTPRequest` and :class:`RequestInfo` first (see :func:`direct_exchange`).
     """
 
     async def send(
@@ -92,14 +89,33 @@ class Transport(Protocol):
     async def aclose(self) -> None: ...
 
 
-class Exchange(Protocol):
-    """A transport's ``exchange``: what its ``send`` does, given the request's parts.
+#: A bound :meth:`ExchangeTransport.exchange`.
+Exchange = Callable[..., Coroutine[Any, Any, HTTPResponse]]
 
-    It raises the errors ``send`` raises, with ``RequestInfo(operation_id, method, url)``
-    built only then.
+
+class ExchangeTransport(abc.ABC):
+    """A :class:`Transport` whose ``send`` is its :meth:`exchange`: the request given as its
+    parts. The client calls ``exchange`` itself for a request with nothing to pace, so that
+    it is sent without its :class:`HTTPRequest` and :class:`RequestInfo` being built first
+    (see :func:`direct_exchange`). Both of aioretell's transports are one.
     """
 
-    def __call__(
+    def send(
+        self, request: HTTPRequest, timeout: aiohttp.ClientTimeout, info: RequestInfo
+    ) -> Coroutine[Any, Any, HTTPResponse]:
+        """:meth:`exchange` of ``request`` (its errors describe it as ``info`` does)."""
+        return self.exchange(
+            info.operation_id,
+            request.method,
+            request.url,
+            request.headers,
+            request.body,
+            request.params,
+            timeout,
+        )
+
+    @abc.abstractmethod
+    async def exchange(
         self,
         operation_id: str,
         method: str,
@@ -109,26 +125,27 @@ class Exchange(Protocol):
         params: Mapping[str, str] | None,
         timeout: aiohttp.ClientTimeout,
         /,
-    ) -> Coroutine[Any, Any, HTTPResponse]: ...
+    ) -> HTTPResponse:
+        """Send one request, given as its parts. It raises what ``send`` raises, with
+        ``RequestInfo(operation_id, method, url)`` built only then."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None: ...
 
 
 def direct_exchange(transport: object) -> Exchange | None:
-    """``transport.exchange`` when a request may bypass ``send`` through it, else None.
+    """``transport.exchange`` when the client may call it instead of ``send``, else None.
 
-    Only when the class whose ``send`` the transport has defines ``exchange`` too (its
-    ``send`` is then that ``exchange`` of the request): a subclass that overrides ``send``
-    (to count, delay or fail requests) still sees every request, as does one that overrides
-    ``exchange``.
+    Only when ``send`` is :class:`ExchangeTransport`'s own: a subclass (or an instance) whose
+    ``send`` was replaced, to count, delay or fail requests, still sees every request; one
+    that overrides ``exchange`` is called through it anyway.
     """
-    if "send" in getattr(transport, "__dict__", ()):
-        return None  # replaced on the instance
-    for cls in type(transport).__mro__:
-        defined = vars(cls)
-        if "send" in defined:
-            if "exchange" not in defined:
-                return None
-            exchange: Exchange = getattr(transport, "exchange")  # noqa: B009
-            return exchange
+    if (
+        isinstance(transport, ExchangeTransport)
+        and type(transport).send is ExchangeTransport.send
+        and "send" not in getattr(transport, "__dict__", ())
+    ):
+        return transport.exchange
     return None
 
 
@@ -174,7 +191,7 @@ async def _closed_with_its_loop(
         await session.close()
 
 
-class AiohttpTransport:
+class AiohttpTransport(ExchangeTransport):
     """A transport over one pooled ``aiohttp.ClientSession``, created inside the running loop.
 
     ``headers`` are sent with every request as the session's defaults: the client that builds
@@ -231,20 +248,6 @@ class AiohttpTransport:
             "asyncio.run(), one client per loop."
         )
 
-    def send(
-        self, request: HTTPRequest, timeout: aiohttp.ClientTimeout, info: RequestInfo
-    ) -> Coroutine[Any, Any, HTTPResponse]:
-        """:meth:`exchange` of ``request`` (its errors describe it as ``info`` does)."""
-        return self.exchange(
-            info.operation_id,
-            request.method,
-            request.url,
-            request.headers,
-            request.body,
-            request.params,
-            timeout,
-        )
-
     async def exchange(
         self,
         operation_id: str,
@@ -256,8 +259,6 @@ class AiohttpTransport:
         timeout: aiohttp.ClientTimeout,
         /,
     ) -> HTTPResponse:
-        """Send one request, given as its parts; its :class:`RequestInfo` is built only for
-        an error."""
         session = self._session
         if session is None:
             session = await self._open()

@@ -131,26 +131,12 @@ def test_translation(cause: BaseException, kind: type[E.APIError], sent: bool) -
 
 
 class _Counting(AiohttpTransport):
-    """Overrides ``send`` alone: it must see every request."""
+    """Overrides ``send``: it must see every request."""
 
     async def send(
         self, request: HTTPRequest, timeout: aiohttp.ClientTimeout, info: E.RequestInfo
     ) -> HTTPResponse:
         return await super().send(request, timeout, info)
-
-
-class _Both(_Counting):
-    """Overrides ``send`` and ``exchange`` together: its ``send`` is its ``exchange`` again."""
-
-    def send(
-        self, request: HTTPRequest, timeout: aiohttp.ClientTimeout, info: E.RequestInfo
-    ) -> Any:
-        return self.exchange(
-            info.operation_id, request.method, request.url, request.headers, None, None, timeout
-        )
-
-    async def exchange(self, *parts: Any) -> HTTPResponse:
-        return HTTPResponse(200, {}, b"{}")
 
 
 class _ExchangeOnly(AiohttpTransport):
@@ -160,16 +146,12 @@ class _ExchangeOnly(AiohttpTransport):
         return HTTPResponse(200, {}, b"{}")
 
 
-class _CountingToo(_Both):
-    """Overrides ``send`` again, below a class with both."""
-
-    def send(self, request: Any, timeout: Any, info: Any) -> Any:
-        return super().send(request, timeout, info)
-
-
 class _SendOnly:
     async def send(self, request: Any, timeout: Any, info: Any) -> HTTPResponse:
         return HTTPResponse(200, {}, b"{}")
+
+    async def exchange(self, *parts: Any) -> HTTPResponse:
+        return HTTPResponse(200, {}, b"{}")  # not an ExchangeTransport: never called
 
     async def aclose(self) -> None:
         return None
@@ -179,9 +161,6 @@ def test_direct_exchange_only_where_send_is_the_exchange_s_own() -> None:
     plain = AiohttpTransport(PoolConfig())
     assert direct_exchange(plain) == plain.exchange
     assert direct_exchange(_Counting(PoolConfig())) is None
-    both = _Both(PoolConfig())
-    assert direct_exchange(both) == both.exchange
-    assert direct_exchange(_CountingToo(PoolConfig())) is None
     own = _ExchangeOnly(PoolConfig())
     assert direct_exchange(own) == own.exchange
     assert direct_exchange(_SendOnly()) is None
