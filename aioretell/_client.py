@@ -27,7 +27,6 @@ from ._resources import Resources
 from ._retry import Decision, RetryPolicy, decide, log_first_retry
 from ._sansio import (
     HTTPRequest,
-    HTTPResponse,
     body_decoder,
     decode_success,
     encode_json,
@@ -36,8 +35,7 @@ from ._sansio import (
     render_path,
     status_error,
 )
-from ._transport import ERRORS as TRANSPORT_ERRORS
-from ._transport import AiohttpTransport, PoolConfig, Timeout, Transport, describe_failure
+from ._transport import AiohttpTransport, PoolConfig, Timeout, Transport, direct_exchange
 from ._validation import resolve_api_key
 from ._version import __version__
 
@@ -77,7 +75,7 @@ class _Shared:
 
     __slots__ = (
         "closed",
-        "direct",
+        "exchange",
         "headers",
         "json_headers",
         "owns_transport",
@@ -89,9 +87,9 @@ class _Shared:
         self, transport: Transport, headers: dict[str, str], owns: bool, pacer: Pacing[Any]
     ) -> None:
         self.transport = transport
-        #: the transport when it is the client's own AiohttpTransport, whose session the
-        #: first attempt may use directly (see ``AsyncRetell._request``)
-        self.direct = transport if owns and type(transport) is AiohttpTransport else None
+        #: the transport's ``exchange``, which a first attempt with nothing to pace calls
+        #: instead of ``send`` (see ``AsyncRetell._request``); None when it has none
+        self.exchange = direct_exchange(transport)
         #: What a request without a body sends besides the transport's own headers:
         #: nothing when the client built the transport with its fixed headers, else all of
         #: them. ``json_headers`` add the body's Content-Type.
@@ -378,12 +376,13 @@ class AsyncRetell(Resources):
         ``body`` is sent as JSON, ``form`` (already encoded) as multipart. A body Struct is the
         caller's own for this call: the client may fill its idempotency key in place.
 
-        The common case runs in this one coroutine: the client's own transport, in its loop,
-        nothing to pace (no rate, no concurrency cap, no 429 seen). The first attempt then
-        talks to the session directly, and the request's description (:class:`RequestInfo`)
-        is only built for an error. Anything else goes through :meth:`_attempt` and the
-        transport's ``send``. Tenacity takes over only once something failed, since building
-        its controller costs more than the rest of the pipeline.
+        The common case is one coroutine here and the transport's ``exchange``: nothing to
+        pace (no rate, no concurrency cap, no 429 seen) and a transport that has one. The
+        first attempt then skips ``send``, its :class:`HTTPRequest` and the pacer's turn, and
+        the request's description (:class:`RequestInfo`) is only built for an error. Anything
+        else goes through :meth:`_attempt` and the transport's ``send``. Tenacity takes over
+        only once something failed, since building its controller costs more than the rest of
+        the pipeline.
         """
         shared = self._shared
         if shared.closed:
@@ -404,41 +403,23 @@ class AsyncRetell(Resources):
             headers, payload = shared.headers, None
         params = None if query is None else encode_query(query)
         pacer = shared.pacer
-        direct = shared.direct
-        session = direct.ready_session() if direct is not None and pacer.idle else None
+        exchange = shared.exchange
         try:
-            if session is None:
+            if exchange is None or not pacer.idle:
                 request = HTTPRequest(method, url, headers, payload, params)
                 info = RequestInfo(op.operation_id, method, url)
                 return await self._attempt(op, request, info)
-            failure: APIError | None = None
-            try:
-                resp = await session._request(
-                    method,
-                    url,
-                    data=payload,
-                    params=params,
-                    headers=headers,
-                    timeout=config.aiohttp_timeout,
-                )
-                try:
-                    data = await resp.read()
-                finally:
-                    resp.release()
-            except TRANSPORT_ERRORS as exc:
-                failure = describe_failure(exc, RequestInfo(op.operation_id, method, url))
-            if failure is not None:
-                raise failure  # outside the except block: aiohttp's error is not its context
-            status = resp.status
-            pacer.on_unpaced_response(op, status, resp.headers)
+            response = await exchange(
+                op.operation_id, method, url, headers, payload, params, config.aiohttp_timeout
+            )
+            status = response.status
+            pacer.on_unpaced_response(op, status, response.headers)
             if 200 <= status < 300:
                 try:
-                    return body_decoder(op)(data)
+                    return body_decoder(op)(response.body)
                 except msgspec.DecodeError as exc:
-                    response = HTTPResponse(status, resp.headers, data)
                     info = RequestInfo(op.operation_id, method, url)
                     raise invalid_body(op, response, info, exc) from exc
-            response = HTTPResponse(status, resp.headers, data)
             raise status_error(response, RequestInfo(op.operation_id, method, url))
         except APIError as exc:
             info = exc.request or RequestInfo(op.operation_id, method, url)

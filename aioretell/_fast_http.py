@@ -10,8 +10,9 @@ can hang off an error raised from it), and says whether it can carry another req
 from __future__ import annotations
 
 import asyncio
+import time
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from multidict import CIMultiDict
@@ -40,6 +41,15 @@ class Failure:
 
 #: Resolved with the response, or with why there is none.
 Waiter = asyncio.Future[HTTPResponse | Failure]
+_Future = asyncio.Future
+
+
+def loop_clock(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
+    """``loop.time``, or ``time.monotonic`` itself where that is all ``loop.time`` does
+    (asyncio's own loops): the same clock, read without a Python call in between."""
+    if getattr(type(loop), "time", None) is asyncio.BaseEventLoop.time:
+        return time.monotonic
+    return loop.time
 
 
 class ResponseHeaders(Mapping[str, str]):
@@ -119,6 +129,7 @@ class Connection(asyncio.Protocol):
 
     __slots__ = (
         "_body",
+        "_clock",
         "_coding",
         "_deadline",
         "_framed",
@@ -126,6 +137,7 @@ class Connection(asyncio.Protocol):
         "_headers",
         "_parser",
         "_read_timeout",
+        "_status",
         "_timer",
         "_timer_when",
         "_until_eof",
@@ -140,6 +152,7 @@ class Connection(asyncio.Protocol):
 
     def __init__(self, loop: asyncio.AbstractEventLoop, key: Any) -> None:
         self.loop = loop
+        self._clock = loop_clock(loop)
         #: the pool's key for this connection's origin
         self.key = key
         self.transport: asyncio.Transport | None = None
@@ -148,6 +161,7 @@ class Connection(asyncio.Protocol):
         self._headers: list[tuple[bytes, bytes]] = []
         self._body: list[bytes] = []
         self._coding = b""
+        self._status = 0
         self._framed = False  # a Content-Length or Transfer-Encoding header came
         self._head_only = False
         #: the response ends when the server closes (no Content-Length, not chunked)
@@ -169,17 +183,19 @@ class Connection(asyncio.Protocol):
     def start(
         self,
         data: bytes,
-        waiter: Waiter,
         now: float,
         read_timeout: float | None,
         deadline: float | None,
         head: bool,
-    ) -> None:
-        """Write one request; its response (or failure, or timeout) resolves ``waiter``.
+    ) -> Waiter:
+        """Write one request; the future returned resolves to its response (or failure).
 
         ``read_timeout``: longest silence while waiting for the response; ``deadline``: loop
         time by which it must be complete. Either may be None.
         """
+        # The future itself rather than ``loop.create_future()``: asyncio's is a Python method
+        # around it (uvloop's makes the same class).
+        waiter: Waiter = _Future(loop=self.loop)
         self._waiter = waiter
         self._head_only = head
         self._headers = []
@@ -199,6 +215,7 @@ class Connection(asyncio.Protocol):
                     timer.cancel()
                 self._arm(due)  # type: ignore[arg-type]
         self.transport.write(data)  # type: ignore[union-attr]
+        return waiter
 
     def close(self) -> None:
         """Close now; a response still awaited is dropped (its waiter is left to its owner)."""
@@ -231,7 +248,7 @@ class Connection(asyncio.Protocol):
         self._timer = None
         if self._waiter is None:
             return  # idle, or closed: nothing to watch until the next request
-        now = self.loop.time()
+        now = self._clock()
         deadline, read = self._deadline, self._read_timeout
         if deadline is not None and now >= deadline:
             self.fail("total", timed_out=True)
@@ -256,7 +273,7 @@ class Connection(asyncio.Protocol):
             # Bytes nobody asked for: the peer is out of step with us; never reuse this.
             self.close()
             return
-        self.last_read = self.loop.time()
+        self.last_read = self._clock()
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -304,7 +321,7 @@ class Connection(asyncio.Protocol):
                 self._coding = value
 
     def on_headers_complete(self) -> None:
-        status = self._parser.get_status_code()
+        status = self._status = self._parser.get_status_code()
         if status < 200:
             return  # an interim response (100 Continue): the real one follows
         if self._head_only:
@@ -318,7 +335,7 @@ class Connection(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
-        if self._parser.get_status_code() < 200:
+        if self._status < 200:
             self._headers = []  # the interim response's; the real one's follow
             self._framed = False
             self._coding = b""
@@ -345,6 +362,4 @@ class Connection(asyncio.Protocol):
                 return
             body = decoded
         if not waiter.done():
-            waiter.set_result(
-                HTTPResponse(self._parser.get_status_code(), ResponseHeaders(self._headers), body)
-            )
+            waiter.set_result(HTTPResponse(self._status, ResponseHeaders(self._headers), body))

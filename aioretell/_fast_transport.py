@@ -30,7 +30,8 @@ import asyncio
 import collections
 import math
 import ssl as ssl_module
-from collections.abc import AsyncGenerator, Mapping
+import time
+from collections.abc import AsyncGenerator, Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -42,9 +43,9 @@ from ._exceptions import (
     RequestInfo,
     WrongEventLoopError,
 )
-from ._fast_http import Connection, Failure
-from ._sansio import HTTPRequest, HTTPResponse
-from ._transport import PoolConfig
+from ._fast_http import Connection, Failure, loop_clock
+from ._sansio import HTTPResponse
+from ._transport import ExchangeTransport, PoolConfig
 
 if TYPE_CHECKING:
     import aiohttp
@@ -101,7 +102,7 @@ class _Origin:
         self.idle: list[Connection] = []
 
 
-class FastTransport:
+class FastTransport(ExchangeTransport):
     """HTTP/1.1 over a keep-alive pool on ``asyncio.Protocol``, parsed with ``httptools``.
 
     ``connection_limit`` and ``keepalive_timeout`` mean what they mean to ``AsyncRetell``;
@@ -178,6 +179,8 @@ class FastTransport:
         self._accept_encoding = accept_encoding.encode("ascii")
         self._ssl = ssl
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: the loop's clock (see :func:`loop_clock`), set with ``_loop``
+        self._clock: Callable[[], float] = time.monotonic
         self._closer: AsyncGenerator[None, None] | None = None
         self._closed = False
         #: connections open, being opened, or promised to a waiter (never above ``_limit``)
@@ -276,10 +279,11 @@ class FastTransport:
             self._blocks[key] = block
         return block
 
-    def _prepare(self, request: HTTPRequest) -> tuple[_Origin, str, bytes]:
-        """Where ``request`` goes: its origin, its request target, and its header block
+    def _prepare(
+        self, url: str, params: Mapping[str, str] | None, headers: Mapping[str, str]
+    ) -> tuple[_Origin, str, bytes]:
+        """Where a request goes: its origin, its request target, and its header block
         (checked, so a bad header fails here, before a connection is taken)."""
-        url = request.url
         end = url.find("/", 8)  # past "https://" and at least one character of host
         query = url.find("?", 8)
         if query != -1 and (end == -1 or query < end):
@@ -291,18 +295,26 @@ class FastTransport:
             if target[0] == "?":
                 target = "/" + target
         origin = self._origin(prefix)
-        params = request.params
         if params:
             target += ("&" if "?" in target else "?") + urlencode(params, quote_via=quote)
         if not (target.isascii() and target.isprintable()) or " " in target or "#" in target:
             target = quote(target.partition("#")[0], safe=_TARGET_SAFE)
-        return origin, target, self._header_block(origin, request.headers)
+        return origin, target, self._header_block(origin, headers)
 
     # -- sending -----------------------------------------------------------------------------
 
-    async def send(
-        self, request: HTTPRequest, timeout: aiohttp.ClientTimeout, info: RequestInfo
+    async def exchange(
+        self,
+        operation_id: str,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        params: Mapping[str, str] | None,
+        timeout: aiohttp.ClientTimeout,
+        /,
     ) -> HTTPResponse:
+        # Its RequestInfo is built only when it has to open a connection, or for an error.
         loop = self._loop
         if loop is None:
             loop = await self._bind()
@@ -316,8 +328,8 @@ class FastTransport:
             )
         if self._closed:
             raise ClientClosedError("This AsyncRetell client is closed; create a new one.")
-        origin, target, block = self._prepare(request)
-        now = loop.time()
+        origin, target, block = self._prepare(url, params, headers)
+        now = self._clock()
         if timeout is not self._timeout:  # a client sends the same one with every request
             self._limits = (_limit(timeout.total), _limit(timeout.sock_read))
             self._timeout = timeout
@@ -332,6 +344,7 @@ class FastTransport:
                 break
             self._discard(candidate)
         if conn is None:
+            info = RequestInfo(operation_id, method, url)
             # aiohttp's ``connect`` bounds waiting for the pool and connecting together,
             # ``sock_connect`` the connecting alone.
             acquire = _limit(timeout.connect)
@@ -357,14 +370,13 @@ class FastTransport:
                 if isinstance(got, Connection):
                     if got.reusable:
                         conn = got
-                        now = loop.time()  # the wait for a connection took time
+                        now = self._clock()  # the wait for a connection took time
                     else:
                         self._discard(got)  # closed by the server before this request woke up
                 else:
                     raise self._unsent(got, origin, info)
-        waiter: asyncio.Future[HTTPResponse | Failure] = loop.create_future()
-        conn.start(
-            _wire(request, target, block), waiter, now, read, deadline, request.method == "HEAD"
+        waiter = conn.start(
+            _wire(method, target, block, body), now, read, deadline, method == "HEAD"
         )
         # From here on the request may have reached the server.
         try:
@@ -383,18 +395,17 @@ class FastTransport:
             return result
         self._discard(conn)
         assert isinstance(result, Failure)
+        info = RequestInfo(operation_id, method, url)
         if result.timed_out:
             # Worded as AiohttpTransport words them.
             if result.reason == "total":
-                raise APITimeoutError(
-                    f"{info.operation_id} exceeded its total timeout", request=info
-                )
+                raise APITimeoutError(f"{operation_id} exceeded its total timeout", request=info)
             raise APITimeoutError(
-                f"Timed out reading the response of {info.operation_id} ({result.reason})",
+                f"Timed out reading the response of {operation_id} ({result.reason})",
                 request=info,
             )
         raise APIConnectionError(
-            f"Connection failed during {info.operation_id}: {result.reason}", request=info
+            f"Connection failed during {operation_id}: {result.reason}", request=info
         )
 
     async def _bind(self) -> asyncio.AbstractEventLoop:
@@ -402,6 +413,7 @@ class FastTransport:
         if self._closed:
             raise ClientClosedError("This AsyncRetell client is closed; create a new one.")
         loop = self._loop = asyncio.get_running_loop()
+        self._clock = loop_clock(loop)
         self._closer = _closed_with_its_loop(self)
         await anext(self._closer)
         return loop
@@ -601,14 +613,12 @@ async def _closed_with_its_loop(transport: FastTransport) -> AsyncGenerator[None
         transport._shut_down()
 
 
-def _wire(request: HTTPRequest, target: str, block: bytes) -> bytes:
+def _wire(method: str, target: str, block: bytes, body: bytes | None) -> bytes:
     """The request's bytes: made once it has a connection, so a queued request holds none."""
-    method = request.method
-    head = b"%s %s HTTP/1.1\r\n" % (method.encode("ascii"), target.encode("ascii"))
-    body = request.body
+    head = (method + " " + target + " HTTP/1.1\r\n").encode("ascii")
     if body is None:
         tail = b"Content-Length: 0\r\n\r\n" if method in _BODY_METHODS else b"\r\n"
-        return head + block + tail
+        return b"".join((head, block, tail))
     return b"".join((head, block, b"Content-Length: %d\r\n\r\n" % len(body), body))
 
 

@@ -89,7 +89,7 @@ def render_path(op: Operation, path_values: Mapping[str, str] | None) -> str:
     if not names:
         return op.path
     assert path_values is not None
-    pieces = _path_pieces(op)
+    pieces = op._types.get(_PIECES) or _path_pieces(op)
     if len(names) == 1:
         value = path_values[names[0]]
         return pieces[0] + (value if _unreserved(value) else quote(value, safe="")) + pieces[1]

@@ -14,11 +14,12 @@ read from its traceback when it fails rather than tracked for every request.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import functools
 import logging
 import time
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -88,6 +89,66 @@ class Transport(Protocol):
     async def aclose(self) -> None: ...
 
 
+#: A bound :meth:`ExchangeTransport.exchange`.
+Exchange = Callable[..., Coroutine[Any, Any, HTTPResponse]]
+
+
+class ExchangeTransport(abc.ABC):
+    """A :class:`Transport` whose ``send`` is its :meth:`exchange`: the request given as its
+    parts. The client calls ``exchange`` itself for a request with nothing to pace, so that
+    it is sent without its :class:`HTTPRequest` and :class:`RequestInfo` being built first
+    (see :func:`direct_exchange`). Both of aioretell's transports are one.
+    """
+
+    def send(
+        self, request: HTTPRequest, timeout: aiohttp.ClientTimeout, info: RequestInfo
+    ) -> Coroutine[Any, Any, HTTPResponse]:
+        """:meth:`exchange` of ``request`` (its errors describe it as ``info`` does)."""
+        return self.exchange(
+            info.operation_id,
+            request.method,
+            request.url,
+            request.headers,
+            request.body,
+            request.params,
+            timeout,
+        )
+
+    @abc.abstractmethod
+    async def exchange(
+        self,
+        operation_id: str,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        params: Mapping[str, str] | None,
+        timeout: aiohttp.ClientTimeout,
+        /,
+    ) -> HTTPResponse:
+        """Send one request, given as its parts. It raises what ``send`` raises, with
+        ``RequestInfo(operation_id, method, url)`` built only then."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None: ...
+
+
+def direct_exchange(transport: object) -> Exchange | None:
+    """``transport.exchange`` when the client may call it instead of ``send``, else None.
+
+    Only when ``send`` is :class:`ExchangeTransport`'s own: a subclass (or an instance) whose
+    ``send`` was replaced, to count, delay or fail requests, still sees every request; one
+    that overrides ``exchange`` is called through it anyway.
+    """
+    if (
+        isinstance(transport, ExchangeTransport)
+        and type(transport).send is ExchangeTransport.send
+        and "send" not in getattr(transport, "__dict__", ())
+    ):
+        return transport.exchange
+    return None
+
+
 class _Connector(aiohttp.TCPConnector):
     """aiohttp's TCP pool, its connections' read deadlines kept by a :class:`ReadWatchdog`."""
 
@@ -130,7 +191,7 @@ async def _closed_with_its_loop(
         await session.close()
 
 
-class AiohttpTransport:
+class AiohttpTransport(ExchangeTransport):
     """A transport over one pooled ``aiohttp.ClientSession``, created inside the running loop.
 
     ``headers`` are sent with every request as the session's defaults: the client that builds
@@ -178,16 +239,6 @@ class AiohttpTransport:
         await anext(self._closer)
         return session
 
-    def ready_session(self) -> aiohttp.ClientSession | None:
-        """The open session, for a caller that runs an exchange itself, as :meth:`send` does
-        (``session._request``, ``read``, ``release``; :data:`ERRORS` described by
-        :func:`describe_failure`). ``None`` until the first :meth:`send` opened it, from
-        another loop, and with debug logging on (:meth:`send` logs each exchange).
-        """
-        if self._loop is not asyncio.get_running_loop() or log.isEnabledFor(logging.DEBUG):
-            return None
-        return self._session
-
     def _wrong_loop(self, loop: asyncio.AbstractEventLoop) -> WrongEventLoopError:
         state = "has since closed" if loop.is_closed() else "is another one"
         return WrongEventLoopError(
@@ -197,8 +248,16 @@ class AiohttpTransport:
             "asyncio.run(), one client per loop."
         )
 
-    async def send(
-        self, request: HTTPRequest, timeout: aiohttp.ClientTimeout, info: RequestInfo
+    async def exchange(
+        self,
+        operation_id: str,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        params: Mapping[str, str] | None,
+        timeout: aiohttp.ClientTimeout,
+        /,
     ) -> HTTPResponse:
         session = self._session
         if session is None:
@@ -212,29 +271,24 @@ class AiohttpTransport:
             # ``session.request`` is ``_request`` wrapped in a context manager we do not use
             # (tests/unit/test_transport.py checks that aiohttp still has it).
             resp = await session._request(
-                request.method,
-                request.url,
-                data=request.body,
-                params=request.params,
-                headers=request.headers,
-                timeout=timeout,
+                method, url, data=body, params=params, headers=headers, timeout=timeout
             )
             try:
-                body = await resp.read()
+                data = await resp.read()
             finally:
                 resp.release()
         except ERRORS as exc:
-            error = describe_failure(exc, info)
+            error = describe_failure(exc, RequestInfo(operation_id, method, url))
         else:
             if debug:
                 log.debug(
                     "%s %s -> %d in %.1f ms",
-                    request.method,
-                    request.url,
+                    method,
+                    url,
                     resp.status,
                     (time.perf_counter() - started) * 1000,
                 )
-            return HTTPResponse(resp.status, resp.headers, body)
+            return HTTPResponse(resp.status, resp.headers, data)
         # Raised outside the except block, so aiohttp's exception is not its __context__ either.
         raise error
 

@@ -22,8 +22,12 @@ msgspec Struct) against :mod:`benchmarks.canned_server`, plain and behind TLS:
 
 * ``bare protocol``: an ``asyncio.Protocol`` keep-alive pool with hand-built request bytes,
   ``httptools`` and ``msgspec``: no client logic at all, the floor of this loop;
-* ``aiohttp tuned``: one ``aiohttp.ClientSession`` with its public knobs set for speed (no
-  timeouts, no cookie jar, no automatic headers or decompression);
+* ``aiohttp tuned``: aiohttp with the public knobs aioretell sets, as
+  :mod:`benchmarks.pipeline_overhead` builds it: one ``ClientSession`` whose default headers
+  are aioretell's fixed ones (the key included), aioretell's pool settings, no cookie jar, no
+  netrc or proxy lookup, no read or total timer; ``resp = await session.request(...)``,
+  ``await resp.read()``, ``resp.release()``. aioretell's own use of aiohttp is held to 1.05x
+  of it;
 * ``aiohttp floor``: ``benchmarks.client_cpu``'s floor, a default ``ClientSession``;
 * ``aioretell fast`` and ``aioretell aiohttp``: ``AsyncRetell`` on ``FastTransport`` and on its
   default ``AiohttpTransport``;
@@ -174,35 +178,13 @@ async def bare_client(target: Any, operation: str) -> AsyncIterator[Send]:
                 conn.transport.close()
 
 
-@asynccontextmanager
-async def aiohttp_tuned_client(target: Any, operation: str) -> AsyncIterator[Send]:
-    """aiohttp with its public knobs set for speed: the best a user of aiohttp gets."""
-    import aiohttp
-    import msgspec
-
+def aiohttp_tuned_client(target: Any, operation: str) -> AbstractAsyncContextManager[Send]:
+    """aiohttp with the public knobs aioretell sets: :mod:`benchmarks.pipeline_overhead`'s."""
     from aioretell.types import ChatResponse
+    from benchmarks import pipeline_overhead
 
-    url = f"{target.base_url}/get-chat/{target.chat_id}"
-    headers = {"Accept": "application/json", "Authorization": f"Bearer {target.api_key}"}
-    decoder = msgspec.json.Decoder(ChatResponse)
-    session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=POOL),
-        timeout=aiohttp.ClientTimeout(total=None, sock_connect=None, sock_read=None),
-        auto_decompress=False,
-        skip_auto_headers=("User-Agent", "Accept-Encoding"),
-        cookie_jar=aiohttp.DummyCookieJar(),
-        raise_for_status=False,
-    )
-    async with session:
-
-        async def send() -> object:
-            async with session.get(url, headers=headers) as resp:
-                body = await resp.read()
-                if resp.status != 200:
-                    raise RuntimeError(f"unexpected status {resp.status}")
-            return decoder.decode(body)
-
-        yield send
+    wire = pipeline_overhead.Wire("GET", f"/get-chat/{target.chat_id}", None, ChatResponse)
+    return pipeline_overhead.tuned_client(target.base_url, target.api_key, wire)
 
 
 @asynccontextmanager
@@ -550,6 +532,18 @@ def targets(cells: list[Cell], rss_mib: dict[str, float]) -> list[Target]:
                     cell.ratio("retell-sdk aiohttp", "aioretell fast"),
                     20.0,
                     False,
+                )
+            )
+    for cell in cells:
+        # The aiohttp transport against aiohttp with the same public knobs, at every level.
+        if cell.scheme == "http" and {"aioretell aiohttp", "aiohttp tuned"} <= cell.cpu_us.keys():
+            out.append(
+                Target(
+                    f"aioretell aiohttp ÷ aiohttp tuned ({cell.scheme}, {cell.loop}, "
+                    f"c={cell.concurrency:,})",
+                    cell.ratio("aioretell aiohttp", "aiohttp tuned"),
+                    1.05,
+                    True,
                 )
             )
     if "aioretell" in rss_mib and "aioretell fast" in rss_mib:

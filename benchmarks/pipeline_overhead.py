@@ -35,7 +35,7 @@ import statistics
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,14 +104,16 @@ async def aioretell_variant(base_url: str, operation: str) -> AsyncIterator[Send
 
 
 @dataclass(frozen=True, slots=True)
-class _Wire:
+class Wire:
+    """One operation as a plain aiohttp client sends it: what, where, and the answer's type."""
+
     method: str
     path: str
     payload: dict[str, Any] | None
     response_type: type
 
 
-def _wire(operation: str) -> _Wire:
+def _wire(operation: str) -> Wire:
     from aioretell import types
 
     if operation == "create_phone_call":
@@ -121,13 +123,16 @@ def _wire(operation: str) -> _Wire:
             "metadata": METADATA,
             "retell_llm_dynamic_variables": DYNAMIC_VARIABLES,
         }
-        return _Wire("POST", "/v2/create-phone-call", payload, types.PhoneCallResponse)
-    return _Wire("GET", f"/v2/get-call/{CALL_ID}", None, types.CallResponse)
+        return Wire("POST", "/v2/create-phone-call", payload, types.PhoneCallResponse)
+    return Wire("GET", f"/v2/get-call/{CALL_ID}", None, types.CallResponse)
 
 
 @asynccontextmanager
-async def tuned_variant(base_url: str, operation: str) -> AsyncIterator[Send]:
-    wire = _wire(operation)
+async def tuned_client(base_url: str, api_key: str, wire: Wire) -> AsyncIterator[Send]:
+    """aiohttp with every public knob set the way aioretell sets it (the module docstring's
+    ``tuned``); :mod:`benchmarks.hot_path` measures the same client."""
+    from aioretell import __version__
+
     url = base_url + wire.path
     encoder = msgspec.json.Encoder()
     decoder: msgspec.json.Decoder[object] = msgspec.json.Decoder(wire.response_type)
@@ -136,10 +141,11 @@ async def tuned_variant(base_url: str, operation: str) -> AsyncIterator[Send]:
     )
     session = aiohttp.ClientSession(
         connector=connector,
+        # aioretell's own fixed headers, so the server reads the same request
         headers={
             "Accept": "application/json",
-            "User-Agent": "bench/1",
-            "Authorization": f"Bearer {API_KEY}",
+            "User-Agent": f"aioretell/{__version__}",
+            "Authorization": f"Bearer {api_key}",
         },
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=10.0),
         cookie_jar=aiohttp.DummyCookieJar(),
@@ -164,6 +170,10 @@ async def tuned_variant(base_url: str, operation: str) -> AsyncIterator[Send]:
             return decode(body)
 
         yield send
+
+
+def tuned_variant(base_url: str, operation: str) -> AbstractAsyncContextManager[Send]:
+    return tuned_client(base_url, API_KEY, _wire(operation))
 
 
 @asynccontextmanager

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import ssl
+import time
 import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ import pytest
 
 import aioretell
 from aioretell import AsyncRetell, Timeout
+from aioretell._fast_http import loop_clock
 from aioretell._fast_transport import FastTransport
 from benchmarks import tls_cert
 
@@ -594,6 +596,31 @@ def test_on_uvloop(certificates: tls_cert.Certificates) -> None:
     server: LoopbackServer
     # Like asyncio.run: what is left of the servers' tasks is cancelled before the loop closes.
     assert uvloop.run(scenario()) == [{"concurrency_limit": 7}] * 11
+
+
+class _SkewedLoop(asyncio.SelectorEventLoop):
+    def time(self) -> float:
+        return super().time() + 1000.0
+
+
+@pytest.mark.parametrize(
+    "make",
+    [asyncio.SelectorEventLoop, _SkewedLoop, "uvloop"],
+    ids=["asyncio", "own-time", "uvloop"],
+)
+def test_the_transport_reads_its_loop_s_clock(make: Any) -> None:
+    if make == "uvloop":
+        make = pytest.importorskip("uvloop").new_event_loop
+    loop = make()
+    try:
+        clock = loop_clock(loop)
+        if type(loop).time is asyncio.BaseEventLoop.time:
+            assert clock is time.monotonic  # all asyncio's loop.time does, without the call
+        else:
+            assert clock == loop.time
+        assert abs(clock() - loop.time()) < 1.0
+    finally:
+        loop.close()
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ without an explicit ``transport=`` gets a ``FastTransport`` with the same pool s
 fixed headers, which it owns and closes, exactly where it would have built an
 ``AiohttpTransport``. The tests themselves are not copied and do not change.
 
-A few tests are about ``AiohttpTransport``'s own machinery (its read watchdog task, the
-client's direct path into its session); they have no ``fast`` run: the conftest's
+A few tests are about ``AiohttpTransport``'s own machinery (its read watchdog task); they
+have no ``fast`` run: the conftest's
 ``pytest_collection_modifyitems`` (:func:`deselect_aiohttp_internals`) drops it.
 """
 
@@ -25,7 +25,6 @@ AIOHTTP_INTERNALS = frozenset(
     {
         "tests/integration/test_direct_path.py::"
         "test_the_watchdog_starts_with_the_first_request_and_ends_with_the_client",
-        "tests/integration/test_direct_path.py::test_warm_requests_skip_send",
     }
 )
 

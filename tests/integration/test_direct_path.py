@@ -1,9 +1,10 @@
 """The client's hot path over real sockets: read deadlines kept by the watchdog, and the first
-attempt that a client with an open pool makes on its session directly.
+attempt that a client with nothing to pace makes through its transport's ``exchange`` directly.
 
-A client's first request opens its pool through the transport's ``send``; every later one, with
-nothing to pace, goes the direct way. Tests marked ``warm`` send one good request first, so the
-request under test takes the direct path (``test_warm_requests_skip_send`` proves it does).
+Every request of such a client goes the direct way, the first one (which opens the pool)
+included; ``test_requests_with_nothing_to_pace_skip_send`` proves it does. Tests marked
+``warm`` send one good request first, so the request under test runs on a pooled connection
+rather than on one it opens.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import pytest
 
 import aioretell
 from aioretell import AsyncRetell, Timeout
-from aioretell._transport import AiohttpTransport
 
 from .loopback import Answer, LoopbackServer, Received, http_response
 from .test_wire import API_KEY, assert_key_unreachable, garbage
@@ -224,24 +224,32 @@ async def test_the_watchdog_starts_with_the_first_request_and_ends_with_the_clie
 # -- the direct path ---------------------------------------------------------------------------
 
 
-async def test_warm_requests_skip_send(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("paced", [False, True], ids=["idle", "paced"])
+async def test_requests_with_nothing_to_pace_skip_send(
+    paced: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sent: list[str] = []
-    real_send = AiohttpTransport.send
-
-    async def counting(self: AiohttpTransport, request: Any, timeout: Any, info: Any) -> Any:
-        sent.append(request.url)
-        return await real_send(self, request, timeout, info)
-
-    monkeypatch.setattr(AiohttpTransport, "send", counting)
+    options: dict[str, Any] = {"rate_limit": 1000.0} if paced else {}
     async with (
         LoopbackServer(ok) as server,
-        AsyncRetell(api_key=API_KEY, base_url=server.url) as client,
+        AsyncRetell(api_key=API_KEY, base_url=server.url, **options) as client,
     ):
+        kind = type(client._shared.transport)  # AiohttpTransport, or FastTransport
+        real_send = kind.send
+
+        def counting(self: Any, request: Any, timeout: Any, info: Any) -> Any:
+            sent.append(request.url)
+            return real_send(self, request, timeout, info)
+
+        monkeypatch.setattr(kind, "send", counting)
         await client.call.retrieve("call_0")
         await client.call.retrieve("call_1")
         await client.call.create_phone_call(from_number=FROM, to_number=TO)
-    assert [url.rsplit("/", 1)[1] for url in sent] == ["call_0"]
     assert len(server.received) == 3
+    if paced:  # a turn to take: every request goes through send
+        assert [url.rsplit("/", 1)[1] for url in sent] == ["call_0", "call_1", "create-phone-call"]
+    else:
+        assert sent == []
 
 
 async def test_fixed_headers_go_with_every_request_and_content_type_with_bodies() -> None:
@@ -251,9 +259,9 @@ async def test_fixed_headers_go_with_every_request_and_content_type_with_bodies(
             api_key=API_KEY, base_url=server.url, default_headers={"X-Team": "dialers"}
         ) as client,
     ):
-        await client.call.retrieve("call_0")  # through send
-        await client.call.retrieve("call_1")  # direct
-        await client.call.create_phone_call(from_number=FROM, to_number=TO)  # direct, a body
+        await client.call.retrieve("call_0")  # opens the pool
+        await client.call.retrieve("call_1")  # on a pooled connection
+        await client.call.create_phone_call(from_number=FROM, to_number=TO)  # a body
     for received in server.received:
         assert received.headers["authorization"] == f"Bearer {API_KEY}"
         assert received.headers["accept"] == "application/json"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from types import SimpleNamespace
+from typing import Any
 
 import aiohttp
 import pytest
@@ -13,7 +14,8 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from aioretell import _exceptions as E
-from aioretell._transport import describe_failure
+from aioretell._sansio import HTTPRequest, HTTPResponse
+from aioretell._transport import AiohttpTransport, PoolConfig, describe_failure, direct_exchange
 
 INFO = E.RequestInfo("getCall", "GET", "http://x/v2/get-call/c")
 KEY = "key_unit_secret"
@@ -123,3 +125,52 @@ def test_translation(cause: BaseException, kind: type[E.APIError], sent: bool) -
     assert type(error) is kind
     assert isinstance(error, E.APIConnectionError) and error.request_sent is sent
     assert error.request is INFO
+
+
+# -- which transports the client's first attempt may call directly ------------------------------
+
+
+class _Counting(AiohttpTransport):
+    """Overrides ``send``: it must see every request."""
+
+    async def send(
+        self, request: HTTPRequest, timeout: aiohttp.ClientTimeout, info: E.RequestInfo
+    ) -> HTTPResponse:
+        return await super().send(request, timeout, info)
+
+
+class _ExchangeOnly(AiohttpTransport):
+    """Overrides ``exchange`` alone: the inherited ``send`` calls it too."""
+
+    async def exchange(self, *parts: Any) -> HTTPResponse:
+        return HTTPResponse(200, {}, b"{}")
+
+
+class _SendOnly:
+    async def send(self, request: Any, timeout: Any, info: Any) -> HTTPResponse:
+        return HTTPResponse(200, {}, b"{}")
+
+    async def exchange(self, *parts: Any) -> HTTPResponse:
+        return HTTPResponse(200, {}, b"{}")  # not an ExchangeTransport: never called
+
+    async def aclose(self) -> None:
+        return None
+
+
+def test_direct_exchange_only_where_send_is_the_exchange_s_own() -> None:
+    plain = AiohttpTransport(PoolConfig())
+    assert direct_exchange(plain) == plain.exchange
+    assert direct_exchange(_Counting(PoolConfig())) is None
+    own = _ExchangeOnly(PoolConfig())
+    assert direct_exchange(own) == own.exchange
+    assert direct_exchange(_SendOnly()) is None
+    patched = AiohttpTransport(PoolConfig())
+    patched.send = _SendOnly().send  # type: ignore[method-assign,assignment]
+    assert direct_exchange(patched) is None
+
+
+def test_direct_exchange_of_the_fast_transport() -> None:
+    from aioretell._fast_transport import FastTransport
+
+    fast = FastTransport()
+    assert direct_exchange(fast) == fast.exchange
