@@ -179,6 +179,10 @@ _ADDED_COLUMNS = {
 ADMIT_FUNCTION = "aioretell_admit_v1"
 _ADMIT_CALL = f"SELECT * FROM {ADMIT_FUNCTION}(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)".encode()
 
+#: Sent right after the admission (in one round trip): a transaction that commits durably,
+#: so the write-ahead log is on disk past the admission's commit before a claim is used.
+_DURABLE = b"SELECT pg_current_xact_id()"
+
 _LIVE = f"('{DISPATCHING}', '{CREATED}')"
 
 #: Slots of ``aioretell_live`` that count calls leaving the live states, one picked per session.
@@ -225,7 +229,7 @@ INSERT INTO aioretell_live (campaign, slot, calls)
 
 #: The whole admission of :meth:`PostgresJournal.admit` as one server-side call: one round trip
 #: and no client in the middle of the account's lock (the lock is held for the function's
-#: run alone, and a client frozen mid-call cannot keep it).
+#: run and its commit alone, and a client frozen mid-call cannot keep it).
 _ADMIT_DDL = """
 CREATE OR REPLACE FUNCTION {name}(
     p_account TEXT, p_campaign TEXT, p_worker TEXT, p_token TEXT, p_now DOUBLE PRECISION,
@@ -250,6 +254,9 @@ DECLARE
     total BIGINT;
     due DOUBLE PRECISION;
 BEGIN
+    -- Committed without waiting for the disk, so the account's lock is not held meanwhile:
+    -- the caller's next statement (_DURABLE) waits for it.
+    PERFORM set_config('synchronous_commit', 'off', true);
     PERFORM pg_advisory_xact_lock(hashtextextended(
         current_schema() || ':account:' || p_account, 0));
     IF p_pause > 0 THEN
@@ -913,13 +920,16 @@ class PostgresJournal(Journal):
         4. claim the next due pending lead (``FOR UPDATE SKIP LOCKED``) with a fresh claim
            token and lease, and only then spend the GCRA turn.
 
-        Returns the claimed row, a :class:`Wait`, or ``None`` when no lead is pending at all.
-        ``now`` is the caller's clock, for the leads' ``not_before`` only.
+        Returns the claimed row, a :class:`Wait`, or ``None`` when no lead is pending at all;
+        a claim is on disk before it is returned (the function commits without waiting for
+        the disk, so the lock is not held meanwhile, and a second statement sent with it
+        commits durably after it). ``now`` is the caller's clock, for the leads'
+        ``not_before`` only.
         """
         from psycopg.types.numeric import Int8
 
         token = secrets.token_hex(12)
-        async with self._connection() as conn:
+        async with self._connection() as conn, conn.pipeline():
             cursor = await conn.execute(
                 _ADMIT_CALL,
                 (
@@ -936,7 +946,8 @@ class PostgresJournal(Journal):
                 ),
                 prepare=True,
             )
-            found = await cursor.fetchone()
+            await conn.execute(_DURABLE, prepare=True)
+        found = await cursor.fetchone()
         if found is None:
             return None
         if found["why"] is not None:
