@@ -7,7 +7,7 @@ import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import aiohttp
 import msgspec
@@ -137,10 +137,11 @@ class AsyncRetell(Resources):
         create_rate_limit: float | None = None,
         max_concurrency: int | None = None,
         default_headers: Mapping[str, str] | None = None,
-        transport: Transport | None = None,
+        transport: Transport | Literal["aiohttp", "fast"] | None = None,
         pacer: Pacing[Any] | None = None,
     ) -> None:
         key = resolve_api_key(api_key)
+        _check_transport(transport)
         if pacer is not None:
             if not all(callable(getattr(pacer, name, None)) for name in _PACING_METHODS):
                 raise TypeError(
@@ -181,19 +182,23 @@ class AsyncRetell(Resources):
             **(default_headers or {}),
             "Authorization": f"Bearer {key}",
         }
-        owns = transport is None
-        if transport is None:
+        owns = transport is None or isinstance(transport, str)
+        if owns:
             # Our own transport sends the fixed headers as its session's defaults, so that
             # nothing is merged per request; a caller's transport gets them with each request.
-            transport = AiohttpTransport(
-                PoolConfig(
-                    limit=connection_limit,
-                    keepalive_timeout=keepalive_timeout,
-                    dns_cache_ttl=dns_cache_ttl,
-                ),
-                headers=headers,
+            pool = PoolConfig(
+                limit=connection_limit,
+                keepalive_timeout=keepalive_timeout,
+                dns_cache_ttl=dns_cache_ttl,
             )
+            if transport == "fast":
+                from ._fast_transport import FastTransport
+
+                transport = FastTransport.from_pool(pool, headers=headers)
+            else:
+                transport = AiohttpTransport(pool, headers=headers)
             headers = {}
+        assert not isinstance(transport, str) and transport is not None
         if pacer is None:
             pacer = Pacer(
                 rate_limit=rate_limit,
@@ -504,6 +509,20 @@ def _with_idempotency_key(field: str, body: Any) -> tuple[Any, str, bool]:
         return {**body, field: key}, key, True
     setattr(body, field, key)
     return body, key, True
+
+
+def _check_transport(transport: object) -> None:
+    if transport is None or transport in ("aiohttp", "fast"):
+        return
+    if isinstance(transport, str):
+        raise ValueError(
+            f"transport must be 'aiohttp' or 'fast' (or a transport), got {transport!r}"
+        )
+    if not all(callable(getattr(transport, name, None)) for name in ("send", "aclose")):
+        raise TypeError(
+            "transport must be 'aiohttp', 'fast' or an object with send() and aclose() "
+            f"(e.g. FastTransport()), not {type(transport).__name__}"
+        )
 
 
 def _check_retries(max_retries: object) -> None:
