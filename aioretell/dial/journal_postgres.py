@@ -179,9 +179,11 @@ _ADDED_COLUMNS = {
 ADMIT_FUNCTION = "aioretell_admit_v1"
 _ADMIT_CALL = f"SELECT * FROM {ADMIT_FUNCTION}(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)".encode()
 
-#: Sent right after the admission (in one round trip): a transaction that commits durably,
-#: so the write-ahead log is on disk past the admission's commit before a claim is used.
-_DURABLE = b"SELECT pg_current_xact_id()"
+#: Sent after an admission that claimed a lead: a transaction that writes the write-ahead log
+#: (a message for logical decoding, which nothing reads) and so commits durably: the log is on
+#: disk past the admission's commit before the claim is used. (A transaction that writes no
+#: log does not wait for the disk.)
+_DURABLE = b"SELECT pg_logical_emit_message(true, 'aioretell', '')"
 
 _LIVE = f"('{DISPATCHING}', '{CREATED}')"
 
@@ -255,7 +257,7 @@ DECLARE
     due DOUBLE PRECISION;
 BEGIN
     -- Committed without waiting for the disk, so the account's lock is not held meanwhile:
-    -- the caller's next statement (_DURABLE) waits for it.
+    -- the caller's next transaction (_DURABLE) waits for it before using a claim.
     PERFORM set_config('synchronous_commit', 'off', true);
     PERFORM pg_advisory_xact_lock(hashtextextended(
         current_schema() || ':account:' || p_account, 0));
@@ -922,14 +924,13 @@ class PostgresJournal(Journal):
 
         Returns the claimed row, a :class:`Wait`, or ``None`` when no lead is pending at all;
         a claim is on disk before it is returned (the function commits without waiting for
-        the disk, so the lock is not held meanwhile, and a second statement sent with it
-        commits durably after it). ``now`` is the caller's clock, for the leads'
-        ``not_before`` only.
+        the disk, so the lock is not held meanwhile, and a second statement then commits
+        durably after it). ``now`` is the caller's clock, for the leads' ``not_before`` only.
         """
         from psycopg.types.numeric import Int8
 
         token = secrets.token_hex(12)
-        async with self._connection() as conn, conn.pipeline():
+        async with self._connection() as conn:
             cursor = await conn.execute(
                 _ADMIT_CALL,
                 (
@@ -946,8 +947,9 @@ class PostgresJournal(Journal):
                 ),
                 prepare=True,
             )
-            await conn.execute(_DURABLE, prepare=True)
-        found = await cursor.fetchone()
+            found = await cursor.fetchone()
+            if found is not None and found["why"] is None:
+                await conn.execute(_DURABLE, prepare=True)
         if found is None:
             return None
         if found["why"] is not None:
