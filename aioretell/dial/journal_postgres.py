@@ -906,7 +906,7 @@ class PostgresJournal(Journal):
     ) -> Row | Wait | None:
         """The admission of one create: one call of the database function ``ADMIT_FUNCTION``
         (one round trip, one transaction on the account's advisory lock, so two workers never
-        both take the last slot):
+        both take the last slot; a claim then waits for the disk in a second, see below):
 
         0. ``pause_s`` > 0 (this worker saw a 429): the account's pause is pushed to at least
            that long from now;
