@@ -28,6 +28,8 @@ from aioretell.dial.reconcile import call_metadata, idempotency_key
 from aioretell.dial.runner import DialOptions
 from aioretell.dial.worker import ReportingPacer, SharedPause, SharedRunner, run_worker
 from aioretell.emulator import Emulator
+from tests.services import namespace as namespace
+from tests.services import redis_url as redis_url
 
 from .conftest import API_KEY, CAMPAIGN, FROM, numbers, write_csv
 
@@ -384,18 +386,18 @@ async def test_redis_going_away_mid_run_holds_the_creates_until_it_is_back(
     tmp_path: Path,
     make_emulator: Callable[..., Any],
     workers: Callable[[str], Any],
+    redis_url: str,
+    namespace: str,
 ) -> None:
     """--redis: while Redis cannot be reached nothing is sent (the pacer fails closed) and the
     worker waits; once it is back the campaign finishes, each number dialled once."""
     from redis.asyncio import Redis
 
     from aioretell.redis_pacer import RedisPacer
-    from tests.services import REDIS_URL, require
 
     from .shared_campaign import Proxy
 
-    url = require("Redis", REDIS_URL, 6379, "AIORETELL_TEST_REDIS")
-    upstream = Redis.from_url(url).connection_pool.connection_kwargs
+    upstream = Redis.from_url(redis_url).connection_pool.connection_kwargs
     proxy = Proxy((str(upstream.get("host", "127.0.0.1")), int(upstream.get("port", 6379))))
     await proxy.start()
     wanted = numbers(40)
@@ -403,7 +405,6 @@ async def test_redis_going_away_mid_run_holds_the_creates_until_it_is_back(
     emu = await make_emulator(concurrency_limit=100, call_duration_s=0.1)
     journal = await workers("w1")
     await journal.open_campaign(info_for(csv), load_leads(csv))
-    namespace = f"aioretell-test-{journal.worker_id}-{id(journal)}"
     seen: list[SharedRunner] = []
     async with RedisPacer(f"redis://127.0.0.1:{proxy.port}/0", namespace=namespace) as pacer:
         run = asyncio.ensure_future(
@@ -434,13 +435,6 @@ async def test_redis_going_away_mid_run_holds_the_creates_until_it_is_back(
     assert await journal.counts() == {j.ENDED: 40}
     assert runner.stats.errors > 0 and "unavailable" in (runner.stats.last_error or "")
     assert runner.stats.retries > 0  # creates held back and given back while it was away
-    cleanup = Redis.from_url(url)
-    try:
-        keys = [key async for key in cleanup.scan_iter(match=f"{namespace}:*")]
-        if keys:
-            await cleanup.delete(*keys)
-    finally:
-        await cleanup.aclose()
 
 
 async def test_a_session_frozen_in_a_transaction_does_not_hold_the_others(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -15,18 +15,13 @@ from yarl import URL
 from aioretell import AmbiguousOutcomeError, AsyncRetell, NotFoundError
 from aioretell.types import ConcurrencyRetrieveResponse
 
-BASE = "http://retell.test"
+from .mocked_api import BASE
+from .mocked_api import mocked as mocked
 
 
 class Widget(msgspec.Struct):
     widget_id: str
     size: int | None = None
-
-
-@pytest.fixture
-def mocked() -> Iterator[aioresponses]:
-    with aioresponses() as m:
-        yield m
 
 
 @pytest.fixture
