@@ -183,7 +183,8 @@ class AsyncRetell(Resources):
             "Authorization": f"Bearer {key}",
         }
         owns = transport is None or isinstance(transport, str)
-        if owns:
+        chosen: Transport
+        if transport is None or isinstance(transport, str):
             # Our own transport sends the fixed headers as its session's defaults, so that
             # nothing is merged per request; a caller's transport gets them with each request.
             pool = PoolConfig(
@@ -194,18 +195,19 @@ class AsyncRetell(Resources):
             if transport == "fast":
                 from ._fast_transport import FastTransport
 
-                transport = FastTransport.from_pool(pool, headers=headers)
+                chosen = FastTransport.from_pool(pool, headers=headers)
             else:
-                transport = AiohttpTransport(pool, headers=headers)
+                chosen = AiohttpTransport(pool, headers=headers)
             headers = {}
-        assert not isinstance(transport, str) and transport is not None
+        else:
+            chosen = transport
         if pacer is None:
             pacer = Pacer(
                 rate_limit=rate_limit,
                 create_rate_limit=create_rate_limit,
                 max_concurrency=max_concurrency,
             )
-        self._shared = _Shared(transport, headers, owns, pacer)
+        self._shared = _Shared(chosen, headers, owns, pacer)
         #: injectable so retry tests need no real time
         self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
