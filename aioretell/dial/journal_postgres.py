@@ -632,12 +632,17 @@ class PostgresJournal(Journal):
 
     async def _campaign(self, cur: AsyncCursor[DictRow]) -> CampaignInfo | None:
         await cur.execute(
-            "SELECT campaign_id, csv_sha256, csv_name, from_number, agent_id, target"
+            "SELECT campaign_id, csv_sha256, csv_name, from_number, agent_id, target, account"
             " FROM aioretell_campaigns WHERE name = %s",
             (self.name,),
         )
         found = await cur.fetchone()
-        return None if found is None else CampaignInfo(**found)
+        if found is None:
+            return None
+        # The campaign keeps the account it was opened with: a worker whose key differs (a
+        # rotated key; the server is checked apart) shares that account's limits and rows.
+        self.account = found.pop("account")
+        return CampaignInfo(**found)
 
     @_again_if_session_lost
     async def open_campaign(self, expected: CampaignInfo, leads: LeadFile) -> Opened:

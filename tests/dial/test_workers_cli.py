@@ -155,6 +155,31 @@ async def test_a_later_csv_adds_only_new_leads(tmp_path: Path, postgres_dsn: str
         assert by_number == dict.fromkeys(first + added, 1)
 
 
+async def test_a_rerun_with_another_key_joins_the_campaigns_account(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    """A first run with a wrong key opens the campaign and is refused by the server (exit 1,
+    one line, nothing dialled); the rerun with the right key (a rotated one alike) dials from
+    the account the campaign was opened with and finishes it."""
+    wanted = numbers(6)
+    csv = write_csv(tmp_path / "leads.csv", wanted)
+    async with emulator_process(call_duration="0.1") as base_url:
+        options = {"base_url": base_url, "from_number": FROM}
+        wrong = await start_worker(csv, postgres_dsn, NAME, "w1", api_key="key_wrong", **options)
+        code, err = await finish(wrong)
+        assert code == 1, err
+        assert "Traceback" not in err and "key_wrong" not in err
+        assert await states(postgres_dsn, NAME) == {"pending": 6}
+        right = await start_worker(csv, postgres_dsn, NAME, "w1", api_key=API_KEY, **options)
+        code, err = await finish(right)
+        assert code == 0, err
+        assert await states(postgres_dsn, NAME) == {"ended": 6}
+        accounts = await query(postgres_dsn, "SELECT account FROM aioretell_accounts")
+        assert len(accounts) == 1, accounts
+        by_number = await calls_per_number(base_url, await campaign_id(postgres_dsn, NAME))
+        assert by_number == dict.fromkeys(wanted, 1)
+
+
 async def test_redis_paces_the_workers_in_the_campaigns_namespace(
     tmp_path: Path, postgres_dsn: str
 ) -> None:
