@@ -46,7 +46,11 @@ from .watch import CallEnd, Watcher
 #: Longest sleep between two admissions (a refusal's wait is honoured up to this).
 MAX_WAIT_S = 5.0
 #: How often a worker that does not lead tries to take the lead.
-LEADER_RETRY_S = 2.0
+LEADER_RETRY_S = 0.5
+#: Seconds a frozen leader keeps the lead: until then nobody reads get-concurrency or learns
+#: that calls ended, so the campaign's slots stay taken. Short, and apart from the claims'
+#: lease (a leader wrongly deposed only takes the lead again).
+LEADER_IDLE_S = 2.0
 
 
 class SharedPause:
@@ -259,7 +263,8 @@ async def lead(
 ) -> None:
     """Take the lead whenever nobody holds it, and lead while this worker holds it. Runs
     until cancelled; a database failure or a refused key raises."""
-    lock = journal.leader_lock(idle_s=lease_ttl_s)
+    idle_s = min(lease_ttl_s, LEADER_IDLE_S)
+    lock = journal.leader_lock(idle_s=idle_s)
     try:
         while True:
             if not await lock.try_acquire():
@@ -281,7 +286,7 @@ async def lead(
                     lock.hold,
                     poll_interval=poll_interval,
                     follow_every=follow_every,
-                    hold_every=lease_ttl_s / 3,
+                    hold_every=idle_s / 4,
                     notify=notify,
                 )
             except LeadershipLostError as exc:
