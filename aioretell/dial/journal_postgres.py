@@ -1001,6 +1001,25 @@ class PostgresJournal(Journal):
         assert found is not None
         return float(found["now"])
 
+    async def reading_due(self, max_age_s: float) -> float | None:
+        """The database clock (for :meth:`record_reading`'s ``requested_at``) when the
+        account's latest get-concurrency reading was requested more than ``max_age_s`` ago or
+        never, else ``None``: one round trip, for a worker standing in for a stalled leader."""
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                "SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8 AS now,"
+                " EXTRACT(EPOCH FROM read_requested_at)::float8 AS requested"
+                " FROM aioretell_accounts WHERE account = %s",
+                (self.account,),
+                prepare=True,
+            )
+            found = await cursor.fetchone()
+        if found is None:
+            return None  # the campaign is not open yet: nothing to read for
+        now = float(found["now"])
+        requested = found["requested"]
+        return now if requested is None or now - requested > max_age_s else None
+
     @_again_if_session_lost
     async def record_reading(
         self,
@@ -1018,7 +1037,9 @@ class PostgresJournal(Journal):
         ``current`` counts those still live; any other call of ours may be missing from it.
         With it the admission bounds live calls by ``current`` plus those, so a call that
         ended at Retell frees its slot with the reading, before the journal learns the end.
-        Without it (``ours_before``: :meth:`account_created` before the request), the
+        A reading requested before the one stored is dropped (another worker's came first),
+        and the stored one returned. Without it (``ours_before``: :meth:`account_created`
+        before the request), the
         admission counts the journal's live calls plus ``others``, the live calls that are
         not the journal's (inbound, other dialers): ``current`` less the account's created
         calls counted before the request and now, whichever is fewer. The returned
@@ -1044,9 +1065,33 @@ class PostgresJournal(Journal):
             await cur.execute(
                 "UPDATE aioretell_accounts SET concurrency_limit = %s, reserved_inbound = %s,"
                 " others = %s, current_concurrency = %s, read_requested_at = to_timestamp(%s),"
-                " read_at = clock_timestamp() WHERE account = %s",
-                (concurrency_limit, reserved_inbound, others, current, requested_at, self.account),
+                " read_at = clock_timestamp() WHERE account = %s AND (%s::float8 IS NULL"
+                " OR read_requested_at IS NULL OR read_requested_at <= to_timestamp(%s))"
+                " RETURNING account",
+                (
+                    concurrency_limit,
+                    reserved_inbound,
+                    others,
+                    current,
+                    requested_at,
+                    self.account,
+                    requested_at,
+                    requested_at,
+                ),
             )
+            if await cur.fetchone() is None:  # a later reading is stored: it stands
+                await cur.execute(
+                    "SELECT concurrency_limit, reserved_inbound, others FROM aioretell_accounts"
+                    " WHERE account = %s",
+                    (self.account,),
+                )
+                stored = await cur.fetchone()
+                if stored is not None:
+                    return Reading(
+                        stored["concurrency_limit"],
+                        stored["reserved_inbound"] or 0,
+                        stored["others"] or 0,
+                    )
         return Reading(concurrency_limit, reserved_inbound, others)
 
     @_again_if_session_lost

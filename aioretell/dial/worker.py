@@ -51,6 +51,38 @@ LEADER_RETRY_S = 0.5
 #: that calls ended, so the campaign's slots stay taken. Short, and apart from the claims'
 #: lease (a leader wrongly deposed only takes the lead again).
 LEADER_IDLE_S = 2.0
+#: A worker refused for concurrency takes a get-concurrency reading itself when the latest
+#: one is older than this many of the leader's reading intervals (the leader is frozen or
+#: gone, and the calls that ended since still hold their slots); at most that often.
+STAND_IN_AFTER = 3
+
+
+async def take_reading(client: AsyncRetell, journal: PostgresJournal, stats: Stats) -> bool:
+    """Read get-concurrency and store it for the admission; ``False`` when the request
+    failed (noted in ``stats``). A refused key raises :class:`AccountError`."""
+    # On the database clock, before the request: our calls recorded created before it are
+    # in the answer, so the admission may free their slots by it (record_reading).
+    requested_at = await journal.clock()
+    return await _read_and_record(client, journal, stats, requested_at)
+
+
+async def _read_and_record(
+    client: AsyncRetell, journal: PostgresJournal, stats: Stats, requested_at: float
+) -> bool:
+    try:
+        found = await client.concurrency.retrieve()
+    except (AuthenticationError, PermissionDeniedError) as exc:
+        raise AccountError(f"Retell refused the API key ({exc})") from None
+    except (APIError, PacerUnavailableError) as exc:
+        stats.note_error("get-concurrency", exc)
+        return False
+    await journal.record_reading(
+        concurrency_limit=found.concurrency_limit,
+        reserved_inbound=found.reserved_inbound_concurrency or 0,
+        current=found.current_concurrency or 0,
+        requested_at=requested_at,
+    )
+    return True
 
 
 class SharedPause:
@@ -132,6 +164,7 @@ class SharedRunner(Runner):
         recheck_s: float,
         pause: SharedPause | None = None,
         stats: Stats | None = None,
+        stand_in_after_s: float | None = None,
     ) -> None:
         # The gate only counts, for the live view: the journal decides what may be created.
         super().__init__(client, journal, campaign_id, options, CapacityGate(None), stats=stats)
@@ -147,6 +180,11 @@ class SharedRunner(Runner):
         #: leading now, and how many times this worker took the lead
         self.leading = False
         self.took_lead = 0
+        #: take a reading when refused for concurrency and the latest is older than this
+        #: (``None``: never); and how many this worker took so
+        self._stand_in_after_s = stand_in_after_s
+        self._stood_in_at = 0.0
+        self.stood_in = 0
 
     async def load(self) -> int:
         await self.refresh()
@@ -190,6 +228,8 @@ class SharedRunner(Runner):
                     yield got
                 elif isinstance(got, Wait):
                     self.waiting = got.why
+                    if got.why == "concurrency" and await self._stand_in():
+                        continue  # a fresh reading may have freed slots: ask again now
                     await self._wait(stopping, min(max(got.seconds, 0.001), MAX_WAIT_S))
                 else:
                     if not self._in_flight and await self.shared.finished():
@@ -230,6 +270,19 @@ class SharedRunner(Runner):
         except TransitionError:
             return False  # another worker applied it first
         return True
+
+    async def _stand_in(self) -> bool:
+        """Take the reading a stalled leader did not (see :data:`STAND_IN_AFTER`); whether
+        one was stored."""
+        after = self._stand_in_after_s
+        if after is None or self.leading or time.monotonic() - self._stood_in_at < after:
+            return False
+        self._stood_in_at = time.monotonic()
+        requested_at = await self.shared.reading_due(after)
+        if requested_at is None:
+            return False
+        self.stood_in += 1
+        return await _read_and_record(self._client, self.shared, self.stats, requested_at)
 
     def wake(self) -> None:
         """Ask for an admission now rather than at the next recheck: a get-concurrency
@@ -320,22 +373,7 @@ async def _leading(
     stats = runner.stats
 
     async def reading() -> None:
-        # On the database clock, before the request: our calls recorded created before it
-        # are in the answer, so the admission may free their slots by it (record_reading).
-        requested_at = await journal.clock()
-        try:
-            found = await client.concurrency.retrieve()
-        except (AuthenticationError, PermissionDeniedError) as exc:
-            raise AccountError(f"Retell refused the API key ({exc})") from None
-        except (APIError, PacerUnavailableError) as exc:
-            stats.note_error("get-concurrency", exc)
-        else:
-            await journal.record_reading(
-                concurrency_limit=found.concurrency_limit,
-                reserved_inbound=found.reserved_inbound_concurrency or 0,
-                current=found.current_concurrency or 0,
-                requested_at=requested_at,
-            )
+        if await take_reading(client, journal, stats):
             runner.wake()
 
     async def follow() -> None:
@@ -418,6 +456,7 @@ async def run_worker(
         recheck_s=poll_interval,
         pause=pause,
         stats=stats,
+        stand_in_after_s=STAND_IN_AFTER * poll_interval,
     )
     await runner.load()
     if first_reading is not None:

@@ -399,3 +399,24 @@ async def test_a_transaction_whose_session_the_server_ended_runs_again(
     with pytest.raises(j.JournalUnavailableError, match="ended the session"):
         await journal.counts()
     assert len(ended) == 2
+
+
+async def test_a_reading_is_due_when_the_latest_is_stale_and_an_older_one_never_wins(
+    tmp_path: Path, workers: Callable[..., Any]
+) -> None:
+    one, two = await workers("w1"), await workers("w2")
+    await opened(one, tmp_path, 2)
+    first = await one.reading_due(60.0)
+    assert first is not None  # never read: due, on the database clock
+    late = await two.clock()
+    await two.record_reading(concurrency_limit=9, reserved_inbound=1, current=3, requested_at=late)
+    assert await one.reading_due(60.0) is None
+    assert await one.reading_due(0.0) is not None
+    # A reading requested before the stored one (a slower worker's) is dropped.
+    kept = await one.record_reading(
+        concurrency_limit=5, reserved_inbound=0, current=0, requested_at=first
+    )
+    assert (kept.concurrency_limit, kept.reserved_inbound, kept.others) == (9, 1, 3)
+    assert await sql(
+        one, "SELECT concurrency_limit, current_concurrency FROM aioretell_accounts"
+    ) == [(9, 3)]

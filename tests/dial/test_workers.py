@@ -357,6 +357,52 @@ async def test_the_leader_stopping_hands_the_lead_over(
     assert status is not None and not any(w.leader for w in status.workers)
 
 
+async def test_without_a_leader_a_worker_reads_get_concurrency_itself(
+    tmp_path: Path,
+    make_emulator: Callable[..., Any],
+    workers: Callable[[str], Any],
+    postgres_dsn: str,
+) -> None:
+    """The lead is held by a session that does nothing (a frozen leader): nobody follows the
+    calls, yet a worker refused for concurrency takes the stale reading's place, so the calls
+    that ended at Retell free their slots and it dials on within the limit. Once the lead is
+    free, the worker takes it and follows every call to its end."""
+    import psycopg
+
+    wanted = numbers(8)
+    csv = write_csv(tmp_path / "leads.csv", wanted)
+    emu = await make_emulator(concurrency_limit=50, call_duration_s=0.05)
+    journal = await workers("w1")
+    await journal.open_campaign(info_for(csv), load_leads(csv))
+    frozen = await psycopg.AsyncConnection.connect(postgres_dsn, autocommit=True)
+    try:
+        await frozen.execute(
+            "SELECT pg_advisory_lock(hashtextextended(current_schema() || ':leader:' || %s, 0))",
+            (NAME,),
+        )
+        seen: list[SharedRunner] = []
+        task = asyncio.ensure_future(work(emu, journal, runners=seen, concurrency=2))
+        try:
+            for _ in range(500):
+                if len(emu.state.dialed_numbers()) == len(wanted):
+                    break
+                assert not task.done(), task
+                await asyncio.sleep(0.02)
+            else:
+                raise AssertionError(f"stuck at {len(emu.state.dialed_numbers())} calls")
+            assert seen and not seen[0].leading and seen[0].stood_in > 0
+            assert await journal.counts() == {j.CREATED: len(wanted)}  # no end followed
+        finally:
+            await frozen.close()  # the frozen leader's session ends: the lead is free
+        runner = await task
+    finally:
+        await frozen.close()
+    assert runner.took_lead == 1
+    assert await journal.counts() == {j.ENDED: len(wanted)}
+    assert Counter(emu.state.dialed_numbers()) == dict.fromkeys(wanted, 1)
+    assert most_live_at_once(emu) <= 2 and refused_for_concurrency(emu) == 0
+
+
 async def test_ends_from_webhooks_received_by_any_worker(
     tmp_path: Path, make_emulator: Callable[..., Any], workers: Callable[[str], Any]
 ) -> None:
