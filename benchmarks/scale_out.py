@@ -105,8 +105,9 @@ class Plan:
     freeze_at: float = 0.30
     redis_restart_at: float = 0.55
     #: the workers' ``--poll-interval`` and ``--lookup-grace``. With both limits binding, the
-    #: leader's reading cadence is what a slot waits after its call ends (0.25 s gave 87% of
-    #: the limit here, 0.1 s about 91%): the leader alone makes these requests, 20 a second.
+    #: leader's reading cadence is what a slot waits after its call ends: 0.25 s gave 87% of
+    #: the limit here, 0.1 s 89-90%, 0.05 s 90-92% (the emulator then spends 40% of a core on
+    #: the leader's polls). The leader alone makes these requests, 20 a second at 0.1 s.
     poll_interval_s: float = 0.1
     lookup_grace_s: float = 1.0
     seed: int = 12
