@@ -73,11 +73,19 @@ class _RecordingPacer(RedisPacer):
 
 async def worker(base_url: str, redis: str, namespace: str, rate: float, seconds: float) -> None:
     created = rate_limited = 0
-    deadline = time.monotonic() + seconds
     async with (
         _RecordingPacer(redis, namespace=namespace, create_rate_limit=rate) as pacer,
         AsyncRetell(api_key=KEY, base_url=base_url, pacer=pacer, max_retries=0) as client,
     ):
+        # Ready (imported, each task's connection open: get-concurrency is not a create),
+        # then all processes start together when told: otherwise the first processes pace
+        # while the later ones are still starting up on the same two cores, their requests
+        # leave late after their turns, and the first second's creates reach the server
+        # bunched together (up to 28 in a second here, where Redis granted 21).
+        await asyncio.gather(*(client.concurrency.retrieve() for _ in range(TASKS_PER_WORKER)))
+        print("ready", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)
+        deadline = time.monotonic() + seconds
         pacer.granted = []
 
         async def loop(task: int) -> None:
@@ -112,11 +120,19 @@ async def accuracy(processes: int, rate: float, seconds: float, redis: str) -> d
         ]  # fmt: skip
         procs = [
             await asyncio.create_subprocess_exec(
-                sys.executable, *argv, stdout=asyncio.subprocess.PIPE
+                sys.executable, *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
             )
             for _ in range(processes)
         ]
         try:
+            for p in procs:  # every process ready, then all go at once
+                assert p.stdout is not None and p.stdin is not None
+                if (await p.stdout.readline()).strip() != b"ready":
+                    raise RuntimeError("a worker process failed to start; see its output above")
+            for p in procs:
+                assert p.stdin is not None
+                p.stdin.write(b"go\n")
+                await p.stdin.drain()
             await asyncio.sleep(seconds / 2)
             emu.faults.script("createPhoneCall", [Fault.status(429, retry_after=PAUSE_S)])
             outputs = [await p.communicate() for p in procs]
