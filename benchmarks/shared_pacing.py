@@ -35,7 +35,7 @@ from aioretell import AsyncRetell, RateLimitError
 from aioretell._operation import Operation
 from aioretell.emulator import Emulator, EmulatorConfig
 from aioretell.emulator.faults import Fault
-from aioretell.redis_pacer import RedisPacer, RedisTurn
+from aioretell.redis_pacer import PacerUnavailableError, RedisPacer, RedisTurn
 from benchmarks import sections
 from benchmarks.canned_server import CannedServer
 
@@ -84,7 +84,8 @@ async def worker(base_url: str, redis: str, namespace: str, rate: float, seconds
         # bunched together (up to 28 in a second here, where Redis granted 21).
         await asyncio.gather(*(client.concurrency.retrieve() for _ in range(TASKS_PER_WORKER)))
         print("ready", flush=True)
-        await asyncio.to_thread(sys.stdin.readline)
+        if not await asyncio.to_thread(sys.stdin.readline):
+            return  # the harness is gone (end of input): nothing to measure for
         deadline = time.monotonic() + seconds
         pacer.granted = []
 
@@ -254,7 +255,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--namespace", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        asyncio.run(worker(args.worker, args.redis, args.namespace, args.rate, args.seconds))
+        try:
+            asyncio.run(worker(args.worker, args.redis, args.namespace, args.rate, args.seconds))
+        except PacerUnavailableError as exc:
+            print(f"benchmarks.shared_pacing worker: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            return 130  # Ctrl-C reaches the whole process group: the harness says it
         return 0
     if args.processes < 1 or not 0 < args.rate < math.inf or not 4 < args.seconds < math.inf:
         parser.error("--processes >= 1, --rate > 0 and --seconds > 4 (all finite)")
@@ -267,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; nothing written", file=sys.stderr)
         return 130
+    except (RuntimeError, PacerUnavailableError) as exc:
+        print(f"benchmarks.shared_pacing: {exc}; nothing written", file=sys.stderr)
+        return 1
     command = "python -m benchmarks.shared_pacing" + (" --quick" if args.quick else "")
     text = report(acc, cpu, command)
     print(text)
