@@ -121,6 +121,10 @@ def _endpoint(ctx: EmulatorContext, op: Operation) -> Endpoint:
     async def endpoint(request: web.Request) -> web.StreamResponse:
         if not _authorized(request.headers.get("Authorization"), ctx.config.api_key):
             return error_response(401, "Missing or invalid API key.")
+        # The timeline records when a request arrived, the moment its rate limits judge it
+        # (an answer may leave much later: a delay fault, or the first request of a kind,
+        # whose schema is loaded then).
+        arrived = ctx.config.clock()
         ctx.requests.append((operation_id, request.method, request.path))
         if ctx.limiter is not None:
             wait = ctx.limiter.acquire(ctx.config.api_key)
@@ -129,7 +133,7 @@ def _endpoint(ctx: EmulatorContext, op: Operation) -> Endpoint:
                     "Retry-After": str(max(1, math.ceil(wait))),
                     "retry-after-ms": str(math.ceil(wait * 1000)),
                 }
-                return _logged(ctx, operation_id, error_response(429, _SLOW_DOWN, headers))
+                return _logged(ctx, arrived, operation_id, error_response(429, _SLOW_DOWN, headers))
         if starts_conversation and ctx.create_limiter is not None:
             wait = ctx.create_limiter.acquire()
             if wait > 0:
@@ -137,11 +141,11 @@ def _endpoint(ctx: EmulatorContext, op: Operation) -> Endpoint:
                     "Retry-After": str(max(1, math.ceil(wait))),
                     "retry-after-ms": str(math.ceil(wait * 1000)),
                 }
-                return _logged(ctx, operation_id, error_response(429, _CPS, headers))
+                return _logged(ctx, arrived, operation_id, error_response(429, _CPS, headers))
         fault = ctx.faults.next_fault(operation_id)
         kind = fault.kind
         if kind is FaultKind.STATUS:
-            return _logged(ctx, operation_id, _fault_response(fault))
+            return _logged(ctx, arrived, operation_id, _fault_response(fault))
         if kind is FaultKind.RESET_BEFORE_REQUEST:
             return _drop(request)
         if kind is FaultKind.DELAY:
@@ -156,7 +160,7 @@ def _endpoint(ctx: EmulatorContext, op: Operation) -> Endpoint:
             return _drop(request)
         if kind is FaultKind.MALFORMED_BODY:
             return _truncated(response)
-        return _logged(ctx, operation_id, response)
+        return _logged(ctx, arrived, operation_id, response)
 
     return endpoint
 
@@ -165,8 +169,10 @@ _SLOW_DOWN = "Rate limit exceeded, please slow down."
 _CPS = "Calls per second limit exceeded, please slow down."
 
 
-def _logged(ctx: EmulatorContext, operation_id: str, response: web.Response) -> web.Response:
-    ctx.timeline.append((ctx.config.clock(), operation_id, response.status))
+def _logged(
+    ctx: EmulatorContext, arrived: float, operation_id: str, response: web.Response
+) -> web.Response:
+    ctx.timeline.append((arrived, operation_id, response.status))
     return response
 
 

@@ -58,7 +58,8 @@ class Emulator(StartStop):
 
     @property
     def timeline(self) -> list[tuple[float, str, int]]:
-        """``(clock time, operation_id, status)`` of every authenticated request answered."""
+        """``(clock time of its arrival, operation_id, status)`` of every authenticated
+        request answered, in the order answered."""
         return self._ctx.timeline
 
     @property

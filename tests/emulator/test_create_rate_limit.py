@@ -38,3 +38,27 @@ async def test_creates_beyond_the_cap_in_one_second_get_429(
     created = [(op, status) for _, op, status in emu.timeline if op == "createPhoneCall"]
     assert created == [("createPhoneCall", s) for s in (201, 201, 201, 429, 429, 201)]
     assert ("getConcurrency", 200) in [(op, status) for _, op, status in emu.timeline]
+
+
+async def test_the_timeline_records_when_a_request_arrived(
+    make_config: Callable[..., EmulatorConfig], clock: ManualClock
+) -> None:
+    """A create held by a delay fault is stamped with its arrival, the moment the rate limits
+    judged it, not with its answer (the clock moves on while it is held)."""
+    import asyncio
+
+    from aioretell.emulator.faults import Fault
+
+    async with Emulator(make_config()) as emu, aiohttp.ClientSession(headers=HEADERS) as http:
+        emu.faults.script("createPhoneCall", [Fault.delay(0.3)])
+        arrived = emu.clock()
+        body = {"from_number": "+14155550100", "to_number": "+14155550001"}
+        sent = asyncio.ensure_future(http.post(emu.base_url + "/v2/create-phone-call", json=body))
+        while not emu.requests:  # it has arrived: the emulator is holding it
+            await asyncio.sleep(0.01)
+        clock.advance(5.0)
+        async with await sent as r:
+            assert r.status == 201
+    [(at, op, status)] = [entry for entry in emu.timeline if entry[1] == "createPhoneCall"]
+    assert (op, status) == ("createPhoneCall", 201)
+    assert at == arrived
