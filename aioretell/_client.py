@@ -182,9 +182,9 @@ class AsyncRetell(Resources):
             **(default_headers or {}),
             "Authorization": f"Bearer {key}",
         }
-        owns = transport is None or isinstance(transport, str)
         chosen: Transport
-        if transport is None or isinstance(transport, str):
+        owns = transport is None or isinstance(transport, str)
+        if transport is None or isinstance(transport, str):  # ``owns``, spelt for mypy
             # Our own transport sends the fixed headers as its session's defaults, so that
             # nothing is merged per request; a caller's transport gets them with each request.
             pool = PoolConfig(

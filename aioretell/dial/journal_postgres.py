@@ -1038,8 +1038,9 @@ class PostgresJournal(Journal):
         With it the admission bounds live calls by ``current`` plus those, so a call that
         ended at Retell frees its slot with the reading, before the journal learns the end.
         A reading requested before the one stored is dropped (another worker's came first),
-        and the stored one returned. Without it (``ours_before``: :meth:`account_created`
-        before the request), the
+        and the stored one returned.
+
+        Without it (``ours_before``: :meth:`account_created` before the request), the
         admission counts the journal's live calls plus ``others``, the live calls that are
         not the journal's (inbound, other dialers): ``current`` less the account's created
         calls counted before the request and now, whichever is fewer. The returned
@@ -1063,21 +1064,20 @@ class PostgresJournal(Journal):
                 ours = min(ours_before, await self._account_created(cur))
             others = max(0, current - ours)
             await cur.execute(
-                "UPDATE aioretell_accounts SET concurrency_limit = %s, reserved_inbound = %s,"
-                " others = %s, current_concurrency = %s, read_requested_at = to_timestamp(%s),"
-                " read_at = clock_timestamp() WHERE account = %s AND (%s::float8 IS NULL"
-                " OR read_requested_at IS NULL OR read_requested_at <= to_timestamp(%s))"
-                " RETURNING account",
-                (
-                    concurrency_limit,
-                    reserved_inbound,
-                    others,
-                    current,
-                    requested_at,
-                    self.account,
-                    requested_at,
-                    requested_at,
-                ),
+                "UPDATE aioretell_accounts SET concurrency_limit = %(limit)s,"
+                " reserved_inbound = %(reserved)s, others = %(others)s,"
+                " current_concurrency = %(current)s, read_requested_at = to_timestamp(%(at)s),"
+                " read_at = clock_timestamp() WHERE account = %(account)s"
+                " AND (%(at)s::float8 IS NULL OR read_requested_at IS NULL"
+                " OR read_requested_at <= to_timestamp(%(at)s)) RETURNING account",
+                {
+                    "limit": concurrency_limit,
+                    "reserved": reserved_inbound,
+                    "others": others,
+                    "current": current,
+                    "at": requested_at,
+                    "account": self.account,
+                },
             )
             if await cur.fetchone() is None:  # a later reading is stored: it stands
                 await cur.execute(

@@ -57,18 +57,21 @@ LEADER_IDLE_S = 2.0
 STAND_IN_AFTER = 3
 
 
-async def take_reading(client: AsyncRetell, journal: PostgresJournal, stats: Stats) -> bool:
-    """Read get-concurrency and store it for the admission; ``False`` when the request
-    failed (noted in ``stats``). A refused key raises :class:`AccountError`."""
-    # On the database clock, before the request: our calls recorded created before it are
-    # in the answer, so the admission may free their slots by it (record_reading).
-    requested_at = await journal.clock()
-    return await _read_and_record(client, journal, stats, requested_at)
-
-
-async def _read_and_record(
-    client: AsyncRetell, journal: PostgresJournal, stats: Stats, requested_at: float
+async def take_reading(
+    client: AsyncRetell,
+    journal: PostgresJournal,
+    stats: Stats,
+    requested_at: float | None = None,
 ) -> bool:
+    """Read get-concurrency and store it for the admission; ``False`` when the request
+    failed (noted in ``stats``). A refused key raises :class:`AccountError`.
+
+    ``requested_at``: the database clock just read (:meth:`PostgresJournal.reading_due`),
+    else read here. Taken before the request, so our calls recorded created before it are in
+    the answer and the admission may free their slots by it (``record_reading``).
+    """
+    if requested_at is None:
+        requested_at = await journal.clock()
     try:
         found = await client.concurrency.retrieve()
     except (AuthenticationError, PermissionDeniedError) as exc:
@@ -282,7 +285,7 @@ class SharedRunner(Runner):
         if requested_at is None:
             return False
         self.stood_in += 1
-        return await _read_and_record(self._client, self.shared, self.stats, requested_at)
+        return await take_reading(self._client, self.shared, self.stats, requested_at)
 
     def wake(self) -> None:
         """Ask for an admission now rather than at the next recheck: a get-concurrency
