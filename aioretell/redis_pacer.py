@@ -31,7 +31,7 @@ from . import _redis_scripts as scripts
 from ._exceptions import RetellError
 from ._operation import Operation
 from ._pacing import Pacer
-from ._redis import check_namespace, connect
+from ._redis import LuaScript, OwnConnections, check_namespace, connect
 from ._sansio import parse_retry_after
 
 if TYPE_CHECKING:
@@ -52,6 +52,11 @@ BUCKET_TTL_MS = 3_600_000
 RETRY_REDIS_S = 5.0
 #: Longest sleep between two asks for a concurrency lease.
 LEASE_POLL_S = 0.05
+
+_TAKE = LuaScript(scripts.TAKE)
+_RATE_LIMITED = LuaScript(scripts.RATE_LIMITED)
+_LEASE_ACQUIRE = LuaScript(scripts.LEASE_ACQUIRE)
+_LEASE_HEARTBEAT = LuaScript(scripts.LEASE_HEARTBEAT)
 
 
 class PacerUnavailableError(RetellError):
@@ -120,10 +125,10 @@ class RedisPacer:
         self._keys = {name: f"{namespace}:pace:{name}" for name in self._fixed}
         self._lease_key = f"{namespace}:pace:leases"
         self._lease_ttl_ms = round(lease_ttl_s * 1000)
-        self._take: Any = self._redis.register_script(scripts.TAKE)
-        self._limited: Any = self._redis.register_script(scripts.RATE_LIMITED)
-        self._lease_acquire: Any = self._redis.register_script(scripts.LEASE_ACQUIRE)
-        self._lease_heartbeat: Any = self._redis.register_script(scripts.LEASE_HEARTBEAT)
+        self._connections = OwnConnections(self._redis)
+        from redis.exceptions import RedisError
+
+        self._redis_error = RedisError
         #: successes seen since the last script call, per bucket; sent with the next one
         self._ok = dict.fromkeys(self._fixed, 0)
         #: one task per process asks again for a refused turn; the others queue here
@@ -227,9 +232,7 @@ class RedisPacer:
         for name in buckets:
             self._ok[name] = 0
         try:
-            wait_ms, now_ms = await self._call(
-                self._take, keys=[self._keys[n] for n in buckets], args=args
-            )
+            wait_ms, now_ms = await self._call(_TAKE, [self._keys[n] for n in buckets], args)
         except BaseException:
             for name, count in sent.items():  # not counted: report them next time
                 self._ok[name] += count
@@ -286,7 +289,7 @@ class RedisPacer:
     async def _rate_limited(self, bucket: str, pause_s: float, granted_ms: float) -> None:
         adaptive = 0 if self._fixed[bucket] else 1
         args = [BUCKET_TTL_MS, round(pause_s * 1000), granted_ms, adaptive]
-        await self._call(self._limited, keys=[self._keys[bucket]], args=args)
+        await self._call(_RATE_LIMITED, [self._keys[bucket]], args)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Tell Redis without holding up the request; the pacer owns the task until it ends."""
@@ -306,9 +309,7 @@ class RedisPacer:
         token = secrets.token_hex(8)
         args = [self.max_concurrency, self._lease_ttl_ms, token]
         while True:
-            wait_ms = float(
-                await self._call(self._lease_acquire, keys=[self._lease_key], args=args)
-            )
+            wait_ms = float(await self._call(_LEASE_ACQUIRE, [self._lease_key], args))
             if wait_ms <= 0:
                 break
             await self._sleep(min(wait_ms / 1000, LEASE_POLL_S))
@@ -321,7 +322,7 @@ class RedisPacer:
 
     async def _drop_lease(self, token: str) -> None:
         self._leases.discard(token)
-        await self._redis.zrem(self._lease_key, token)
+        await self._connections.run("ZREM", self._lease_key, token)
 
     async def _beat(self) -> None:
         """Extend this process's leases every third of their TTL while it holds any."""
@@ -332,8 +333,8 @@ class RedisPacer:
                 if not self._leases:
                     break
                 try:
-                    lost = await self._lease_heartbeat(
-                        keys=[self._lease_key], args=[self._lease_ttl_ms, *self._leases]
+                    lost = await self._connections.run_script(
+                        _LEASE_HEARTBEAT, [self._lease_key], [self._lease_ttl_ms, *self._leases]
                     )
                 except Exception as exc:  # noqa: BLE001 - Redis down: try again next beat
                     logger.warning("could not extend concurrency leases: %s", exc)
@@ -352,16 +353,26 @@ class RedisPacer:
 
     # -- Redis calls and failure -------------------------------------------------------------
 
-    async def _call(self, script: Any, *, keys: list[str], args: list[Any]) -> Any:
-        from redis.exceptions import RedisError
-
+    async def _call(self, script: LuaScript, keys: list[str], args: list[Any]) -> Any:
         try:
-            return await script(keys=keys, args=args)
-        except (RedisError, OSError) as exc:
-            raise PacerUnavailableError(
-                f"the shared pacer's Redis ({self.namespace!r}) is unavailable: "
-                f"{type(exc).__name__}: {exc}; nothing was sent"
-            ) from None
+            return await self._connections.run_script(script, keys, args)
+        except (self._redis_error, OSError) as exc:
+            raise self._unavailable(exc) from None
+
+    def _unavailable(self, exc: BaseException) -> PacerUnavailableError:
+        return PacerUnavailableError(
+            f"the shared pacer's Redis ({self.namespace!r}) is unavailable: "
+            f"{type(exc).__name__}: {exc}; nothing was sent"
+        )
+
+    async def check(self) -> None:
+        """Ask Redis once, to learn at start-up whether it answers: raises
+        :class:`PacerUnavailableError` if not (with ``on_unavailable="local"`` requests would
+        otherwise be paced inside the process without a word)."""
+        try:
+            await self._connections.run("PING")
+        except (self._redis_error, OSError) as exc:
+            raise self._unavailable(exc) from None
 
     async def aclose(self) -> None:
         """Stop the heartbeat and, if this pacer made it, close the Redis connection pool."""
@@ -373,6 +384,7 @@ class RedisPacer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
             self._heartbeat = None
+        await self._connections.aclose()
         if self._owns:
             await self._redis.aclose()
 

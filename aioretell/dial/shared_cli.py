@@ -16,7 +16,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..redis_pacer import PacerUnavailableError
 from .campaign import LEASE_TTL_S
+from .errors import UnreachableError
 from .journal import Journal, JournalError
 
 if TYPE_CHECKING:
@@ -155,8 +157,15 @@ class Pacing:
         if args.redis is not None:
             from ..redis_pacer import RedisPacer
 
+            # A shared campaign's journal decides every create (rate, live calls, the 429
+            # pause) on PostgreSQL, so Redis down costs it only the polls' shared pacing: they
+            # are paced inside each worker meanwhile instead of stopping the campaign. A lone
+            # dialer's creates are paced by Redis alone: that one fails closed.
             self._redis = RedisPacer(
-                args.redis, namespace=f"aioretell:dial:{campaign_id}", create_rate_limit=args.cps
+                args.redis,
+                namespace=f"aioretell:dial:{campaign_id}",
+                create_rate_limit=args.cps,
+                on_unavailable="local" if shared else "fail",
             )
         self.pause: Any = None
         self.client_options: dict[str, Any]
@@ -200,6 +209,12 @@ class Pacing:
 
         assert isinstance(journal, PostgresJournal)
         args = self._args
+        if self._redis is not None:
+            # A wrong --redis is one line at the start, though the run would carry on without.
+            try:
+                await self._redis.check()
+            except PacerUnavailableError as exc:
+                raise UnreachableError(str(exc)) from None
         return await run_worker(
             client,
             journal,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .._redis import check_namespace, connect
+from .._redis import LuaScript, OwnConnections, check_namespace, connect
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -14,12 +14,12 @@ __all__ = ["RedisDedupStore"]
 
 # Delete the key only while it still holds this store's token: a release that comes after the
 # TTL ran out must not drop a claim another process has taken since.
-_RELEASE = """
+_RELEASE = LuaScript("""
 if redis.call('GET', KEYS[1]) == ARGV[1] then
     return redis.call('DEL', KEYS[1])
 end
 return 0
-"""
+""")
 
 
 class RedisDedupStore:
@@ -37,7 +37,7 @@ class RedisDedupStore:
         self._prefix = f"{namespace}:webhook-dedup:"
         # One token per store: a release deletes only what this store claimed.
         self._token = secrets.token_hex(8)
-        self._release: Any = self._redis.register_script(_RELEASE)
+        self._connections = OwnConnections(self._redis)
 
     def __repr__(self) -> str:
         return f"RedisDedupStore(prefix={self._prefix!r})"
@@ -46,14 +46,17 @@ class RedisDedupStore:
         if not ttl_s > 0:
             raise ValueError(f"ttl_s must be positive, got {ttl_s!r}")
         ttl_ms = max(1, round(ttl_s * 1000))
-        claimed = await self._redis.set(self._prefix + key, self._token, nx=True, px=ttl_ms)
-        return bool(claimed)
+        claimed = await self._connections.run(
+            "SET", self._prefix + key, self._token, "NX", "PX", ttl_ms
+        )
+        return claimed is not None
 
     async def release(self, key: str) -> None:
-        await self._release(keys=[self._prefix + key], args=[self._token])
+        await self._connections.run_script(_RELEASE, [self._prefix + key], [self._token])
 
     async def aclose(self) -> None:
-        """Close the connection pool if this store created it."""
+        """Close this store's connections, and the connection pool if this store created it."""
+        await self._connections.aclose()
         if self._owns:
             await self._redis.aclose()
 

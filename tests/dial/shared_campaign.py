@@ -50,8 +50,14 @@ async def start_worker(
 
 
 async def finish(process: asyncio.subprocess.Process, timeout: float = 180) -> tuple[int, str]:
-    """Wait for a worker; its exit code and stderr."""
-    _, err = await asyncio.wait_for(process.communicate(), timeout=timeout)
+    """Wait for a worker; its exit code and stderr. One still running at ``timeout`` is
+    killed (and the test fails with the timeout)."""
+    try:
+        _, err = await asyncio.wait_for(process.communicate(), timeout=timeout)
+    except asyncio.TimeoutError:  # not yet the built-in TimeoutError on Python 3.10
+        process.kill()
+        await process.communicate()
+        raise
     assert process.returncode is not None
     return process.returncode, err.decode()
 

@@ -8,6 +8,7 @@ every lead was dialled exactly once.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -178,6 +179,73 @@ async def test_a_rerun_with_another_key_joins_the_campaigns_account(
         assert len(accounts) == 1, accounts
         by_number = await calls_per_number(base_url, await campaign_id(postgres_dsn, NAME))
         assert by_number == dict.fromkeys(wanted, 1)
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
+async def test_redis_going_away_mid_run_does_not_stop_a_shared_campaign(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    """--redis on a shared campaign: the journal decides every create on PostgreSQL, so with
+    Redis killed mid-run the worker paces its requests inside the process and finishes,
+    each number dialled once."""
+    from psycopg.errors import UndefinedTable
+
+    from benchmarks.chaos import PrivateRedis
+
+    wanted = numbers(40)
+    csv = write_csv(tmp_path / "leads.csv", wanted)
+    async with PrivateRedis() as redis, emulator_process(call_duration="0.1") as base_url:
+        worker = await start_worker(
+            csv,
+            postgres_dsn,
+            NAME,
+            "w1",
+            base_url=base_url,
+            api_key=API_KEY,
+            from_number=FROM,
+            extra=("--redis", redis.url, "--cps", "20"),
+        )
+        for _ in range(1200):  # 20 creates a second: cut Redis after the first few
+            await asyncio.sleep(0.05)
+            try:
+                done = await states(postgres_dsn, NAME)
+            except UndefinedTable:  # the worker has not opened the journal yet
+                continue
+            if done.get("created", 0) + done.get("ended", 0) >= 5 or worker.returncode:
+                break
+        await redis.kill()
+        code, err = await finish(worker, timeout=60)
+        assert code == 0, err
+        assert "Traceback" not in err
+        by_number = await calls_per_number(base_url, await campaign_id(postgres_dsn, NAME))
+    assert await states(postgres_dsn, NAME) == {"ended": 40}
+    assert by_number == dict.fromkeys(wanted, 1)
+
+
+async def test_redis_unreachable_at_the_start_of_a_shared_campaign_is_one_line(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    """Though a shared campaign carries on without Redis, a --redis that never answered is a
+    mistake to say at once: one line, exit 1, no lead claimed."""
+    from .test_crash import _free_port
+
+    csv = write_csv(tmp_path / "leads.csv", numbers(3))
+    async with emulator_process(call_duration="0.1") as base_url:
+        worker = await start_worker(
+            csv,
+            postgres_dsn,
+            NAME,
+            "w1",
+            base_url=base_url,
+            api_key=API_KEY,
+            from_number=FROM,
+            extra=("--redis", f"redis://127.0.0.1:{_free_port()}/0"),
+        )
+        code, err = await finish(worker, timeout=60)
+    assert code == 1, err
+    line = _one_line(err)
+    assert "the shared pacer's Redis" in line and "is unavailable" in line
+    assert await states(postgres_dsn, NAME) == {"pending": 3}
 
 
 async def test_redis_paces_the_workers_in_the_campaigns_namespace(

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import shutil
 import time
 
 import pytest
 
 from aioretell._operation_table import OPERATIONS
 from aioretell.redis_pacer import PacerUnavailableError, RedisPacer
+from benchmarks.chaos import PrivateRedis
 
 CREATE = OPERATIONS["createPhoneCall"]
 READ = OPERATIONS["getCall"]
+
+needs_redis_server = pytest.mark.skipif(
+    shutil.which("redis-server") is None, reason="redis-server is not installed"
+)
 
 
 async def _take(pacer: RedisPacer, op: object, n: int) -> list[float]:
@@ -88,6 +94,75 @@ async def test_cancelled_waiters_hold_no_turns(redis_url: str, namespace: str) -
     finally:
         await pacer.aclose()
     assert nxt.granted_ms - first.granted_ms < 1000
+
+
+async def test_a_cancelled_ask_is_cancelled_even_when_its_reply_came(
+    redis_url: str, namespace: str
+) -> None:
+    """A cancel that lands as an ask's reply arrives still cancels it: Python 3.11's
+    ``asyncio.wait_for`` (redis-py's send, with a socket timeout) used to drop it about every
+    other time here, and the task went on holding a turn it had been cancelled out of."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(redis_url, socket_timeout=5)
+    pacer = RedisPacer(client, namespace=namespace)
+    returned = cancelled = 0
+    try:
+        await pacer.reserve(READ)
+        for i in range(200):
+            task = asyncio.create_task(pacer.reserve(READ))
+            for _ in range(i % 6):  # land the cancel at each step of the ask in turn
+                await asyncio.sleep(0)
+            if not task.cancel():
+                continue  # it had finished: nothing to cancel
+            try:
+                await task
+                returned += 1
+            except asyncio.CancelledError:
+                cancelled += 1
+    finally:
+        await pacer.aclose()
+        await client.aclose()
+    assert returned == 0 and cancelled > 100
+
+
+@needs_redis_server
+async def test_redis_restarted_empty_is_asked_again_on_new_connections() -> None:
+    """The pacer's idle connections die with the server and its scripts are gone: the next
+    ask reconnects, sends the script's source, and paces from an empty state."""
+    async with (
+        PrivateRedis() as server,
+        RedisPacer(server.url, namespace="restart", create_rate_limit=50) as pacer,
+    ):
+        before = await asyncio.gather(*(pacer.reserve(CREATE) for _ in range(4)))
+        await server.restart(down_s=0.1)
+        after = await asyncio.gather(*(pacer.reserve(CREATE) for _ in range(4)))
+    assert all(isinstance(turn.granted_ms, float) for turn in before + after)
+    assert min(t.granted_ms for t in after) > max(t.granted_ms for t in before)
+
+
+async def test_closing_closes_every_connection_it_opened(redis_url: str, namespace: str) -> None:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(redis_url)
+    pacer = RedisPacer(client, namespace=namespace)
+
+    async def ours() -> int:
+        """Connections to Redis from this process's address, the caller's own included."""
+        return len(await client.client_list())
+
+    try:
+        before = await ours()
+        await asyncio.gather(*(pacer.reserve(READ) for _ in range(8)))
+        during = await ours()
+        await pacer.aclose()
+        for _ in range(100):  # the server sees the sockets close a moment later
+            if (after := await ours()) == before:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await client.aclose()
+    assert during > before and after == before
 
 
 async def test_concurrency_cap_is_shared(redis_url: str, namespace: str) -> None:
