@@ -8,11 +8,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-__all__ = ["LuaScript", "OwnConnections", "check_namespace", "connect"]
+__all__ = ["LuaScript", "OwnConnections", "check_namespace", "check_url", "connect", "redact_url"]
 
 
 def check_namespace(namespace: str) -> str:
@@ -30,10 +31,30 @@ def connect(redis: str | Redis, *, owner: str) -> tuple[Redis, bool]:
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(f'{owner} needs redis-py: pip install "aioretell[redis]"') from exc
     if isinstance(redis, str):
+        check_url(redis)
         return Redis.from_url(redis), True
     if isinstance(redis, Redis):
         return redis, False
     raise TypeError(f"redis must be a URL or a redis.asyncio.Redis, not {type(redis).__name__}")
+
+
+def check_url(url: str) -> None:
+    """Raise :class:`ValueError` naming ``redis`` (its password left out) if redis-py cannot
+    make a connection pool of ``url``: a wrong scheme, port, database or option."""
+    from redis.asyncio import ConnectionPool
+
+    try:
+        ConnectionPool.from_url(url)  # makes no connection
+    except ValueError as exc:
+        raise ValueError(f"redis {redact_url(url)!r} is not a usable Redis URL: {exc}") from None
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password or options, for messages."""
+    parts = urlsplit(url)
+    user = parts.username
+    host = parts.netloc.rpartition("@")[2]
+    return f"{parts.scheme}://{f'{user}@' if user else ''}{host}{parts.path}"
 
 
 class LuaScript:

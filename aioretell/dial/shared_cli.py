@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._redis import check_url, redact_url
 from ..redis_pacer import PacerUnavailableError
 from .campaign import LEASE_TTL_S
 from .errors import UnreachableError
@@ -93,7 +94,7 @@ def usage_problem(args: argparse.Namespace) -> str | None:
     if args.lease_ttl != LEASE_TTL_S and not shared:
         return "--lease-ttl applies to a --journal postgresql://... campaign"
     if args.redis is not None and not args.redis.startswith(_REDIS_SCHEMES):
-        return f"--redis {args.redis!r} is not a redis://, rediss:// or unix:// URL"
+        return f"--redis {redact_url(args.redis)!r} is not a redis://, rediss:// or unix:// URL"
     if shared:
         from .journal_postgres import check_dsn
 
@@ -105,9 +106,11 @@ def usage_problem(args: argparse.Namespace) -> str | None:
             return f"--journal {exc}"
     if args.redis is not None:
         try:
-            import redis.asyncio  # noqa: F401
+            check_url(args.redis)
         except ImportError:
             return '--redis needs redis-py: pip install "aioretell[redis]"'
+        except ValueError as exc:
+            return f"--{exc}"
     return None
 
 

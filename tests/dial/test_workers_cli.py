@@ -314,6 +314,9 @@ PG = "postgresql://postgres@127.0.0.1:5432/test"
         (["--lease-ttl", "5"], "--lease-ttl applies to a --journal postgresql://"),
         (["--redis", "http://x"], "is not a redis://, rediss:// or unix:// URL"),
         (["--redis", ""], "is not a redis://"),
+        (["--redis", "http://u:s3cret@x"], "'http://u@x' is not a redis://"),
+        (["--redis", "redis://:s3cret@h:99999/0"], "'redis://h:99999/0' is not a usable Redis"),
+        (["--redis", "redis://h/0?max_connections=-1"], "is not a usable Redis URL"),
     ],
 )
 def test_bad_options_exit_2_with_one_line(
@@ -324,6 +327,7 @@ def test_bad_options_exit_2_with_one_line(
     lines = [line for line in err.splitlines() if line]
     assert len(lines) == 1 and lines[0].startswith("aioretell dial: "), err
     assert message in err
+    assert "s3cret" not in err
     assert not (csv.parent / "leads.journal.db").exists()
 
 

@@ -231,8 +231,14 @@ async def test_unreachable_redis_fails_closed(namespace: str) -> None:
         ({"namespace": "x", "max_concurrency": 0}, ValueError),
         ({"namespace": "x", "lease_ttl_s": 0}, ValueError),
         ({"namespace": "x", "on_unavailable": "ignore"}, ValueError),
+        ({"namespace": "x", "redis": "redis://:s3cret@h:99999/0"}, ValueError),
+        ({"namespace": "x", "redis": "http://h"}, ValueError),
+        ({"namespace": "x", "redis": 6379}, TypeError),
     ],
 )
 def test_bad_arguments(options: dict[str, object], error: type[Exception]) -> None:
-    with pytest.raises(error):
-        RedisPacer("redis://127.0.0.1:6379/0", **options)  # type: ignore[arg-type]
+    """Each names its parameter; a URL's password is never in the message."""
+    named = [name for name in options if name != "namespace"] or ["namespace"]
+    with pytest.raises(error, match=named[0]) as caught:
+        RedisPacer(**{"redis": "redis://127.0.0.1:6379/0", **options})  # type: ignore[arg-type]
+    assert "s3cret" not in str(caught.value)
