@@ -174,7 +174,8 @@ class RedisPacer:
         try:
             turn = await self._reserve_shared(op)
         except PacerUnavailableError as exc:
-            logger.warning("%s; pacing inside this process for %g s", exc, RETRY_REDIS_S)
+            reason = str(exc).removesuffix("; nothing was sent")
+            logger.warning("%s; pacing inside this process for %g s", reason, RETRY_REDIS_S)
             self._down_until = time.monotonic() + RETRY_REDIS_S
             return await self._reserve_local(op)
         return turn
