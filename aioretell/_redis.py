@@ -89,6 +89,7 @@ class OwnConnections:
         self._lost = RedisConnectionError
         self._no_script = NoScriptError
         self._answered = ResponseError  # an error reply: read whole, the connection is fine
+        self._detached: set[asyncio.Future[Any]] = set()
 
     async def run(self, *command: Any) -> Any:
         """``command``'s reply (raw: bytes and ints); redis-py's errors as it raises them."""
@@ -108,8 +109,24 @@ class OwnConnections:
             return await self.run("EVAL", script.source, len(keys), *keys, *args)
 
     async def _run_on(self, conn: Any, command: tuple[Any, ...]) -> Any:
+        # asyncio.wait_for, under redis-py's send when a socket timeout is set, can finish a
+        # call whose task was cancelled meanwhile and drop the cancellation (Python 3.10 and
+        # 3.11). 3.11 counts a task's cancellations: one that came and went is raised again.
+        # 3.10 cannot tell, so there the command runs in a task of its own that a cancel of
+        # ours does not reach: we raise at once, and it finishes (or fails) on its own.
         task = asyncio.current_task()
-        cancels = _cancelling(task)
+        if task is None or not hasattr(task, "cancelling"):
+            exchange = asyncio.ensure_future(self._exchange(conn, command))
+            self._detached.add(exchange)
+            exchange.add_done_callback(self._forget)
+            return await asyncio.shield(exchange)
+        cancels = task.cancelling()
+        reply = await self._exchange(conn, command)
+        if task.cancelling() > cancels:
+            raise asyncio.CancelledError
+        return reply
+
+    async def _exchange(self, conn: Any, command: tuple[Any, ...]) -> Any:
         try:
             await conn.send_command(*command)
             reply = await conn.read_response()
@@ -120,11 +137,12 @@ class OwnConnections:
             await conn.disconnect(nowait=True)
             raise
         await self._put_back(conn)
-        if _cancelling(task) > cancels:
-            # Python 3.11's asyncio.wait_for (redis-py's send, when a socket timeout is set)
-            # can finish a call whose task was cancelled meanwhile and drop the cancellation.
-            raise asyncio.CancelledError
         return reply
+
+    def _forget(self, exchange: asyncio.Future[Any]) -> None:
+        self._detached.discard(exchange)
+        if not exchange.cancelled():
+            exchange.exception()  # its caller was cancelled, or has it already
 
     async def _put_back(self, conn: Any) -> None:
         if self._closed:
@@ -135,12 +153,8 @@ class OwnConnections:
     async def aclose(self) -> None:
         """Close the idle connections; one still in use is closed when its command ends."""
         self._closed = True
+        if self._detached:  # commands whose callers were cancelled (Python 3.10)
+            await asyncio.wait(set(self._detached))
         idle, self._idle = self._idle, []
         for conn in idle:
             await conn.disconnect()
-
-
-def _cancelling(task: asyncio.Task[Any] | None) -> int:
-    """How many cancellations ``task`` has pending (Python 3.11+; 0 before, which cannot tell)."""
-    count = getattr(task, "cancelling", None)
-    return 0 if count is None else int(count())
