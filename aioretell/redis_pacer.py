@@ -355,28 +355,27 @@ class RedisPacer:
     # -- Redis calls and failure -------------------------------------------------------------
 
     async def _call(self, script: LuaScript, keys: list[str], args: list[Any]) -> Any:
-        try:
-            return await self._connections.run_script(script, keys, args)
-        except (self._redis_error, OSError) as exc:
-            raise self._unavailable(exc) from None
+        return await self._asked(self._connections.run_script(script, keys, args))
 
-    def _unavailable(self, exc: BaseException) -> PacerUnavailableError:
-        return PacerUnavailableError(
-            f"the shared pacer's Redis ({self.namespace!r}) is unavailable: "
-            f"{type(exc).__name__}: {exc}; nothing was sent"
-        )
+    async def _asked(self, ask: Awaitable[Any]) -> Any:
+        """``ask``'s reply; Redis's failures as :class:`PacerUnavailableError`."""
+        try:
+            return await ask
+        except (self._redis_error, OSError) as exc:
+            raise PacerUnavailableError(
+                f"the shared pacer's Redis ({self.namespace!r}) is unavailable: "
+                f"{type(exc).__name__}: {exc}; nothing was sent"
+            ) from None
 
     async def check(self) -> None:
         """Ask Redis once, to learn at start-up whether it answers: raises
         :class:`PacerUnavailableError` if not (with ``on_unavailable="local"`` requests would
         otherwise be paced inside the process without a word)."""
-        try:
-            await self._connections.run("PING")
-        except (self._redis_error, OSError) as exc:
-            raise self._unavailable(exc) from None
+        await self._asked(self._connections.run("PING"))
 
     async def aclose(self) -> None:
-        """Stop the heartbeat and, if this pacer made it, close the Redis connection pool."""
+        """Stop the heartbeat, close this pacer's connections and, if this pacer made the
+        Redis client, its connection pool."""
         self._closed = True
         if self._tasks:  # let the last 429s and lease releases reach Redis
             await asyncio.wait(set(self._tasks), timeout=5)
