@@ -289,8 +289,9 @@ class AiohttpTransport(ExchangeTransport):
                     (time.perf_counter() - started) * 1000,
                 )
             return HTTPResponse(resp.status, resp.headers, data)
-        # Raised outside the except block, so aiohttp's exception is not its __context__ either.
-        raise error
+        # Raised outside the except block, so aiohttp's exception is not its __context__ either
+        # (on Python 3.10 a parser error aiohttp handled can still be: ``from None`` hides it).
+        raise error from None
 
     async def aclose(self) -> None:
         self._closed = True

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -288,7 +289,11 @@ async def test_a_warm_read_failing_on_a_non_http_answer_holds_no_key(max_retries
     assert len(server.received) == 1 + max_retries + 1
     objects = assert_key_unreachable(info.value)
     assert info.value.request in objects
-    assert info.value.__context__ is None and info.value.__cause__ is None
+    assert info.value.__cause__ is None
+    # Python 3.10 hands the coroutine the parser error aiohttp handled as its own exception
+    # state, so it becomes the __context__ (suppressed, and no key reachable: checked above).
+    context = info.value.__context__
+    assert context is None or (sys.version_info < (3, 11) and info.value.__suppress_context__)
     assert "SPAM" in str(info.value)
 
 
