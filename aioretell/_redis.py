@@ -51,7 +51,10 @@ def check_url(url: str) -> None:
 
 def redact_url(url: str) -> str:
     """``url`` without its password or options, for messages."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket: nothing of it is shown
+        return "(unreadable URL)"
     user = parts.username
     host = parts.netloc.rpartition("@")[2]
     return f"{parts.scheme}://{f'{user}@' if user else ''}{host}{parts.path}"

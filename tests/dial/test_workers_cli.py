@@ -181,6 +181,22 @@ async def test_a_rerun_with_another_key_joins_the_campaigns_account(
         assert by_number == dict.fromkeys(wanted, 1)
 
 
+async def _worker_with_redis(
+    csv: Path, dsn: str, base_url: str, redis: str, *more: str
+) -> asyncio.subprocess.Process:
+    """Worker ``w1`` of the campaign, dialling through ``base_url`` with ``--redis redis``."""
+    return await start_worker(
+        csv,
+        dsn,
+        NAME,
+        "w1",
+        base_url=base_url,
+        api_key=API_KEY,
+        from_number=FROM,
+        extra=("--redis", redis, *more),
+    )
+
+
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 async def test_redis_going_away_mid_run_does_not_stop_a_shared_campaign(
     tmp_path: Path, postgres_dsn: str
@@ -195,16 +211,7 @@ async def test_redis_going_away_mid_run_does_not_stop_a_shared_campaign(
     wanted = numbers(40)
     csv = write_csv(tmp_path / "leads.csv", wanted)
     async with PrivateRedis() as redis, emulator_process(call_duration="0.1") as base_url:
-        worker = await start_worker(
-            csv,
-            postgres_dsn,
-            NAME,
-            "w1",
-            base_url=base_url,
-            api_key=API_KEY,
-            from_number=FROM,
-            extra=("--redis", redis.url, "--cps", "20"),
-        )
+        worker = await _worker_with_redis(csv, postgres_dsn, base_url, redis.url, "--cps", "20")
         for _ in range(1200):  # 20 creates a second: cut Redis after the first few
             await asyncio.sleep(0.05)
             try:
@@ -231,15 +238,8 @@ async def test_redis_unreachable_at_the_start_of_a_shared_campaign_is_one_line(
 
     csv = write_csv(tmp_path / "leads.csv", numbers(3))
     async with emulator_process(call_duration="0.1") as base_url:
-        worker = await start_worker(
-            csv,
-            postgres_dsn,
-            NAME,
-            "w1",
-            base_url=base_url,
-            api_key=API_KEY,
-            from_number=FROM,
-            extra=("--redis", f"redis://127.0.0.1:{_free_port()}/0"),
+        worker = await _worker_with_redis(
+            csv, postgres_dsn, base_url, f"redis://127.0.0.1:{_free_port()}/0"
         )
         code, err = await finish(worker, timeout=60)
     assert code == 1, err
@@ -258,16 +258,7 @@ async def test_redis_paces_the_workers_in_the_campaigns_namespace(
 
     csv = write_csv(tmp_path / "leads.csv", numbers(6))
     async with emulator_process(call_duration="0.1") as base_url:
-        worker = await start_worker(
-            csv,
-            postgres_dsn,
-            NAME,
-            "w1",
-            base_url=base_url,
-            api_key=API_KEY,
-            from_number=FROM,
-            extra=("--redis", redis_url, "--cps", "50"),
-        )
+        worker = await _worker_with_redis(csv, postgres_dsn, base_url, redis_url, "--cps", "50")
         code, err = await finish(worker)
         assert code == 0, err
     namespace = f"aioretell:dial:{await campaign_id(postgres_dsn, NAME)}"
@@ -317,6 +308,8 @@ PG = "postgresql://postgres@127.0.0.1:5432/test"
         (["--redis", "http://u:s3cret@x"], "'http://u@x' is not a redis://"),
         (["--redis", "redis://:s3cret@h:99999/0"], "'redis://h:99999/0' is not a usable Redis"),
         (["--redis", "redis://h/0?max_connections=-1"], "is not a usable Redis URL"),
+        (["--redis", "redis://:s3cret@[::1"], "'(unreadable URL)' is not a usable Redis URL"),
+        (["--redis", "http://:s3cret@[::1"], "'(unreadable URL)' is not a redis://"),
     ],
 )
 def test_bad_options_exit_2_with_one_line(
